@@ -1,0 +1,96 @@
+"""How fast each on-disk layout decodes into CSR blocks: the rate that bounds streaming training.
+
+Writes one synthetic dataset (RCV1-like: Zipf ids, ~39 nnz/row) in each layout — Parquet
+and Zarr, codec none/snappy/zstd/lz4, with and without the values column, two row-group
+sizes — then reads every block with one reader (as one reader thread does), from the page
+cache, interleaved and repeated. Prints nnz/s (median, min-max), the share of the time
+spent in read-time validation, and the size on disk. The fastest layout is the default
+of ``streamhog convert``.
+
+    python benchmarks/decode_formats.py [--rows 400000] [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from streamhog.convert import _size_on_disk
+from streamhog.datasets.synthetic import SyntheticSpec, synthetic_batches
+from streamhog.formats import create_writer, open_dataset
+from streamhog.kernels.validate import describe_csr_problem
+
+
+def write(fmt, path, batches, n_features, rows_per_group, compression, values):
+    w = create_writer(fmt, path, rows_per_group=rows_per_group, compression=compression, values=values)
+    for b in batches:
+        w.write(b)
+    w.close(n_features)
+
+
+def _validation_seconds(ds) -> float:
+    reader = ds.open_reader()
+    spent = 0.0
+    for k in range(ds.n_blocks):
+        b = reader.read(k)
+        v0 = time.perf_counter()
+        describe_csr_problem(b.indptr, b.indices, b.values, b.labels, b.weights, ds.n_features)
+        spent += time.perf_counter() - v0
+    reader.close()
+    return spent
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=400_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary directory)")
+    args = ap.parse_args(argv)
+    root = Path(args.dir or tempfile.mkdtemp(prefix="streamhog-decode-"))
+    root.mkdir(parents=True, exist_ok=True)
+    layouts = []
+    for rpg in (16_384, 65_536):
+        for comp in ("none", "snappy", "zstd", "lz4"):
+            layouts.append(("parquet", rpg, comp, "keep"))
+        layouts.append(("parquet", rpg, "none", "binary"))
+        for comp in ("none", "zstd"):
+            layouts.append(("zarr", rpg, comp, "keep"))
+    print(f"writing {len(layouts)} layouts of {args.rows:,} synthetic rows to {root} ...", file=sys.stderr)
+    datasets = {}
+    generated = {}
+    for fmt, rpg, comp, vals in layouts:
+        spec = SyntheticSpec(n_rows=args.rows, binary=(vals == "binary"), seed=0)
+        if spec not in generated:
+            generated[spec] = list(synthetic_batches(spec, rows_per_block=16_384))
+        path = root / f"{fmt}-{rpg}-{comp}-{vals}.{fmt}"
+        if not path.exists():
+            write(fmt, path, generated[spec], spec.n_features, rpg, comp, "drop" if vals == "binary" else "keep")
+        datasets[(fmt, rpg, comp, vals)] = open_dataset(path)
+    times = {k: [] for k in datasets}
+    nnz = {}
+    for _ in range(args.repeats):  # interleaved: every layout once per round
+        for key, ds in datasets.items():
+            reader = ds.open_reader()
+            t0 = time.perf_counter()
+            nnz[key] = sum(reader.read(k).nnz for k in range(ds.n_blocks))
+            times[key].append(time.perf_counter() - t0)
+            reader.close()
+    print(f"\n{'format':8} {'rows/group':>10} {'codec':7} {'values':7} {'M nnz/s (median, min-max)':>28} "
+          f"{'validate':>9} {'MB on disk':>10}")
+    for key, ds in datasets.items():
+        rates = sorted(nnz[key] / t / 1e6 for t in times[key])
+        share = _validation_seconds(ds) / statistics.median(times[key])
+        fmt, rpg, comp, vals = key
+        print(f"{fmt:8} {rpg:>10,} {comp:7} {vals:7} {statistics.median(rates):>12.1f} "
+              f"({rates[0]:6.1f}-{rates[-1]:6.1f}) {share:>8.0%} {_size_on_disk(ds.path) / 1e6:>10.1f}")
+    if args.dir is None:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

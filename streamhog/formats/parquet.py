@@ -1,0 +1,331 @@
+"""The Parquet sparse format: write it, open it as a dataset of row groups, read blocks.
+
+One row per example: ``label`` float32, ``indices`` list<uint32>, optional ``values``
+list<float32>, optional ``weight`` float32; file key-value metadata ``n_features`` and
+``format_version`` (docs/formats.md). A dataset is one file or a directory of files;
+a block is one row group.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..batch import SparseBatch
+from ..errors import DataFormatError
+from ..kernels.validate import describe_csr_problem
+from . import spec
+from .writer import SparseWriter
+
+_INDEX_LIST = pa.list_(pa.field("element", pa.uint32(), nullable=False))
+_VALUE_LIST = pa.list_(pa.field("element", pa.float32(), nullable=False))
+_CODEC = {"none": "NONE", "snappy": "SNAPPY", "zstd": "ZSTD", "lz4": "LZ4", "gzip": "GZIP"}
+
+
+def parquet_schema(with_values: bool, with_weights: bool) -> pa.Schema:
+    fields = [pa.field(spec.LABEL, pa.float32(), nullable=False),
+              pa.field(spec.INDICES, _INDEX_LIST, nullable=False)]
+    if with_values:
+        fields.append(pa.field(spec.VALUES, _VALUE_LIST, nullable=False))
+    if with_weights:
+        fields.append(pa.field(spec.WEIGHT, pa.float32(), nullable=False))
+    return pa.schema(fields)
+
+
+class ParquetSparseWriter(SparseWriter):
+    """Writes a single Parquet file, one row group per ``rows_per_group`` rows."""
+
+    def __init__(self, path, **kwargs):
+        super().__init__(path, **kwargs)
+        if self.compression not in _CODEC:
+            raise ValueError(f"Parquet compression must be one of {spec.PARQUET_COMPRESSIONS}, got {self.compression!r}")
+        self._writer: pq.ParquetWriter | None = None
+
+    def _open(self, path) -> pq.ParquetWriter:
+        # Plain encoding: decoding it is a copy, where dictionary pages cost a lookup per nnz.
+        return pq.ParquetWriter(path, parquet_schema(self.with_values, self.has_weights),
+                                compression=_CODEC[self.compression], use_dictionary=False,
+                                write_statistics=False)
+
+    def _start(self) -> None:
+        self._writer = self._open(self.path)
+
+    def _table(self, g: SparseBatch) -> pa.Table:
+        if g.nnz > np.iinfo(np.int32).max:
+            raise ValueError(f"{g.source}: a row group holds more than 2^31-1 values; lower rows_per_group")
+        offsets = pa.array(g.indptr.astype(np.int32, copy=False))
+        cols = [pa.array(g.labels, pa.float32()),
+                pa.ListArray.from_arrays(offsets, pa.array(g.indices, pa.uint32()), type=_INDEX_LIST)]
+        if self.with_values:
+            cols.append(pa.ListArray.from_arrays(offsets, pa.array(g.values_or_ones(), pa.float32()), type=_VALUE_LIST))
+        if self.has_weights:
+            cols.append(pa.array(g.weights, pa.float32()))
+        return pa.Table.from_arrays(cols, schema=parquet_schema(self.with_values, self.has_weights))
+
+    def _write_group(self, group: SparseBatch) -> None:
+        table = self._table(group)
+        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
+
+    def _add_values_column(self) -> None:
+        # Rare path (a binary prefix, then real values): rewrite what was written with ones added.
+        self._writer.close()
+        old = Path(str(self.path) + ".binary-prefix")
+        os.rename(self.path, old)
+        self.with_values = True
+        self._writer = self._open(self.path)
+        prefix = pq.ParquetFile(old)
+        for rg in range(prefix.num_row_groups):
+            t = prefix.read_row_group(rg)
+            ones = pa.ListArray.from_arrays(t.column(spec.INDICES).combine_chunks().offsets,
+                                            pa.array(np.ones(_list_len(t), np.float32)), type=_VALUE_LIST)
+            t = t.add_column(2, pa.field(spec.VALUES, _VALUE_LIST, nullable=False), ones)
+            self._writer.write_table(t.cast(parquet_schema(True, self.has_weights)), row_group_size=max(1, t.num_rows))
+        prefix.close()
+        old.unlink()
+
+    def _finish(self) -> None:
+        meta = {k: str(v) for k, v in self.metadata().items()}
+        self._writer.add_key_value_metadata(meta)
+        self._writer.close()
+        self._writer = None
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:
+                pass
+            self._writer = None
+
+
+def _list_len(table: pa.Table) -> int:
+    offsets = table.column(spec.INDICES).combine_chunks().offsets
+    return int(offsets[-1].as_py() - offsets[0].as_py()) if len(offsets) else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _FileInfo:
+    path: Path
+    n_features: int
+    has_values: bool
+    has_weights: bool
+    columns: tuple[str, ...]
+
+
+def list_parquet_files(path: Path) -> list[Path]:
+    """The data files of a dataset directory: ``*.parquet``, skipping hidden and ``_`` files."""
+    return sorted(p for p in path.iterdir()
+                  if p.is_file() and p.suffix == ".parquet" and not p.name.startswith((".", "_")))
+
+
+def _inspect_file(path: Path) -> tuple[_FileInfo, pq.FileMetaData]:
+    try:
+        md = pq.read_metadata(path)
+    except Exception as exc:  # pyarrow says ArrowInvalid / OSError for non-Parquet files
+        raise DataFormatError(path, f"not a readable Parquet file ({exc})") from exc
+    kv = {k.decode(): v.decode() for k, v in (md.metadata or {}).items()}
+    version = kv.get(spec.META_FORMAT_VERSION)
+    if version is None:
+        raise DataFormatError(path, f"missing key-value metadata '{spec.META_FORMAT_VERSION}' "
+                                    "(not a streamhog sparse Parquet file; see docs/formats.md)")
+    if not version.isdigit() or int(version) not in spec.READABLE_VERSIONS:
+        raise DataFormatError(path, f"format_version {version!r} is not supported by this streamhog "
+                                    f"(reads {', '.join(map(str, spec.READABLE_VERSIONS))})")
+    nf = kv.get(spec.META_N_FEATURES)
+    if nf is None or not nf.isdigit():
+        raise DataFormatError(path, f"key-value metadata '{spec.META_N_FEATURES}' is missing or not a "
+                                    f"non-negative integer: {nf!r}")
+    schema = md.schema.to_arrow_schema()
+    names = schema.names
+
+    def require(name, ok, expected, required=True):
+        if name not in names:
+            if required:
+                raise DataFormatError(path, f"missing column '{name}' ({expected})")
+            return False
+        t = schema.field(name).type
+        if not ok(t):
+            raise DataFormatError(path, f"column '{name}' has type {t}, expected {expected}")
+        return True
+
+    def is_list_of(kind):
+        return lambda t: pa.types.is_list(t) and t.value_type == kind
+
+    require(spec.LABEL, lambda t: pa.types.is_floating(t) or pa.types.is_integer(t), "float32")
+    require(spec.INDICES, is_list_of(pa.uint32()), "list<uint32>")
+    has_values = require(spec.VALUES, is_list_of(pa.float32()), "list<float32>", required=False)
+    has_weights = require(spec.WEIGHT, lambda t: pa.types.is_floating(t) or pa.types.is_integer(t),
+                          "float32", required=False)
+    cols = (spec.LABEL, spec.INDICES) + ((spec.VALUES,) if has_values else ()) + ((spec.WEIGHT,) if has_weights else ())
+    return _FileInfo(path, int(nf), has_values, has_weights, cols), md
+
+
+class ParquetDataset:
+    """A Parquet file or a directory of them, as a sequence of blocks (row groups).
+
+    Only footers are read when opening. ``n_features`` is the largest over the files.
+    """
+
+    format = "parquet"
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if self.path.is_dir():
+            files = list_parquet_files(self.path)
+            if not files:
+                raise DataFormatError(self.path, "directory holds no .parquet files")
+        elif self.path.is_file():
+            files = [self.path]
+        else:
+            raise FileNotFoundError(f"{self.path}: no such file or directory")
+        self.files: list[_FileInfo] = []
+        block_file, block_rg, block_rows = [], [], []
+        self.metadata: dict = {}
+        nnz = []
+        for i, f in enumerate(files):
+            info, md = _inspect_file(f)
+            self.files.append(info)
+            kv_nnz = (md.metadata or {}).get(b"nnz", b"")
+            nnz.append(int(kv_nnz) if kv_nnz.isdigit() else None)
+            for rg in range(md.num_row_groups):
+                block_file.append(i)
+                block_rg.append(rg)
+                block_rows.append(md.row_group(rg).num_rows)
+            if i == 0:
+                self.metadata = {k.decode(): v.decode() for k, v in (md.metadata or {}).items()
+                                 if not k.startswith(b"ARROW:")}
+        self.n_features = max(f.n_features for f in self.files)
+        self.has_values = any(f.has_values for f in self.files)
+        self.has_weights = any(f.has_weights for f in self.files)
+        self._block_file = np.asarray(block_file, dtype=np.int64)
+        self._block_rg = np.asarray(block_rg, dtype=np.int64)
+        self.block_rows = np.asarray(block_rows, dtype=np.int64)
+        self.block_row_start = np.concatenate([[0], np.cumsum(self.block_rows)[:-1]]).astype(np.int64)
+        self.n_rows = int(self.block_rows.sum())
+        self.nnz = sum(nnz) if None not in nnz else None  # known when every writer recorded it
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self._block_rg)
+
+    def describe_block(self, block: int) -> str:
+        f = self.files[self._block_file[block]].path
+        return f"{f}: row group {int(self._block_rg[block])}"
+
+    def open_reader(self) -> "ParquetBlockReader":
+        return ParquetBlockReader(self)
+
+    def iter_labels(self):
+        """The label column, one row group at a time (no other column is read)."""
+        for info in self.files:
+            with pq.ParquetFile(info.path) as pf:
+                for rg in range(pf.num_row_groups):
+                    yield np.asarray(pf.read_row_group(rg, columns=[spec.LABEL]).column(0))
+
+    def info(self) -> dict:
+        return {"format": "parquet", "path": str(self.path), "files": len(self.files),
+                "n_rows": self.n_rows, "n_features": self.n_features, "nnz": self.nnz,
+                "blocks": self.n_blocks, "has_values": self.has_values, "has_weights": self.has_weights,
+                "bytes_on_disk": sum(f.path.stat().st_size for f in self.files),
+                "format_version": int(self.metadata.get(spec.META_FORMAT_VERSION, 0))}
+
+
+class ParquetBlockReader:
+    """Reads blocks for one thread. Each thread needs its own: sharing a ParquetFile between
+    threads calling ``read_row_group`` deadlocked with pyarrow 26."""
+
+    def __init__(self, dataset: ParquetDataset):
+        self.dataset = dataset
+        self._open: dict[int, pq.ParquetFile] = {}
+
+    def _file(self, i: int) -> pq.ParquetFile:
+        pf = self._open.get(i)
+        if pf is None:
+            if len(self._open) >= 16:  # bound open handles on directories of many files
+                self._open.pop(next(iter(self._open))).close()
+            pf = pq.ParquetFile(self.dataset.files[i].path, memory_map=True)
+            self._open[i] = pf
+        return pf
+
+    def read(self, block: int) -> SparseBatch:
+        ds = self.dataset
+        fi = int(ds._block_file[block])
+        rg = int(ds._block_rg[block])
+        info = ds.files[fi]
+        where = f"row group {rg}"
+        try:
+            table = self._file(fi).read_row_group(rg, columns=list(info.columns), use_threads=False)
+        except Exception as exc:
+            raise DataFormatError(info.path, f"cannot be read ({exc})", where=where) from exc
+        try:
+            batch = _decode_table(table, info)
+        except _BadBlock as exc:
+            raise DataFormatError(info.path, str(exc), where=where) from None
+        problem = describe_csr_problem(batch.indptr, batch.indices, batch.values, batch.labels,
+                                       batch.weights, ds.n_features)
+        if problem:
+            raise DataFormatError(info.path, problem, where=where)
+        return SparseBatch(batch.indptr, batch.indices, batch.values, batch.labels, batch.weights,
+                           source=f"{info.path} row group {rg}", row_start=int(ds.block_row_start[block]),
+                           block=block)
+
+    def close(self) -> None:
+        for pf in self._open.values():
+            pf.close()
+        self._open.clear()
+
+
+class _BadBlock(Exception):
+    pass
+
+
+def _column(table: pa.Table, name: str) -> pa.Array:
+    col = table.column(name)
+    arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    if arr.null_count:
+        raise _BadBlock(f"column '{name}' holds {arr.null_count} null rows")
+    return arr
+
+
+def _list_parts(arr: pa.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (rebased to 0) and the child values of this list array only, zero-copy.
+
+    ``arr.values`` is the whole child buffer even for a slice: cut it at offsets[0]..offsets[-1].
+    """
+    offsets = np.asarray(arr.offsets)
+    child = arr.values
+    if child.null_count:
+        raise _BadBlock(f"column '{name}' holds null elements")
+    start, end = int(offsets[0]), int(offsets[-1])
+    return offsets, np.asarray(child)[start:end]
+
+
+def _decode_table(table: pa.Table, info: _FileInfo) -> SparseBatch:
+    labels = np.asarray(_column(table, spec.LABEL))
+    if labels.dtype != np.float32:
+        labels = labels.astype(np.float32)
+    offsets, indices = _list_parts(_column(table, spec.INDICES), spec.INDICES)
+    indptr = offsets.astype(np.int64)
+    if offsets[0]:
+        indptr -= offsets[0]
+    values = None
+    if info.has_values:
+        voffsets, values = _list_parts(_column(table, spec.VALUES), spec.VALUES)
+        if not np.array_equal(np.diff(voffsets), np.diff(offsets)):
+            row = int(np.flatnonzero(np.diff(voffsets) != np.diff(offsets))[0])
+            raise _BadBlock(f"row {row}: 'indices' has {int(offsets[row + 1] - offsets[row])} entries but "
+                            f"'values' has {int(voffsets[row + 1] - voffsets[row])}")
+    weights = None
+    if info.has_weights:
+        weights = np.asarray(_column(table, spec.WEIGHT))
+        if weights.dtype != np.float32:
+            weights = weights.astype(np.float32)
+    return SparseBatch(indptr, indices, values, labels, weights)

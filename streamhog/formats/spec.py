@@ -1,0 +1,26 @@
+"""Constants of the on-disk formats (docs/formats.md is the specification)."""
+from __future__ import annotations
+
+FORMAT_VERSION = 1
+#: Versions this code reads. A file written by a newer streamhog is refused, not misread.
+READABLE_VERSIONS = (1,)
+
+# Column / array names, shared by Parquet and Zarr where they coincide.
+LABEL = "label"          # Parquet column
+LABELS = "labels"        # Zarr array
+INDICES = "indices"
+VALUES = "values"
+WEIGHT = "weight"        # Parquet column
+WEIGHTS = "weights"      # Zarr array
+INDPTR = "indptr"        # Zarr array
+
+META_N_FEATURES = "n_features"
+META_FORMAT_VERSION = "format_version"
+
+#: Largest feature id the uint32 ``indices`` can hold.
+MAX_INDEX = 2**32 - 1
+
+DEFAULT_ROWS_PER_GROUP = 16_384
+DEFAULT_COMPRESSION = "none"
+PARQUET_COMPRESSIONS = ("none", "snappy", "zstd", "lz4", "gzip")
+ZARR_COMPRESSIONS = ("none", "zstd", "lz4", "gzip")

@@ -1,0 +1,259 @@
+"""The Zarr v3 sparse format: write it, open it as a dataset of row blocks, read blocks.
+
+A group with 1-D arrays ``indptr`` int64 (n_rows + 1), ``indices`` uint32, optional
+``values`` float32, ``labels`` float32, optional ``weights`` float32; attributes
+``n_features`` and ``format_version`` (docs/formats.md).
+
+Layout for streaming: a block is ``rows_per_block`` rows, which is exactly one chunk of
+``labels``/``weights``/``indptr``. ``indices``/``values`` chunks are sized from the nnz of
+the first block (about 1/8 of a block, 4K..4M entries), so a block is fetched with ~9
+small reads and at most ~25% over-read. Arrays are sharded (8 row blocks, 64 nnz chunks
+per shard) to keep the file count low; the writer appends whole shards only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import zarr
+import zarr.codecs
+
+from ..batch import SparseBatch
+from ..errors import DataFormatError
+from ..kernels.validate import describe_csr_problem
+from . import spec
+from .writer import SparseWriter
+
+ROW_CHUNKS_PER_SHARD = 8
+NNZ_CHUNKS_PER_SHARD = 64
+
+
+def _compressors(name: str):
+    if name == "none":
+        return None
+    if name == "zstd":
+        return zarr.codecs.ZstdCodec(level=3)
+    if name == "lz4":
+        return zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+    if name == "gzip":
+        return zarr.codecs.GzipCodec(level=5)
+    raise ValueError(f"Zarr compression must be one of {spec.ZARR_COMPRESSIONS}, got {name!r}")
+
+
+def nnz_chunk_size(nnz_per_block: int) -> int:
+    """Power of two near 1/8 of a block's nnz, clamped to [2^12, 2^22] entries."""
+    target = max(1, nnz_per_block // 8)
+    return int(min(max(1 << (target.bit_length() - 1), 1 << 12), 1 << 22))
+
+
+class _ShardAppender:
+    """Buffers a growing 1-D array and appends whole shards only (zarr: write whole shards)."""
+
+    def __init__(self, array: zarr.Array):
+        self.array = array
+        self.shard = array.shards[0]
+        self._parts: list[np.ndarray] = []
+        self._size = 0
+
+    def append(self, data: np.ndarray) -> None:
+        if len(data) == 0:
+            return
+        self._parts.append(np.asarray(data, dtype=self.array.dtype))
+        self._size += len(data)
+        if self._size >= self.shard:
+            buf = np.concatenate(self._parts)
+            whole = (len(buf) // self.shard) * self.shard
+            self.array.append(buf[:whole])
+            self._parts = [buf[whole:]] if whole < len(buf) else []
+            self._size = len(buf) - whole
+
+    def flush(self) -> None:
+        if self._size:
+            self.array.append(np.concatenate(self._parts))
+            self._parts, self._size = [], 0
+
+
+class ZarrSparseWriter(SparseWriter):
+    """Writes a Zarr v3 group; ``rows_per_group`` becomes the dataset's ``rows_per_block``."""
+
+    def __init__(self, path, **kwargs):
+        super().__init__(path, **kwargs)
+        self._codec = _compressors(self.compression)  # validate early
+        self._group: zarr.Group | None = None
+        self._arrays: dict[str, _ShardAppender] = {}
+        self._nnz_chunk = 0
+
+    def _new_array(self, name: str, dtype, chunk: int, per_shard: int) -> _ShardAppender:
+        arr = self._group.create_array(name, shape=(0,), dtype=dtype, chunks=(chunk,),
+                                       shards=(chunk * per_shard,), compressors=self._codec, fill_value=0)
+        app = _ShardAppender(arr)
+        self._arrays[name] = app
+        return app
+
+    def _start(self) -> None:
+        self._group = zarr.open_group(str(self.path), mode="w-", zarr_format=3)
+        r = self.rows_per_group
+        self._new_array(spec.INDPTR, "int64", r, ROW_CHUNKS_PER_SHARD).append(np.zeros(1, np.int64))
+        self._new_array(spec.LABELS, "float32", r, ROW_CHUNKS_PER_SHARD)
+        if self.has_weights:
+            self._new_array(spec.WEIGHTS, "float32", r, ROW_CHUNKS_PER_SHARD)
+
+    def _write_group(self, g: SparseBatch) -> None:
+        if not self._nnz_chunk:  # sized from the first block, see the module docstring
+            self._nnz_chunk = nnz_chunk_size(g.nnz)
+            self._new_array(spec.INDICES, "uint32", self._nnz_chunk, NNZ_CHUNKS_PER_SHARD)
+            if self.with_values:
+                self._new_array(spec.VALUES, "float32", self._nnz_chunk, NNZ_CHUNKS_PER_SHARD)
+        a = self._arrays
+        a[spec.INDPTR].append(g.indptr[1:] + self.nnz)
+        a[spec.LABELS].append(g.labels)
+        a[spec.INDICES].append(g.indices)
+        if self.with_values:
+            a[spec.VALUES].append(g.values_or_ones())
+        if self.has_weights:
+            a[spec.WEIGHTS].append(g.weights)
+
+    def _add_values_column(self) -> None:
+        # A binary prefix, then real values: add the array, ones for what was written.
+        app = self._new_array(spec.VALUES, "float32", self._nnz_chunk, NNZ_CHUNKS_PER_SHARD)
+        step = app.shard
+        for start in range(0, self.nnz, step):
+            app.append(np.ones(min(step, self.nnz - start), np.float32))
+
+    def _finish(self) -> None:
+        if not self._nnz_chunk:  # no rows: still create the arrays
+            self._write_group(SparseBatch(np.zeros(1, np.int64), np.zeros(0, np.uint32),
+                                          np.zeros(0, np.float32) if self.with_values else None,
+                                          np.zeros(0, np.float32),
+                                          np.zeros(0, np.float32) if self.has_weights else None))
+        for app in self._arrays.values():
+            app.flush()
+        attrs = self.metadata()
+        attrs["rows_per_block"] = self.rows_per_group
+        self._group.attrs.update(attrs)
+
+
+class ZarrDataset:
+    """A Zarr v3 sparse group as a sequence of blocks of ``rows_per_block`` rows."""
+
+    format = "zarr"
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such file or directory")
+        try:
+            group = zarr.open_group(str(self.path), mode="r")
+        except Exception as exc:
+            raise DataFormatError(self.path, f"not a readable Zarr group ({exc})") from exc
+        attrs = dict(group.attrs)
+        version = attrs.get(spec.META_FORMAT_VERSION)
+        if version is None:
+            raise DataFormatError(self.path, f"missing group attribute '{spec.META_FORMAT_VERSION}' "
+                                             "(not a streamhog sparse Zarr store; see docs/formats.md)")
+        if version not in spec.READABLE_VERSIONS:
+            raise DataFormatError(self.path, f"format_version {version!r} is not supported by this streamhog")
+        nf = attrs.get(spec.META_N_FEATURES)
+        if not isinstance(nf, int) or nf < 0:
+            raise DataFormatError(self.path, f"group attribute 'n_features' must be a non-negative integer, got {nf!r}")
+        self.n_features = nf
+        self.metadata = attrs
+        members = {name for name, _ in group.arrays()}
+
+        def require(name, dtype, required=True):
+            if name not in members:
+                if required:
+                    raise DataFormatError(self.path, f"missing array '{name}' ({dtype})")
+                return None
+            arr = group[name]
+            if arr.ndim != 1 or arr.dtype != np.dtype(dtype):
+                raise DataFormatError(self.path, f"array '{name}' is {arr.dtype}{list(arr.shape)}, expected 1-D {dtype}")
+            return arr
+
+        indptr = require(spec.INDPTR, "int64")
+        indices = require(spec.INDICES, "uint32")
+        labels = require(spec.LABELS, "float32")
+        values = require(spec.VALUES, "float32", required=False)
+        weights = require(spec.WEIGHTS, "float32", required=False)
+        self.n_rows = labels.shape[0]
+        self.nnz = indices.shape[0]
+        if indptr.shape[0] != self.n_rows + 1:
+            raise DataFormatError(self.path, f"'indptr' has {indptr.shape[0]} entries, expected n_rows + 1 = {self.n_rows + 1}")
+        if values is not None and values.shape[0] != self.nnz:
+            raise DataFormatError(self.path, f"'values' has {values.shape[0]} entries but 'indices' has {self.nnz}")
+        if weights is not None and weights.shape[0] != self.n_rows:
+            raise DataFormatError(self.path, f"'weights' has {weights.shape[0]} entries, expected {self.n_rows}")
+        self.has_values = values is not None
+        self.has_weights = weights is not None
+        rpb = attrs.get("rows_per_block", labels.chunks[0])
+        if not isinstance(rpb, int) or rpb < 1:
+            raise DataFormatError(self.path, f"group attribute 'rows_per_block' must be a positive integer, got {rpb!r}")
+        self.rows_per_block = rpb
+        n_blocks = -(-self.n_rows // rpb)
+        self.block_row_start = np.arange(n_blocks, dtype=np.int64) * rpb
+        self.block_rows = np.minimum(self.block_row_start + rpb, self.n_rows) - self.block_row_start
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.block_row_start)
+
+    def describe_block(self, block: int) -> str:
+        r0 = int(self.block_row_start[block])
+        return f"{self.path}: block {block} (rows {r0}-{r0 + int(self.block_rows[block]) - 1})"
+
+    def open_reader(self) -> "ZarrBlockReader":
+        return ZarrBlockReader(self)
+
+    def iter_labels(self):
+        """The labels array, one block at a time (no other array is read)."""
+        labels = zarr.open_group(str(self.path), mode="r")[spec.LABELS]
+        for r0, n in zip(self.block_row_start.tolist(), self.block_rows.tolist()):
+            yield labels[r0 : r0 + n]
+
+    def info(self) -> dict:
+        return {"format": "zarr", "path": str(self.path), "n_rows": self.n_rows, "n_features": self.n_features,
+                "nnz": self.nnz, "blocks": self.n_blocks, "rows_per_block": self.rows_per_block,
+                "has_values": self.has_values, "has_weights": self.has_weights,
+                "bytes_on_disk": sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file()),
+                "format_version": self.metadata.get(spec.META_FORMAT_VERSION)}
+
+
+class ZarrBlockReader:
+    """Reads blocks for one thread, with its own handle on the group."""
+
+    def __init__(self, dataset: ZarrDataset):
+        self.dataset = dataset
+        g = zarr.open_group(str(dataset.path), mode="r")
+        self._indptr = g[spec.INDPTR]
+        self._indices = g[spec.INDICES]
+        self._labels = g[spec.LABELS]
+        self._values = g[spec.VALUES] if dataset.has_values else None
+        self._weights = g[spec.WEIGHTS] if dataset.has_weights else None
+
+    def read(self, block: int) -> SparseBatch:
+        ds = self.dataset
+        r0 = int(ds.block_row_start[block])
+        r1 = r0 + int(ds.block_rows[block])
+        where = f"block {block} (rows {r0}-{r1 - 1})"
+        try:
+            offsets = self._indptr[r0 : r1 + 1]
+            lo, hi = int(offsets[0]), int(offsets[-1])
+            if not 0 <= lo <= hi <= ds.nnz:
+                raise DataFormatError(ds.path, f"indptr runs from {lo} to {hi}, outside [0, nnz={ds.nnz}]", where=where)
+            indices = self._indices[lo:hi]
+            values = self._values[lo:hi] if self._values is not None else None
+            labels = self._labels[r0:r1]
+            weights = self._weights[r0:r1] if self._weights is not None else None
+        except DataFormatError:
+            raise
+        except Exception as exc:
+            raise DataFormatError(ds.path, f"cannot be read ({exc})", where=where) from exc
+        indptr = offsets - lo
+        problem = describe_csr_problem(indptr, indices, values, labels, weights, ds.n_features)
+        if problem:
+            raise DataFormatError(ds.path, problem, where=where)
+        return SparseBatch(indptr, indices, values, labels, weights,
+                           source=f"{ds.path} block {block}", row_start=r0, block=block)
+
+    def close(self) -> None:
+        pass
