@@ -7,7 +7,7 @@ import sys
 
 from . import __version__
 from .errors import StreamhogError
-from .formats.spec import DEFAULT_COMPRESSION, DEFAULT_ROWS_PER_GROUP, PARQUET_COMPRESSIONS
+from .formats.spec import DEFAULT_COMPRESSION, PARQUET_COMPRESSIONS
 
 
 def _positive_int(text: str) -> int:
@@ -36,9 +36,9 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
                         "index is 0; needs a seekable file)")
     p.add_argument("--n-features", type=_non_negative_int,
                    help="number of features (default: the largest index seen + 1); larger ids are an error")
-    p.add_argument("--rows-per-group", type=_positive_int, default=DEFAULT_ROWS_PER_GROUP,
-                   help=f"rows per Parquet row group / Zarr block (default {DEFAULT_ROWS_PER_GROUP}); "
-                        "it sets the reader's memory per block")
+    p.add_argument("--rows-per-group", type=_positive_int, default=None,
+                   help="rows per Parquet row group / Zarr block (default: 16,384 for Parquet, 65,536 for "
+                        "Zarr, the fastest to decode); it sets the reader's memory per block")
     p.add_argument("--compression", choices=PARQUET_COMPRESSIONS, default=DEFAULT_COMPRESSION,
                    help=f"codec (default {DEFAULT_COMPRESSION}: decodes fastest, see benchmarks/decode_formats.py; "
                         "snappy is Parquet-only)")

@@ -62,7 +62,7 @@ def _progress(total_bytes: int | None, enabled: bool | None, unit: str):
 
 
 def convert(src, dst, *, output_format: str | None = None, input_format: str = "auto",
-            index_base="1", n_features: int | None = None, rows_per_group: int = DEFAULT_ROWS_PER_GROUP,
+            index_base="1", n_features: int | None = None, rows_per_group: int | None = None,
             compression: str = DEFAULT_COMPRESSION, values: str = "auto", skip_invalid: bool = False,
             overwrite: bool = False, threads: int = 2, progress: bool | None = False) -> ConvertReport:
     """Convert ``src`` into the sparse ``dst`` dataset and return what was written.
@@ -78,6 +78,7 @@ def convert(src, dst, *, output_format: str | None = None, input_format: str = "
                          "suffix, or --format parquet|zarr")
     if input_format == "auto":
         input_format = detect_format(src)
+    rows_per_group = rows_per_group or DEFAULT_ROWS_PER_GROUP[output_format]
     if n_features is not None and not 0 <= n_features <= MAX_INDEX + 1:
         raise ValueError(f"n_features must be between 0 and 2^32, got {n_features}")
     dst = check_destination(dst, overwrite=overwrite)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..batch import SparseBatch, concat_batches, slice_rows
-from .spec import DEFAULT_ROWS_PER_GROUP, FORMAT_VERSION, MAX_INDEX
+from .spec import FORMAT_VERSION, MAX_INDEX
 
 VALUES_MODES = ("auto", "keep", "drop")
 
@@ -21,7 +21,7 @@ VALUES_MODES = ("auto", "keep", "drop")
 class SparseWriter:
     """Base class: subclasses implement ``_write_group``, ``_add_values_column`` and ``_finish``."""
 
-    def __init__(self, path, *, rows_per_group: int = DEFAULT_ROWS_PER_GROUP, compression: str = "none",
+    def __init__(self, path, *, rows_per_group: int = 16_384, compression: str = "none",
                  values: str = "auto", has_weights: bool = False, n_features: int | None = None):
         if rows_per_group < 1:
             raise ValueError(f"rows_per_group must be >= 1, got {rows_per_group}")

@@ -7,8 +7,9 @@ A group with 1-D arrays ``indptr`` int64 (n_rows + 1), ``indices`` uint32, optio
 Layout for streaming: a block is ``rows_per_block`` rows, which is exactly one chunk of
 ``labels``/``weights``/``indptr``. ``indices``/``values`` chunks are sized from the nnz of
 the first block (about 1/8 of a block, 4K..4M entries), so a block is fetched with ~9
-small reads and at most ~25% over-read. Arrays are sharded (8 row blocks, 64 nnz chunks
-per shard) to keep the file count low; the writer appends whole shards only.
+small reads and at most ~25% over-read. Arrays are sharded (8 row blocks, or 64 nnz chunks
+but at most 8M entries, per shard) to keep the file count low; the writer buffers and
+appends whole shards only.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from .writer import SparseWriter
 
 ROW_CHUNKS_PER_SHARD = 8
 NNZ_CHUNKS_PER_SHARD = 64
+#: A shard is buffered whole before it is written: cap it at 8M entries (32 MB) per array.
+MAX_SHARD_ENTRIES = 1 << 23
 
 
 def _compressors(name: str):
@@ -47,30 +50,29 @@ def nnz_chunk_size(nnz_per_block: int) -> int:
 
 
 class _ShardAppender:
-    """Buffers a growing 1-D array and appends whole shards only (zarr: write whole shards)."""
+    """Fills a preallocated shard buffer and appends whole shards only (zarr: write whole
+    shards); memory is one shard per array, whatever the dataset size."""
 
     def __init__(self, array: zarr.Array):
         self.array = array
-        self.shard = array.shards[0]
-        self._parts: list[np.ndarray] = []
-        self._size = 0
+        self._buf = np.empty(array.shards[0], dtype=array.dtype)
+        self._fill = 0
 
     def append(self, data: np.ndarray) -> None:
-        if len(data) == 0:
-            return
-        self._parts.append(np.asarray(data, dtype=self.array.dtype))
-        self._size += len(data)
-        if self._size >= self.shard:
-            buf = np.concatenate(self._parts)
-            whole = (len(buf) // self.shard) * self.shard
-            self.array.append(buf[:whole])
-            self._parts = [buf[whole:]] if whole < len(buf) else []
-            self._size = len(buf) - whole
+        data = np.asarray(data)
+        while len(data):
+            take = min(len(data), len(self._buf) - self._fill)
+            self._buf[self._fill : self._fill + take] = data[:take]
+            self._fill += take
+            data = data[take:]
+            if self._fill == len(self._buf):
+                self.array.append(self._buf)
+                self._fill = 0
 
     def flush(self) -> None:
-        if self._size:
-            self.array.append(np.concatenate(self._parts))
-            self._parts, self._size = [], 0
+        if self._fill:
+            self.array.append(self._buf[: self._fill])
+            self._fill = 0
 
 
 class ZarrSparseWriter(SparseWriter):
@@ -84,6 +86,7 @@ class ZarrSparseWriter(SparseWriter):
         self._nnz_chunk = 0
 
     def _new_array(self, name: str, dtype, chunk: int, per_shard: int) -> _ShardAppender:
+        per_shard = max(1, min(per_shard, MAX_SHARD_ENTRIES // chunk))
         arr = self._group.create_array(name, shape=(0,), dtype=dtype, chunks=(chunk,),
                                        shards=(chunk * per_shard,), compressors=self._codec, fill_value=0)
         app = _ShardAppender(arr)
@@ -116,9 +119,9 @@ class ZarrSparseWriter(SparseWriter):
     def _add_values_column(self) -> None:
         # A binary prefix, then real values: add the array, ones for what was written.
         app = self._new_array(spec.VALUES, "float32", self._nnz_chunk, NNZ_CHUNKS_PER_SHARD)
-        step = app.shard
-        for start in range(0, self.nnz, step):
-            app.append(np.ones(min(step, self.nnz - start), np.float32))
+        ones = np.ones(self._nnz_chunk, np.float32)
+        for start in range(0, self.nnz, len(ones)):
+            app.append(ones[: min(len(ones), self.nnz - start)])
 
     def _finish(self) -> None:
         if not self._nnz_chunk:  # no rows: still create the arrays
