@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from streamhog.convert import _size_on_disk
+from streamhog.conversion import _size_on_disk
 from streamhog.datasets.synthetic import SyntheticSpec, synthetic_batches
 from streamhog.formats import create_writer, open_dataset
 from streamhog.kernels.validate import describe_csr_problem

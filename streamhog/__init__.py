@@ -1,4 +1,9 @@
-"""streamhog: lock-free (Hogwild!) SGD for sparse data larger than memory."""
+"""streamhog: lock-free (Hogwild!) SGD for sparse data larger than memory.
+
+>>> import streamhog
+>>> sorted(n for n in streamhog.__all__ if n[0].islower())
+['convert', 'open_dataset', 'train']
+"""
 from __future__ import annotations
 
 __version__ = "0.1.0"
@@ -6,4 +11,27 @@ __version__ = "0.1.0"
 from .batch import SparseBatch
 from .errors import DataFormatError, OutputExistsError, StreamhogError
 
-__all__ = ["SparseBatch", "DataFormatError", "OutputExistsError", "StreamhogError", "__version__"]
+# The heavy parts (numba kernels, pyarrow, zarr) load on first use, so that importing
+# streamhog, or running `streamhog --help`, stays fast.
+_LAZY = {
+    "train": ("trainer", "train"),
+    "TrainConfig": ("config", "TrainConfig"),
+    "Model": ("model", "Model"),
+    "convert": ("conversion", "convert"),
+    "open_dataset": ("formats", "open_dataset"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'streamhog' has no attribute {name!r}")
+
+
+__all__ = ["SparseBatch", "DataFormatError", "OutputExistsError", "StreamhogError", "Model", "TrainConfig",
+           "convert", "open_dataset", "train", "__version__"]

@@ -1,9 +1,10 @@
-"""The ``streamhog`` command line: ``convert`` and ``info``."""
+"""The ``streamhog`` command line: convert, train, evaluate, predict, info."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import __version__
 from .errors import StreamhogError
@@ -63,15 +64,66 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_arguments(p)
     p.set_defaults(run=run_convert)
 
-    p = sub.add_parser("info", help="what a dataset holds")
-    p.add_argument("path", help="a .parquet file, a directory of them, or a .zarr store")
+    p = sub.add_parser("train", help="train a linear model with Hogwild! SGD",
+                       description="Train a linear model with lock-free (Hogwild!) SGD: reader threads stream "
+                                   "blocks into a bounded buffer, consumer threads update one memory-mapped "
+                                   "weight vector without locks.")
+    add_train_arguments(p)
+    p.set_defaults(run=run_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a model on a dataset")
+    p.add_argument("data", help="a .parquet file, a directory of them, or a .zarr store")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--threads", type=_positive_int, default=None, help="scoring threads (default: one per core)")
+    p.add_argument("--json", action="store_true", help="exactly one JSON object on stdout")
+    p.set_defaults(run=run_evaluate)
+
+    p = sub.add_parser("predict", help="write one prediction per example to Parquet")
+    p.add_argument("data", help="a .parquet file, a directory of them, or a .zarr store")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--out", required=True, help="output .parquet file: columns prediction, label")
+    p.add_argument("--threads", type=_positive_int, default=None, help="reader threads (default: one per core)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(run=run_predict)
+
+    p = sub.add_parser("info", help="what a dataset or a model holds")
+    p.add_argument("path", help="a .parquet file, a directory of them, a .zarr store, or a model directory")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(run=run_info)
     return parser
 
 
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from .config import LR_SCHEDULES, TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("data", help="training data: a .parquet file, a directory of them, or a .zarr store")
+    p.add_argument("--model", required=True, help="model directory to create")
+    p.add_argument("--loss", choices=("logistic", "hinge", "squared"), default=d.loss,
+                   help=f"logistic regression, linear SVM, or least squares (default {d.loss})")
+    p.add_argument("--epochs", type=_positive_int, default=d.epochs, help=f"passes over the data (default {d.epochs})")
+    p.add_argument("--threads", type=_positive_int, default=None, help="training threads (default: one per core)")
+    p.add_argument("--readers", type=_positive_int, default=None,
+                   help="reader threads (default: one per core; decoding bounds the throughput)")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr:g})")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+                   help=f"constant; decay: lr * lr_decay^epoch (the Hogwild! paper); invscaling: "
+                        f"lr / (1 + t)^power_t (default {d.lr_schedule})")
+    p.add_argument("--lr-decay", type=float, default=d.lr_decay, help=f"per-epoch factor of 'decay' (default {d.lr_decay:g})")
+    p.add_argument("--power-t", type=float, default=d.power_t, help=f"exponent of 'invscaling' (default {d.power_t:g})")
+    p.add_argument("--l2", type=float, default=d.l2, help=f"L2 penalty on the touched coordinates (default {d.l2:g})")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the block and row shuffling (default 0)")
+    p.add_argument("--n-features", type=_positive_int, default=None,
+                   help="model dimension (default: the data's); up to 2^34, sparse on disk")
+    p.add_argument("--valid", help="a dataset to evaluate after each epoch")
+    p.add_argument("--sync", choices=("none", "lock"), default="none",
+                   help="none: lock-free Hogwild! (default); lock: a lock around each update (the baseline)")
+    p.add_argument("--overwrite", action="store_true", help="replace the model directory if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+
+
 def run_convert(args) -> int:
-    from .convert import convert
+    from .conversion import convert
 
     report = convert(args.src, args.dst, output_format=args.output_format, input_format=args.input_format,
                      index_base=args.index_base, n_features=args.n_features, rows_per_group=args.rows_per_group,
@@ -82,19 +134,56 @@ def run_convert(args) -> int:
     return 0
 
 
+def run_train(args) -> int:
+    from .trainer import train
+
+    model = train(args.data, args.model, n_features=args.n_features, valid=args.valid, overwrite=args.overwrite,
+                  quiet=args.quiet, loss=args.loss, epochs=args.epochs, threads=args.threads or 0,
+                  readers=args.readers or 0, lr=args.lr, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
+                  power_t=args.power_t, l2=args.l2, seed=args.seed, sync=args.sync)
+    if not args.quiet:
+        print(f"saved {model.path}: {model.loss} model of {model.n_features:,} features")
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from .model import Model
+
+    metrics = Model.open(args.model).evaluate(args.data, threads=args.threads)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v:,}" for k, v in metrics.items()))
+    return 0
+
+
+def run_predict(args) -> int:
+    from .inference import predict_to_parquet
+    from .model import Model
+
+    n = predict_to_parquet(Model.open(args.model), args.data, args.out, overwrite=args.overwrite, threads=args.threads)
+    print(f"wrote {args.out}: {n:,} predictions")
+    return 0
+
+
 def run_info(args) -> int:
     from .formats import open_dataset
-    from .inspect import label_counts
+    from .inspect import label_counts, model_info
 
-    ds = open_dataset(args.path)
-    info = ds.info()
-    info["labels"] = {f"{k:g}": v for k, v in label_counts(ds).items()}
+    if (Path(args.path) / "model.json").is_file():
+        info = model_info(args.path)
+    else:
+        ds = open_dataset(args.path)
+        info = ds.info()
+        info["labels"] = {f"{k:g}": v for k, v in label_counts(ds).items()}
     if args.json:
         print(json.dumps(info))
         return 0
     width = max(map(len, info))
     for key, value in info.items():
-        if key == "labels":
+        if isinstance(value, (dict, list)) and key != "labels":
+            value = json.dumps(value)
+        elif key == "labels":
             value = ", ".join(f"{k}: {v:,}" for k, v in list(value.items())[:10]) + (
                 f" ... ({len(value)} distinct)" if len(value) > 10 else "")
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -107,7 +196,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (StreamhogError, ValueError, FileNotFoundError, NotADirectoryError) as exc:
+    except (StreamhogError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
         print(f"streamhog {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,35 +1,36 @@
 """``make demo``: the main job on the embedded dataset (a9a).
 
-Converts a9a's train and test splits (LIBSVM, gzipped inside the package) to Parquet and
-Zarr under ``demo-output/``, then reads them back through the streaming readers and
-prints what they hold.
+Converts a9a's train and test splits (LIBSVM, gzipped inside the package) to Parquet,
+trains logistic regression with Hogwild! on every core with the default settings,
+evaluates on the test split and prints the metrics.
 """
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
-from .convert import convert
+from .conversion import convert
 from .datasets import a9a
-from .formats import open_dataset
-from .inspect import label_counts
-from .stream import iter_epoch
+from .trainer import train
 
 
 def main(out_dir: str = "demo-output") -> int:
     out = Path(out_dir)
     out.mkdir(exist_ok=True)
-    for split in ("train", "test"):
-        for fmt in ("parquet", "zarr"):
-            dst = out / f"a9a-{split}.{fmt}"
-            report = convert(a9a(split), dst, overwrite=True)
-            print(report.summary())
-    ds = open_dataset(out / "a9a-train.parquet")
-    with iter_epoch(ds, epoch=0, seed=0, readers=2) as stream:
-        rows = sum(b.n_rows for b in stream)
-    counts = label_counts(ds)
-    print(f"streamed {rows:,} training rows back in {ds.n_blocks} shuffled blocks; labels: "
-          + ", ".join(f"{k:+g}: {v:,}" for k, v in counts.items()))
+    train_path, test_path = out / "a9a-train.parquet", out / "a9a-test.parquet"
+    print(convert(a9a("train"), train_path, overwrite=True).summary())
+    # a9a.t never uses feature 123: give the training split's dimension.
+    print(convert(a9a("test"), test_path, n_features=123, overwrite=True).summary())
+    cores = os.cpu_count() or 1
+    print(f"training logistic regression with Hogwild! on {cores} threads ...")
+    start = time.perf_counter()
+    model = train(train_path, out / "a9a-model", overwrite=True, log=print)
+    print(f"trained in {time.perf_counter() - start:.2f} s: {model.path}/weights.npy + model.json")
+    m = model.evaluate(test_path)
+    print(f"a9a.t ({m['n_examples']:,} examples): test logloss {m['logloss']:.4f}, AUC {m['auc']:.4f}, "
+          f"accuracy {m['accuracy']:.4f}   (an exact solver: logloss 0.3237, AUC 0.9025)")
     return 0
 
 

@@ -1,0 +1,68 @@
+"""Losses of a margin ``z`` against a target ``y``, each with its derivative d loss / d z.
+
+Classification losses take ``y`` in {-1, +1}. Each is a small numba unit, inlined into the
+training kernel, which selects one by id (a predictable branch, cheaper than dispatch).
+"""
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+LOGISTIC = 0
+HINGE = 1
+SQUARED = 2
+LOSS_IDS = {"logistic": LOGISTIC, "hinge": HINGE, "squared": SQUARED}
+
+
+@njit(inline="always", cache=True)
+def logistic_loss(z, y):
+    """log(1 + exp(-y z)), stable for large |z|."""
+    yz = y * z
+    if yz > 18.0:
+        return math.exp(-yz)
+    if yz < -18.0:
+        return -yz
+    return math.log1p(math.exp(-yz))
+
+
+@njit(inline="always", cache=True)
+def logistic_dloss(z, y):
+    """-y / (1 + exp(y z))."""
+    yz = y * z
+    if yz > 18.0:
+        return -y * math.exp(-yz)
+    if yz < -18.0:
+        return -y
+    return -y / (1.0 + math.exp(yz))
+
+
+@njit(inline="always", cache=True)
+def hinge_loss(z, y):
+    """max(0, 1 - y z): the linear SVM."""
+    return max(0.0, 1.0 - y * z)
+
+
+@njit(inline="always", cache=True)
+def hinge_dloss(z, y):
+    return -y if y * z < 1.0 else 0.0
+
+
+@njit(inline="always", cache=True)
+def squared_loss(z, y):
+    """(z - y)^2 / 2: least squares."""
+    return 0.5 * (z - y) * (z - y)
+
+
+@njit(inline="always", cache=True)
+def squared_dloss(z, y):
+    return z - y
+
+
+@njit(inline="always", cache=True)
+def loss_and_dloss(loss_id, z, y):
+    if loss_id == LOGISTIC:
+        return logistic_loss(z, y), logistic_dloss(z, y)
+    if loss_id == HINGE:
+        return hinge_loss(z, y), hinge_dloss(z, y)
+    return squared_loss(z, y), squared_dloss(z, y)
