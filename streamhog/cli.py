@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import StreamhogError
+from .interrupt import TrainingInterrupted
 from .formats.spec import DEFAULT_COMPRESSION, PARQUET_COMPRESSIONS
 
 
@@ -97,29 +98,43 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     from .config import LR_SCHEDULES, TrainConfig
 
     d = TrainConfig()
+    # Hyper-parameters default to None here so that a resumed run knows which ones the user
+    # actually gave (the run's own settings apply otherwise); the defaults shown are TrainConfig's.
     p.add_argument("data", help="training data: a .parquet file, a directory of them, or a .zarr store")
-    p.add_argument("--model", required=True, help="model directory to create")
-    p.add_argument("--loss", choices=("logistic", "hinge", "squared"), default=d.loss,
+    p.add_argument("--model", required=True, help="model directory to create (or to continue, with --resume)")
+    p.add_argument("--loss", choices=("logistic", "hinge", "squared"),
                    help=f"logistic regression, linear SVM, or least squares (default {d.loss})")
-    p.add_argument("--epochs", type=_positive_int, default=d.epochs, help=f"passes over the data (default {d.epochs})")
-    p.add_argument("--threads", type=_positive_int, default=None, help="training threads (default: one per core)")
-    p.add_argument("--readers", type=_positive_int, default=None,
+    p.add_argument("--epochs", type=_positive_int,
+                   help=f"total passes over the data, counting those of a resumed run (default {d.epochs})")
+    p.add_argument("--threads", type=_positive_int, help="training threads (default: one per core)")
+    p.add_argument("--readers", type=_positive_int,
                    help="reader threads (default: one per core; decoding bounds the throughput)")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr:g})")
-    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+    p.add_argument("--lr", type=float, help=f"learning rate (default {d.lr:g})")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES,
                    help=f"constant; decay: lr * lr_decay^epoch (the Hogwild! paper); invscaling: "
                         f"lr / (1 + t)^power_t (default {d.lr_schedule})")
-    p.add_argument("--lr-decay", type=float, default=d.lr_decay, help=f"per-epoch factor of 'decay' (default {d.lr_decay:g})")
-    p.add_argument("--power-t", type=float, default=d.power_t, help=f"exponent of 'invscaling' (default {d.power_t:g})")
-    p.add_argument("--l2", type=float, default=d.l2, help=f"L2 penalty on the touched coordinates (default {d.l2:g})")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the block and row shuffling (default 0)")
-    p.add_argument("--n-features", type=_positive_int, default=None,
+    p.add_argument("--lr-decay", type=float, help=f"per-epoch factor of 'decay' (default {d.lr_decay:g})")
+    p.add_argument("--power-t", type=float, help=f"exponent of 'invscaling' (default {d.power_t:g})")
+    p.add_argument("--l2", type=float, help=f"L2 penalty on the touched coordinates (default {d.l2:g})")
+    p.add_argument("--seed", type=int, help="seed of the block and row shuffling (default 0)")
+    p.add_argument("--n-features", type=_positive_int,
                    help="model dimension (default: the data's); up to 2^34, sparse on disk")
     p.add_argument("--valid", help="a dataset to evaluate after each epoch")
-    p.add_argument("--sync", choices=("none", "lock"), default="none",
+    p.add_argument("--sync", choices=("none", "lock"),
                    help="none: lock-free Hogwild! (default); lock: a lock around each update (the baseline)")
+    p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                   help="also checkpoint every SECONDS (checkpoints are always written at the end of each epoch, "
+                        "on Ctrl-C/SIGTERM and at the end)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --model from its checkpoint")
+    p.add_argument("--warm-start", metavar="MODEL", help="start a new run from MODEL's weights")
+    p.add_argument("--keep-snapshots", type=int, default=0, metavar="K",
+                   help="keep K rollback copies of the model (sparse-aware), taken at epoch ends; on divergence "
+                        "training rolls back to the newest")
     p.add_argument("--overwrite", action="store_true", help="replace the model directory if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+
+
+_HYPER = ("loss", "epochs", "threads", "readers", "lr", "lr_schedule", "lr_decay", "power_t", "l2", "seed", "sync")
 
 
 def run_convert(args) -> int:
@@ -137,10 +152,10 @@ def run_convert(args) -> int:
 def run_train(args) -> int:
     from .trainer import train
 
+    given = {k: getattr(args, k) for k in _HYPER if getattr(args, k) is not None}
     model = train(args.data, args.model, n_features=args.n_features, valid=args.valid, overwrite=args.overwrite,
-                  quiet=args.quiet, loss=args.loss, epochs=args.epochs, threads=args.threads or 0,
-                  readers=args.readers or 0, lr=args.lr, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
-                  power_t=args.power_t, l2=args.l2, seed=args.seed, sync=args.sync)
+                  resume=args.resume, warm_start=args.warm_start, checkpoint_every=args.checkpoint_every,
+                  keep_snapshots=args.keep_snapshots, quiet=args.quiet, **given)
     if not args.quiet:
         print(f"saved {model.path}: {model.loss} model of {model.n_features:,} features")
     return 0
@@ -196,6 +211,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except TrainingInterrupted as exc:  # before StreamhogError: its own exit status, 128 + signal
+        print(f"streamhog {args.command}: {exc}", file=sys.stderr)
+        return 128 + int(exc.signum)
     except (StreamhogError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
         print(f"streamhog {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -2,12 +2,27 @@
 
 Consumers run the nogil SGD kernel on whole blocks and write the memory-mapped weights
 without locks (Hogwild!). Each block arrives with its learning-rate state: the step
-counter of its first row, claimed under a lock once per block (not per example).
-With one consumer thread the stream delivers blocks in the epoch's order and the run is
+counter of its first row, claimed under a lock once per block (not per example). With
+one consumer thread the stream delivers blocks in the epoch's order and the run is
 deterministic for a given seed.
+
+Training happens in place in the model directory, with checkpoints (streamhog/checkpoint.py)
+at the end of every epoch, every ``checkpoint_every`` seconds, on SIGINT/SIGTERM and at the
+end. A checkpoint is taken at a block boundary: consumers finish the block in hand and
+wait, the weights are flushed, the record is written, and they go on. Resuming skips the
+blocks the record lists as done, so a one-thread run resumed after a clean stop is
+bit-identical to an uninterrupted one.
+
+After a crash (kill -9) the resumed run replays the blocks trained since the last
+checkpoint. The weights on disk may already hold part of their updates (the memory map
+is written in place), so those examples are seen once more: for SGD that is an extra
+step on a few examples — noise of the order of one block's updates, which later steps
+wash out — never a corrupt model.
 """
 from __future__ import annotations
 
+import shutil
+import signal
 import sys
 import threading
 import time
@@ -16,17 +31,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_output
-from .errors import StreamhogError
+from .checkpoint import CheckpointError, has_checkpoint, read_checkpoint, write_checkpoint
+from .config import LR_SCHEDULES, TrainConfig  # noqa: F401 (re-exported)
+from .errors import OutputExistsError, StreamhogError
 from .formats import open_dataset
 from .inspect import label_counts
+from .interrupt import TrainingInterrupted
 from .kernels.losses import LOSS_IDS
 from .kernels.sgd import CONSTANT, INVSCALING, sgd_train_rows
-from .config import LR_SCHEDULES, TrainConfig  # noqa: F401 (re-exported)
-from .model import CLASSIFICATION_LOSSES, MAX_FEATURES, Model
+from .model import CLASSIFICATION_LOSSES, MAX_FEATURES, META, Model
 from .stream import BatchStream, block_order
 
 _EMPTY_F32 = np.zeros(0, np.float32)
+SNAPSHOTS = "snapshots"
 
 
 class TrainingError(StreamhogError):
@@ -50,63 +67,118 @@ def check_labels(dataset, loss: str) -> dict[float, int]:
     return counts
 
 
-class _EpochState:
-    """Counters shared by the consumer threads of one epoch (updated once per block)."""
+def dataset_schema(ds) -> dict:
+    """What a resumed run must find unchanged in its data."""
+    return {"path": str(Path(ds.path).resolve()), "format": ds.format, "n_rows": ds.n_rows,
+            "n_blocks": ds.n_blocks, "n_features": ds.n_features, "has_values": ds.has_values,
+            "has_weights": ds.has_weights}
 
-    def __init__(self, t0: int):
-        self.lock = threading.Lock()
-        self.step = t0
-        self.rows = 0
-        self.nnz = 0
-        self.loss = 0.0
-        self.weight = 0.0
+
+class _EpochControl:
+    """What consumers of one epoch share: counters (updated once per block), the set of
+    blocks done, the error, and the pause/stop protocol for checkpoints and signals."""
+
+    def __init__(self, state: dict, n_consumers: int):
+        self.cond = threading.Condition()
+        # Running sums continue the state's (one sequence of additions whether or not the
+        # epoch was interrupted: the resumed epoch loss is bit-identical too).
+        self.step = state["step"]
+        self.rows, self.nnz = state["epoch_rows"], state["epoch_nnz"]
+        self.loss, self.weight = state["epoch_loss"], state["epoch_weight"]
+        self.done: list[int] = []
         self.error: BaseException | None = None
-        self.stop = threading.Event()
+        self.stopping = False
+        self.pause_requested = False
+        self.paused = 0
+        self.active = n_consumers
+
+    def at_block_boundary(self) -> bool:
+        """Called by a consumer holding a new batch, before training it: wait out a pause;
+        False means stop (the batch is left untrained, so it is not marked done)."""
+        with self.cond:
+            if self.pause_requested and not self.stopping:
+                self.paused += 1
+                self.cond.notify_all()
+                while self.pause_requested and not self.stopping:
+                    self.cond.wait()
+                self.paused -= 1
+            return not self.stopping
 
     def claim_steps(self, n: int) -> int:
-        with self.lock:
+        with self.cond:
             t0 = self.step
             self.step += n
             return t0
 
-    def add(self, rows: int, nnz: int, loss: float, weight: float) -> None:
-        with self.lock:
+    def block_done(self, block: int, rows: int, nnz: int, loss: float, weight: float) -> None:
+        with self.cond:
+            self.done.append(block)
             self.rows += rows
             self.nnz += nnz
             self.loss += loss
             self.weight += weight
 
-    def fail(self, exc: BaseException) -> None:
-        with self.lock:
-            if self.error is None:
+    def consumer_exit(self, exc: BaseException | None) -> None:
+        with self.cond:
+            if exc is not None and self.error is None:
                 self.error = exc
-        self.stop.set()
+                self.stopping = True
+            self.active -= 1
+            self.cond.notify_all()
+
+    def pause(self) -> None:
+        """Wait until every live consumer sits at a block boundary."""
+        with self.cond:
+            self.pause_requested = True
+            while self.paused < self.active and not self.stopping:
+                self.cond.wait(0.1)
+
+    def resume(self) -> None:
+        with self.cond:
+            self.pause_requested = False
+            self.cond.notify_all()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
 
 
 class Trainer:
-    """Runs the epochs of one training job on an open model."""
+    """Runs (or continues) the epochs of one training job on an open model."""
 
-    def __init__(self, model: Model, dataset, config: TrainConfig, *, progress: bool | None = None):
+    def __init__(self, model: Model, dataset, config: TrainConfig, state: dict, *, valid=None,
+                 checkpoint_every: float | None = None, keep_snapshots: int = 0, say=None, bar=None,
+                 stop_after_blocks: int | None = None):
         self.model = model
         self.dataset = dataset
         self.cfg = config
+        self.state = state
+        self.valid = valid
+        self.checkpoint_every = checkpoint_every
+        self.keep_snapshots = keep_snapshots
+        self.say = say or (lambda msg: None)
+        self.bar = bar
         self.loss_id = LOSS_IDS[config.loss]
         self.schedule = INVSCALING if config.lr_schedule == "invscaling" else CONSTANT
         self.w = np.asarray(model.weights)  # a plain ndarray view: cheaper to pass to numba
-        self.intercept = np.array([model.intercept], dtype=np.float64)
+        self.intercept = np.array([state["intercept"]], dtype=np.float64)
         self.lock_cell = np.zeros(1, np.int32)
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.signal_received: int | None = None
+        self._last_checkpoint = time.monotonic()
+        self._blocks_left = stop_after_blocks
 
-    def _consume(self, stream: BatchStream, state: _EpochState, epoch: int, lr: float) -> None:
+    # -- consumers -------------------------------------------------------------------------
+    def _consume(self, stream: BatchStream, ctl: _EpochControl, epoch: int, lr: float) -> None:
         cfg = self.cfg
+        exc = None
         try:
-            while not state.stop.is_set():
-                batch = stream.next_batch()
-                if batch is None:
+            while (batch := stream.next_batch()) is not None:
+                if not ctl.at_block_boundary():
                     return
                 # Rows in a fresh order every epoch, fixed by (seed, epoch, block): reproducible.
                 rows = np.random.default_rng([cfg.seed, epoch, batch.block]).permutation(batch.n_rows)
-                t0 = state.claim_steps(batch.n_rows)
+                t0 = ctl.claim_steps(batch.n_rows)
                 values = batch.values if batch.values is not None else _EMPTY_F32
                 weights = batch.weights if batch.weights is not None else _EMPTY_F32
                 loss, weight, n_bad = sgd_train_rows(
@@ -117,109 +189,364 @@ class Trainer:
                     raise TrainingError(
                         f"training diverged in epoch {epoch + 1}, {batch.source}: the margin became NaN or "
                         f"infinite; lower --lr (now {cfg.lr:g})")
-                state.add(batch.n_rows, batch.nnz, loss, weight)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            state.fail(exc)
+                ctl.block_done(batch.block, batch.n_rows, batch.nnz, loss, weight)
+                if self._blocks_left is not None:
+                    with ctl.cond:
+                        self._blocks_left -= 1
+                        if self._blocks_left <= 0:  # a clean stop, exactly as on SIGINT
+                            self.signal_received = self.signal_received or signal.SIGINT
+                            ctl.stopping = True
+                            ctl.cond.notify_all()
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            exc = e
+        finally:
+            ctl.consumer_exit(exc)
 
-    def run_epoch(self, epoch: int, t0: int, bar=None) -> dict:
-        cfg = self.cfg
-        ds = self.dataset
+    # -- one epoch ---------------------------------------------------------------------------
+    def _run_epoch(self) -> bool:
+        """Train the blocks of the current epoch not yet done; False if stopped by a signal."""
+        cfg, st, ds = self.cfg, self.state, self.dataset
+        epoch = st["epoch"]
         lr = cfg.epoch_lr(epoch)
-        order = block_order(ds.n_blocks, epoch=epoch, seed=cfg.seed)
-        state = _EpochState(t0)
+        done = set(st["done_blocks"])
+        order = [b for b in block_order(ds.n_blocks, epoch=epoch, seed=cfg.seed).tolist() if b not in done]
+        ctl = _EpochControl(st, cfg.threads)
         start = time.perf_counter()
+        shown = 0
         with BatchStream(ds, order, readers=cfg.readers, capacity=cfg.capacity, ordered=cfg.threads == 1) as stream:
-            consumers = [threading.Thread(target=self._consume, args=(stream, state, epoch, lr),
+            consumers = [threading.Thread(target=self._consume, args=(stream, ctl, epoch, lr),
                                           name=f"streamhog-train-{i}", daemon=True) for i in range(cfg.threads)]
             for t in consumers:
                 t.start()
-            shown = 0
+            poll = min(0.2, self.checkpoint_every or 0.2)
             while alive := [t for t in consumers if t.is_alive()]:
-                alive[0].join(0.2)
-                if bar is not None:
-                    with state.lock:
-                        rows, loss, weight = state.rows, state.loss, state.weight
-                    bar.update(rows - shown)
-                    shown = rows
-                    if weight:
-                        bar.set_postfix(epoch=epoch + 1, loss=f"{loss / weight:.4f}", refresh=False)
-            if state.error is not None:
-                stream.close()
-                raise state.error
-        seconds = time.perf_counter() - start
-        return {"epoch": epoch + 1, "examples": state.rows, "nnz": state.nnz, "lr": lr,
-                "train_loss": state.loss / state.weight if state.weight else None,
-                "seconds": round(seconds, 4), "examples_per_s": round(state.rows / seconds, 1),
-                "steps_end": state.step}
+                alive[0].join(poll)
+                if self.signal_received is not None and not ctl.stopping:
+                    ctl.stop()  # consumers finish the block in hand; the rest stays for the resume
+                    stream.close()
+                elif (self.checkpoint_every is not None and not ctl.stopping
+                      and time.monotonic() - self._last_checkpoint >= self.checkpoint_every):
+                    ctl.pause()
+                    if not ctl.stopping:
+                        self._absorb(ctl, time.perf_counter() - start)
+                        start = time.perf_counter()
+                        self.checkpoint("running")
+                    ctl.resume()
+                shown = self._show(ctl, shown, epoch)
+        if ctl.error is not None:
+            raise ctl.error
+        self._absorb(ctl, time.perf_counter() - start)
+        self._show(ctl, shown, epoch)
+        return len(st["done_blocks"]) == ds.n_blocks
 
-    def finish(self) -> None:
-        self.model.meta["intercept"] = float(self.intercept[0])
+    def _absorb(self, ctl: _EpochControl, seconds: float) -> None:
+        """Move what consumers did since the last call into the checkpointable state."""
+        st = self.state
+        with ctl.cond:
+            st["done_blocks"] += ctl.done
+            ctl.done = []
+            st.update(step=ctl.step, epoch_rows=ctl.rows, epoch_nnz=ctl.nnz, epoch_loss=ctl.loss,
+                      epoch_weight=ctl.weight)
+        st["epoch_seconds"] += seconds
+        st["intercept"] = float(self.intercept[0])
+
+    def _show(self, ctl: _EpochControl, shown: int, epoch: int) -> int:
+        if self.bar is None:
+            return shown
+        with ctl.cond:
+            rows, loss, weight = ctl.rows, ctl.loss, ctl.weight
+        self.bar.update(max(0, rows - shown))
+        if weight:
+            self.bar.set_postfix(epoch=epoch + 1, loss=f"{loss / weight:.4f}", refresh=False)
+        return rows
+
+    # -- the run -----------------------------------------------------------------------------
+    def run(self, epochs: int) -> None:
+        from .inference import evaluate
+
+        st = self.state
+        while st["epoch"] < epochs:
+            try:
+                complete = self._run_epoch()
+            except TrainingError as exc:
+                if "diverged" in str(exc):
+                    self._after_divergence(exc)
+                raise
+            if not complete:
+                self.checkpoint("interrupted")
+                raise TrainingInterrupted(self._interrupt_message(), self.signal_received or signal.SIGINT)
+            secs = st["epoch_seconds"]
+            record = {"epoch": st["epoch"] + 1, "examples": st["epoch_rows"], "nnz": st["epoch_nnz"],
+                      "lr": self.cfg.epoch_lr(st["epoch"]),
+                      "train_loss": st["epoch_loss"] / st["epoch_weight"] if st["epoch_weight"] else None,
+                      "seconds": round(secs, 4), "examples_per_s": round(st["epoch_rows"] / secs, 1) if secs else None}
+            if self.valid is not None:
+                self.model.meta["intercept"] = float(self.intercept[0])
+                record["valid"] = evaluate(self.model, self.valid, threads=self.cfg.threads)
+            st["history"].append(record)
+            st.update(epoch=st["epoch"] + 1, done_blocks=[], epoch_rows=0, epoch_nnz=0, epoch_loss=0.0,
+                      epoch_weight=0.0, epoch_seconds=0.0)
+            self.say(_epoch_line(record, epochs))
+            if st["epoch"] >= epochs:
+                status = "complete"
+            else:
+                status = "interrupted" if self.signal_received is not None else "running"
+            self.checkpoint(status, snapshot=True)
+            if status == "interrupted":
+                raise TrainingInterrupted(self._interrupt_message(), self.signal_received)
+
+    def checkpoint(self, status: str, snapshot: bool = False) -> None:
+        """Flush the weights, then write the record and model.json (in that order)."""
+        self.state["intercept"] = float(self.intercept[0])
         self.model.flush()
+        record = dict(self.state, config=asdict(self.cfg), status=status)
+        write_checkpoint(self.model.path, record)
+        meta = self.model.meta
+        meta.update(intercept=self.state["intercept"], history=self.state["history"],
+                    hyper_parameters=asdict(self.cfg),
+                    training={"status": status, "epochs_done": self.state["epoch"],
+                              "blocks_done_in_epoch": len(self.state["done_blocks"])})
         self.model.save_meta()
+        self._last_checkpoint = time.monotonic()
+        if snapshot and self.keep_snapshots:
+            self._snapshot(record)
+
+    # -- snapshots: rollback points ---------------------------------------------------------
+    def _snapshot(self, record: dict) -> None:
+        from .sparse_files import copy_sparse
+
+        root = self.model.path / SNAPSHOTS
+        root.mkdir(exist_ok=True)
+        name = f"epoch-{record['epoch']:05d}-step-{record['step']:012d}"
+        tmp = root / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        copy_sparse(self.model.path / "weights.npy", tmp / "weights.npy")
+        write_checkpoint(tmp, record)
+        tmp.rename(root / name)
+        for old in sorted(p for p in root.iterdir() if not p.name.startswith("."))[:-self.keep_snapshots]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _after_divergence(self, exc: TrainingError) -> None:
+        """Roll back to the newest snapshot if one is kept; else mark the run diverged (its
+        weights hold NaN/inf, so it must not be resumed as it is)."""
+        from .sparse_files import restore_sparse
+
+        root = self.model.path / SNAPSHOTS
+        snaps = sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.exists() else []
+        if not snaps:
+            self.checkpoint("diverged")
+            exc.args = (f"{exc.args[0]}. The weights in {self.model.path} are not usable (no snapshot was kept: "
+                        "--keep-snapshots K keeps rollback points); start again with --overwrite",)
+            return
+        record, _ = read_checkpoint(snaps[-1])
+        restore_sparse(snaps[-1] / "weights.npy", self.model.path / "weights.npy")  # in place: the map stays valid
+        self.state = {k: record[k] for k in self.state}
+        self.intercept[0] = record["intercept"]
+        self.checkpoint("rolled-back")
+        exc.args = (f"{exc.args[0]}. Rolled the model back to its snapshot {snaps[-1].name} "
+                    f"(after epoch {record['epoch']}); resume with a lower --lr",)
+
+    def _interrupt_message(self) -> str:
+        st = self.state
+        name = signal.Signals(self.signal_received).name if self.signal_received else "a signal"
+        return (f"stopped by {name} in epoch {st['epoch'] + 1} after {len(st['done_blocks'])} of "
+                f"{self.dataset.n_blocks} blocks; checkpoint written to {self.model.path}. Resume with: "
+                f"streamhog train {self.dataset.path} --model {self.model.path} --resume")
 
 
-def dataset_schema(ds) -> dict:
-    return {"path": str(Path(ds.path).resolve()), "format": ds.format, "n_rows": ds.n_rows,
-            "n_features": ds.n_features, "has_values": ds.has_values, "has_weights": ds.has_weights}
+def _epoch_line(record: dict, epochs: int) -> str:
+    line = (f"epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.5f}, "
+            f"{record['examples']:,} examples in {record['seconds']:.2f} s "
+            f"({(record['examples_per_s'] or 0):,.0f}/s), lr {record['lr']:.4g}")
+    if "valid" in record:
+        line += ", valid " + ", ".join(f"{k} {v:.5f}" for k, v in record["valid"].items() if k != "n_examples")
+    return line
+
+
+def _fresh_state() -> dict:
+    return {"epoch": 0, "done_blocks": [], "step": 0, "intercept": 0.0, "epoch_loss": 0.0, "epoch_weight": 0.0,
+            "epoch_rows": 0, "epoch_nnz": 0, "epoch_seconds": 0.0, "history": []}
+
+
+def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
+    if not (model_dir.exists() or model_dir.is_symlink()):
+        if not model_dir.parent.exists():
+            raise FileNotFoundError(f"{model_dir}: the directory {model_dir.parent} does not exist")
+        return
+    if not overwrite:
+        hint = "pass --resume to continue its training, or " if has_checkpoint(model_dir) else "pass "
+        raise OutputExistsError(f"{model_dir}: already exists; {hint}--overwrite to replace it")
+    # --overwrite deletes a model directory, never anything else the user pointed at by mistake.
+    if model_dir.is_dir() and ((model_dir / META).is_file() or not any(model_dir.iterdir())):
+        shutil.rmtree(model_dir)
+    else:
+        raise OutputExistsError(f"{model_dir}: exists and is not a streamhog model directory; "
+                                "refusing to delete it (choose another --model)")
+
+
+def _warm_start_into(model: Model, source) -> float:
+    """Copy another model's weights (chunk by chunk, skipping zero chunks) and return its intercept."""
+    src = Model.open(source)
+    if src.n_features > model.n_features:
+        raise TrainingError(f"--warm-start {source}: that model has {src.n_features:,} features, more than "
+                            f"this run's {model.n_features:,}; give --n-features {src.n_features}")
+    chunk = 1 << 24
+    for start in range(0, src.n_features, chunk):
+        part = src.weights[start : start + chunk]
+        if part.any():
+            model.weights[start : start + len(part)] = part
+    return src.intercept
+
+
+_RESUMABLE_CHANGES = ("lr", "lr_schedule", "lr_decay", "power_t", "l2", "threads", "readers", "capacity", "sync")
+
+
+def _resume(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, say):
+    """The model, config and state to continue; refuses a changed dataset or loss."""
+    for stale in model_dir.glob(".*.tmp-*"):  # temporaries of a run killed while writing
+        stale.unlink()
+    record, warnings = read_checkpoint(model_dir)
+    for w in warnings:
+        say(f"warning: {w}; using the previous checkpoint")
+    if record.get("status") == "diverged":
+        raise TrainingError(f"{model_dir}: this run diverged and its weights are not usable; nothing to resume "
+                            "(start again with --overwrite and a lower --lr)")
+    saved = TrainConfig(**record["config"])
+    if "loss" in hyper and hyper["loss"] != saved.loss:
+        raise TrainingError(f"{model_dir}: the run trains the {saved.loss} loss; it cannot resume with "
+                            f"--loss {hyper['loss']} (use --warm-start {model_dir} for a new run)")
+    if "seed" in hyper and hyper["seed"] != saved.seed:
+        raise TrainingError(f"{model_dir}: the run uses --seed {saved.seed}; a resumed run keeps its shuffling")
+    schema, want = dataset_schema(ds), record["data"]
+    diff = [f"{k} {want.get(k)!r} -> {schema[k]!r}" for k in schema if k != "path" and schema[k] != want.get(k)]
+    if diff:
+        raise TrainingError(f"{ds.path}: not the data this run was trained on ({want.get('path')}): "
+                            + ", ".join(diff) + "; use --warm-start for new data")
+    model = Model.open(model_dir, mode="r+")
+    if n_features is not None and n_features != model.n_features:
+        raise TrainingError(f"{model_dir}: the model has {model.n_features:,} features; --n-features cannot change on resume")
+    changes = {k: v for k, v in hyper.items() if k in _RESUMABLE_CHANGES and v != getattr(saved, k)}
+    cfg = TrainConfig(**{**asdict(saved), **changes, "epochs": epochs or saved.epochs})
+    for k, v in changes.items():
+        if k not in ("threads", "readers", "capacity"):
+            say(f"note: resuming with {k} {getattr(saved, k)!r} -> {v!r} (the run is no longer the same as an "
+                "uninterrupted one)")
+    state = {k: record[k] for k in _fresh_state()}
+    return model, cfg, state
 
 
 def train(data, model_dir, *, n_features: int | None = None, valid=None, overwrite: bool = False,
-          quiet: bool = False, progress: bool | None = None, log=None, **hyper) -> Model:
+          resume: bool = False, warm_start=None, checkpoint_every: float | None = None, keep_snapshots: int = 0,
+          quiet: bool = False, progress: bool | None = None, log=None, handle_signals: bool = True,
+          stop_after_blocks: int | None = None, **hyper) -> Model:
     """Train a linear model on ``data`` (Parquet file/directory or Zarr store) into ``model_dir``.
 
     Keyword arguments are the fields of :class:`TrainConfig` (loss, epochs, lr, lr_schedule,
-    lr_decay, power_t, l2, seed, threads, readers, sync, capacity). ``valid`` is a dataset
-    evaluated after each epoch. The model directory is written under a temporary name and
-    appears complete at the end; an existing one is replaced only with ``overwrite``.
+    lr_decay, power_t, l2, seed, threads, readers, sync, capacity). ``epochs`` is the total:
+    ``resume=True`` continues the run in ``model_dir`` from its checkpoint up to ``epochs``.
+    ``warm_start`` starts a new run from another model's weights. ``valid`` is a dataset
+    evaluated after each epoch. SIGINT/SIGTERM write a checkpoint and raise
+    :class:`TrainingInterrupted`; so does ``stop_after_blocks`` once that many blocks were
+    trained in this call (time-boxed jobs, tests of exact resume).
 
     >>> import streamhog, tempfile, os
     >>> from streamhog.datasets import a9a
     >>> tmp = tempfile.mkdtemp()
     >>> _ = streamhog.convert(a9a("train"), os.path.join(tmp, "a9a.parquet"))
     >>> model = streamhog.train(os.path.join(tmp, "a9a.parquet"), os.path.join(tmp, "model"), quiet=True)
-    >>> model.n_features, model.loss
-    (123, 'logistic')
+    >>> model.n_features, model.loss, len(model.meta["history"])
+    (123, 'logistic', 5)
     """
-    from .inference import evaluate
-
-    cfg = TrainConfig(**hyper).resolved()
-    ds = open_dataset(data)
-    if n_features is None:
-        n_features = max(ds.n_features, 1)
-    if n_features < ds.n_features:
-        raise TrainingError(f"{ds.path}: the data has {ds.n_features:,} features but --n-features is "
-                            f"{n_features:,}; the model must be at least as large as the data")
-    if n_features > MAX_FEATURES:
-        raise TrainingError(f"--n-features {n_features:,} is above the maximum, 2^34")
-    valid_ds = open_dataset(valid) if valid is not None else None
-    if valid_ds is not None and valid_ds.n_features > n_features:
-        raise TrainingError(f"{valid_ds.path}: the validation data has {valid_ds.n_features:,} features, "
-                            f"more than the model's {n_features:,}")
-    counts = check_labels(ds, cfg.loss)
+    model_dir = Path(model_dir)
     say = (lambda msg: None) if quiet else (log or (lambda msg: print(msg, file=sys.stderr)))
-    with atomic_output(model_dir, overwrite=overwrite) as tmp:
-        schema = dataset_schema(ds)
-        schema["labels"] = {f"{k:g}": v for k, v in counts.items()} or None
-        model = Model.create(tmp, n_features=n_features, loss=cfg.loss, hyper_parameters=asdict(cfg), data=schema)
-        trainer = Trainer(model, ds, cfg, progress=None if not quiet else False)
-        bar = _progress_bar(ds.n_rows * cfg.epochs, enabled=(not quiet) and (progress if progress is not None
-                                                                              else sys.stderr.isatty()))
+    if resume and warm_start is not None:
+        raise TrainingError("--resume continues a run; --warm-start begins a new one: choose one")
+    if keep_snapshots < 0 or (checkpoint_every is not None and checkpoint_every <= 0):
+        raise ValueError("--keep-snapshots must be >= 0 and --checkpoint-every > 0")
+    ds = open_dataset(data)
+    if resume:
+        if not has_checkpoint(model_dir):
+            raise CheckpointError(f"{model_dir}: no checkpoint to resume from"
+                                  + ("" if model_dir.exists() else " (the directory does not exist)"))
+        epochs = hyper.pop("epochs", None)
+        model, cfg, state = _resume(model_dir, ds, hyper, epochs, n_features, say)
+        cfg = cfg.resolved()  # the run's own thread counts unless given (a one-thread run stays exact)
+        if state["epoch"] >= cfg.epochs:
+            say(f"{model_dir}: already trained {state['epoch']} epoch(s) (--epochs {cfg.epochs}); nothing to do. "
+                "Pass a larger --epochs to continue.")
+            return Model.open(model_dir)
+        say(f"resuming {model_dir} in epoch {state['epoch'] + 1} after {len(state['done_blocks'])} of "
+            f"{ds.n_blocks} blocks")
+    else:
+        cfg = TrainConfig(**hyper).resolved()
+        n_features = max(ds.n_features, 1) if n_features is None else n_features
+        if n_features < ds.n_features:
+            raise TrainingError(f"{ds.path}: the data has {ds.n_features:,} features but --n-features is "
+                                f"{n_features:,}; the model must be at least as large as the data")
+        if n_features > MAX_FEATURES:
+            raise TrainingError(f"--n-features {n_features:,} is above the maximum, 2^34")
+        _prepare_new_model_dir(model_dir, overwrite)
+        state = _fresh_state()
+    valid_ds = open_dataset(valid) if valid is not None else None
+    counts = check_labels(ds, cfg.loss)
+    if not resume:
+        schema = dict(dataset_schema(ds), labels={f"{k:g}": v for k, v in counts.items()} or None)
+        model = Model.create(model_dir, n_features=n_features, loss=cfg.loss, hyper_parameters=asdict(cfg), data=schema)
+        if warm_start is not None:
+            state["intercept"] = _warm_start_into(model, warm_start)
+            model.meta["warm_start"] = str(Path(warm_start).resolve())
+    if valid_ds is not None and valid_ds.n_features > model.n_features:
+        raise TrainingError(f"{valid_ds.path}: the validation data has {valid_ds.n_features:,} features, "
+                            f"more than the model's {model.n_features:,}")
+    record_data = dataset_schema(ds)
+    show = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
+    bar = _progress_bar(ds.n_rows * (cfg.epochs - state["epoch"]), show)
+    trainer = Trainer(model, ds, cfg, dict(state), valid=valid_ds, checkpoint_every=checkpoint_every,
+                      keep_snapshots=keep_snapshots, say=say, bar=bar, stop_after_blocks=stop_after_blocks)
+    trainer.state["data"] = record_data
+    if not resume:
+        trainer.checkpoint("running")  # a crash from here on is resumable
+    with _signals_to(trainer, handle_signals):
         try:
-            steps = 0
-            for epoch in range(cfg.epochs):
-                record = trainer.run_epoch(epoch, steps, bar)
-                steps = record.pop("steps_end")
-                if valid_ds is not None:
-                    trainer.finish()  # the evaluation reads the intercept from the model
-                    record["valid"] = evaluate(model, valid_ds, threads=cfg.threads)
-                model.meta["history"].append(record)
-                say(_epoch_line(record, cfg))
+            trainer.run(cfg.epochs)
         finally:
             if bar is not None:
                 bar.close()
-        trainer.finish()
-        del model, trainer
     return Model.open(model_dir)
+
+
+class _signals_to:
+    """SIGINT/SIGTERM ask the trainer to stop at a block boundary and checkpoint; a second
+    one exits at once (the last checkpoint stays usable: records are written atomically)."""
+
+    def __init__(self, trainer: Trainer, enabled: bool):
+        self.trainer = trainer
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.previous = {}
+
+    def _handler(self, signum, frame):
+        if self.trainer.signal_received is not None:
+            sys.stderr.write(f"\nsecond {signal.Signals(signum).name}: exiting now; the last checkpoint in "
+                             f"{self.trainer.model.path} is intact\n")
+            sys.stderr.flush()
+            import os
+
+            os._exit(128 + signum)
+        self.trainer.signal_received = signum
+        sys.stderr.write(f"\n{signal.Signals(signum).name}: finishing the blocks in flight and writing a "
+                         "checkpoint (again to exit at once)\n")
+        sys.stderr.flush()
+
+    def __enter__(self):
+        if self.enabled:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self.previous[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self.previous.items():
+            signal.signal(s, h)
 
 
 def _progress_bar(total: int, enabled: bool):
@@ -228,12 +555,3 @@ def _progress_bar(total: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, unit="ex", unit_scale=True, file=sys.stderr, leave=False, dynamic_ncols=True)
-
-
-def _epoch_line(record: dict, cfg: TrainConfig) -> str:
-    line = (f"epoch {record['epoch']}/{cfg.epochs}: train loss {record['train_loss']:.5f}, "
-            f"{record['examples']:,} examples in {record['seconds']:.2f} s ({record['examples_per_s']:,.0f}/s), "
-            f"lr {record['lr']:.4g}")
-    if "valid" in record:
-        line += ", valid " + ", ".join(f"{k} {v:.5f}" for k, v in record["valid"].items() if k != "n_examples")
-    return line

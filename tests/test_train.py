@@ -175,7 +175,9 @@ def test_divergence_stops_with_epoch_and_hint(tmp_path):
     with pytest.raises(TrainingError, match=r"diverged in epoch 1, .*d.parquet row group \d: .*lower --lr \(now 10\)"):
         streamhog.train(tmp_path / "d.parquet", tmp_path / "m", loss="squared", lr=10.0, lr_schedule="constant",
                         l2=0.0, quiet=True, threads=1)
-    assert not (tmp_path / "m").exists()
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["training"]["status"] == "diverged"
+    with pytest.raises(TrainingError, match="diverged and its weights are not usable"):
+        streamhog.train(tmp_path / "d.parquet", tmp_path / "m", resume=True, quiet=True)
 
 
 def test_model_dir_protection_and_feature_checks(a9a_data, tmp_path, capsys):
