@@ -73,17 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=run_train)
 
     p = sub.add_parser("evaluate", help="metrics of a model on a dataset")
-    p.add_argument("data", help="a .parquet file, a directory of them, or a .zarr store")
-    p.add_argument("--model", required=True, help="model directory")
-    p.add_argument("--threads", type=_positive_int, default=None, help="scoring threads (default: one per core)")
+    _add_scoring_arguments(p)
     p.add_argument("--json", action="store_true", help="exactly one JSON object on stdout")
     p.set_defaults(run=run_evaluate)
 
     p = sub.add_parser("predict", help="write one prediction per example to Parquet")
-    p.add_argument("data", help="a .parquet file, a directory of them, or a .zarr store")
-    p.add_argument("--model", required=True, help="model directory")
+    _add_scoring_arguments(p)
     p.add_argument("--out", required=True, help="output .parquet file: columns prediction, label")
-    p.add_argument("--threads", type=_positive_int, default=None, help="reader threads (default: one per core)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(run=run_predict)
 
@@ -92,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(run=run_info)
     return parser
+
+
+def _add_scoring_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="a .parquet file, a directory of them, or a .zarr store")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--threads", type=_positive_int, default=None, help="scoring threads (default: one per core)")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:

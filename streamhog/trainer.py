@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError, has_checkpoint, read_checkpoint, write_checkpoint
-from .config import LR_SCHEDULES, TrainConfig  # noqa: F401 (re-exported)
+from .config import TrainConfig
 from .errors import OutputExistsError, StreamhogError
 from .formats import open_dataset
 from .inspect import label_counts

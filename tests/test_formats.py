@@ -8,11 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 import zarr
 
-from streamhog.batch import SparseBatch, concat_batches
+from streamhog.batch import concat_batches
 from streamhog.errors import DataFormatError, OutputExistsError
 from streamhog.atomic import atomic_output
 from streamhog.formats import create_writer, open_dataset
-from streamhog.formats.parquet import parquet_schema
 
 from conftest import random_batch
 

@@ -17,8 +17,6 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from streamhog.datasets.synthetic import SyntheticSpec, bayes_logloss, synthetic_batches
 from streamhog.formats import create_writer
 

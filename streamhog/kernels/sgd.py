@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
-from .losses import HINGE, LOGISTIC, SQUARED, loss_and_dloss  # noqa: F401 (ids re-exported)
+from .losses import SQUARED, loss_and_dloss
 from .spinlock import spin_acquire, spin_release
 
 CONSTANT = 0
