@@ -132,6 +132,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-snapshots", type=int, default=0, metavar="K",
                    help="keep K rollback copies of the model (sparse-aware), taken at epoch ends; on divergence "
                         "training rolls back to the newest")
+    p.add_argument("--no-cache", dest="cache", action="store_false", default=None,
+                   help="decode the data every epoch (default: with more than one epoch, the first epoch's "
+                        "decoded blocks are cached in MODEL/cache and memory-mapped by later epochs)")
+    p.add_argument("--keep-cache", action="store_true", help="keep MODEL/cache after training")
     p.add_argument("--overwrite", action="store_true", help="replace the model directory if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
 
@@ -157,7 +161,8 @@ def run_train(args) -> int:
     given = {k: getattr(args, k) for k in _HYPER if getattr(args, k) is not None}
     model = train(args.data, args.model, n_features=args.n_features, valid=args.valid, overwrite=args.overwrite,
                   resume=args.resume, warm_start=args.warm_start, checkpoint_every=args.checkpoint_every,
-                  keep_snapshots=args.keep_snapshots, quiet=args.quiet, **given)
+                  keep_snapshots=args.keep_snapshots, quiet=args.quiet, cache=args.cache,
+                  keep_cache=args.keep_cache, **given)
     if not args.quiet:
         print(f"saved {model.path}: {model.loss} model of {model.n_features:,} features")
     return 0

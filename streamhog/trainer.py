@@ -33,8 +33,9 @@ import numpy as np
 
 from .checkpoint import CheckpointError, has_checkpoint, read_checkpoint, write_checkpoint
 from .config import TrainConfig
-from .errors import OutputExistsError, StreamhogError
+from .errors import DataFormatError, OutputExistsError, StreamhogError
 from .formats import open_dataset
+from .formats.block_cache import BlockCache
 from .inspect import label_counts
 from .interrupt import TrainingInterrupted
 from .kernels.losses import LOSS_IDS
@@ -44,6 +45,7 @@ from .stream import BatchStream, block_order
 
 _EMPTY_F32 = np.zeros(0, np.float32)
 SNAPSHOTS = "snapshots"
+CACHE = "cache"
 
 
 class TrainingError(StreamhogError):
@@ -149,7 +151,7 @@ class Trainer:
 
     def __init__(self, model: Model, dataset, config: TrainConfig, state: dict, *, valid=None,
                  checkpoint_every: float | None = None, keep_snapshots: int = 0, say=None, bar=None,
-                 stop_after_blocks: int | None = None):
+                 stop_after_blocks: int | None = None, cache: BlockCache | None = None):
         self.model = model
         self.dataset = dataset
         self.cfg = config
@@ -167,9 +169,10 @@ class Trainer:
         self.signal_received: int | None = None
         self._last_checkpoint = time.monotonic()
         self._blocks_left = stop_after_blocks
+        self.cache = cache
 
     # -- consumers -------------------------------------------------------------------------
-    def _consume(self, stream: BatchStream, ctl: _EpochControl, epoch: int, lr: float) -> None:
+    def _consume(self, stream: BatchStream, ctl: _EpochControl, epoch: int, lr: float, fill_cache: bool) -> None:
         cfg = self.cfg
         exc = None
         try:
@@ -181,14 +184,19 @@ class Trainer:
                 t0 = ctl.claim_steps(batch.n_rows)
                 values = batch.values if batch.values is not None else _EMPTY_F32
                 weights = batch.weights if batch.weights is not None else _EMPTY_F32
-                loss, weight, n_bad = sgd_train_rows(
+                loss, weight, n_bad, n_out = sgd_train_rows(
                     batch.indptr, batch.indices, values, batch.values is not None, batch.labels, weights,
                     batch.weights is not None, rows, self.w, self.intercept, self.lock_cell, cfg.sync == "lock",
                     self.loss_id, self.schedule, lr, cfg.power_t, t0, cfg.l2, True)
+                if n_out:
+                    raise DataFormatError(batch.source, f"a feature index is >= the model's n_features "
+                                                        f"{len(self.w):,}; the block was refused")
                 if n_bad or not np.isfinite(loss) or not np.isfinite(self.intercept[0]):
                     raise TrainingError(
                         f"training diverged in epoch {epoch + 1}, {batch.source}: the margin became NaN or "
                         f"infinite; lower --lr (now {cfg.lr:g})")
+                if fill_cache:
+                    self.cache.put(batch)  # decoded once; later epochs memory-map it
                 ctl.block_done(batch.block, batch.n_rows, batch.nnz, loss, weight)
                 if self._blocks_left is not None:
                     with ctl.cond:
@@ -213,8 +221,11 @@ class Trainer:
         ctl = _EpochControl(st, cfg.threads)
         start = time.perf_counter()
         shown = 0
-        with BatchStream(ds, order, readers=cfg.readers, capacity=cfg.capacity, ordered=cfg.threads == 1) as stream:
-            consumers = [threading.Thread(target=self._consume, args=(stream, ctl, epoch, lr),
+        cached = self.cache is not None and self.cache.complete()
+        source = self.cache.as_dataset() if cached else ds
+        fill = self.cache is not None and not cached
+        with BatchStream(source, order, readers=cfg.readers, capacity=cfg.capacity, ordered=cfg.threads == 1) as stream:
+            consumers = [threading.Thread(target=self._consume, args=(stream, ctl, epoch, lr, fill),
                                           name=f"streamhog-train-{i}", daemon=True) for i in range(cfg.threads)]
             for t in consumers:
                 t.start()
@@ -439,7 +450,8 @@ def _resume(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, sa
 def train(data, model_dir, *, n_features: int | None = None, valid=None, overwrite: bool = False,
           resume: bool = False, warm_start=None, checkpoint_every: float | None = None, keep_snapshots: int = 0,
           quiet: bool = False, progress: bool | None = None, log=None, handle_signals: bool = True,
-          stop_after_blocks: int | None = None, **hyper) -> Model:
+          stop_after_blocks: int | None = None, cache: bool | None = None, keep_cache: bool = False,
+          **hyper) -> Model:
     """Train a linear model on ``data`` (Parquet file/directory or Zarr store) into ``model_dir``.
 
     Keyword arguments are the fields of :class:`TrainConfig` (loss, epochs, lr, lr_schedule,
@@ -448,7 +460,10 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     ``warm_start`` starts a new run from another model's weights. ``valid`` is a dataset
     evaluated after each epoch. SIGINT/SIGTERM write a checkpoint and raise
     :class:`TrainingInterrupted`; so does ``stop_after_blocks`` once that many blocks were
-    trained in this call (time-boxed jobs, tests of exact resume).
+    trained in this call (time-boxed jobs, tests of exact resume). ``cache`` (default: when
+    more than one epoch is left) writes the decoded blocks of the first epoch to
+    ``model_dir/cache`` so later epochs memory-map them instead of decoding; it is removed at
+    the end unless ``keep_cache``.
 
     >>> import streamhog, tempfile, os
     >>> from streamhog.datasets import a9a
@@ -502,8 +517,12 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     record_data = dataset_schema(ds)
     show = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
     bar = _progress_bar(ds.n_rows * (cfg.epochs - state["epoch"]), show)
+    if cache is None:
+        cache = cfg.epochs - state["epoch"] > 1  # worth it only when an epoch will read the cache
+    block_cache = BlockCache(model_dir / CACHE, ds) if cache else None
     trainer = Trainer(model, ds, cfg, dict(state), valid=valid_ds, checkpoint_every=checkpoint_every,
-                      keep_snapshots=keep_snapshots, say=say, bar=bar, stop_after_blocks=stop_after_blocks)
+                      keep_snapshots=keep_snapshots, say=say, bar=bar, stop_after_blocks=stop_after_blocks,
+                      cache=block_cache)
     trainer.state["data"] = record_data
     if not resume:
         trainer.checkpoint("running")  # a crash from here on is resumable
@@ -513,6 +532,10 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
         finally:
             if bar is not None:
                 bar.close()
+    if block_cache is not None and not keep_cache:
+        block_cache.remove()  # kept on interruption (the resume reads it), removed when done
+    elif (model_dir / CACHE).exists() and not keep_cache:
+        shutil.rmtree(model_dir / CACHE, ignore_errors=True)
     return Model.open(model_dir)
 
 

@@ -106,6 +106,22 @@ def test_sigint_then_resume_is_bit_identical(data, straight, tmp_path):
     same_run(m, straight)
 
 
+def _mtime(path):
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def _wait_for_new_checkpoint(model_dir, before, proc, timeout=120):
+    """Until the run writes a checkpoint, or ends (a run killed after its last checkpoint
+    is complete: its resume has nothing to do and writes none)."""
+    end = time.monotonic() + timeout
+    while _mtime(model_dir / CHECKPOINT) in (before, None) and proc.poll() is None:
+        assert time.monotonic() < end, "the run wrote no checkpoint"
+        time.sleep(0.01)
+
+
 def _logloss(model_dir, data):
     return Model.open(model_dir).evaluate(data / "test.parquet")["logloss"]
 
@@ -124,10 +140,11 @@ def test_kill_9_at_random_moments_always_resumes(data, tmp_path):
     first = True
     while True:
         cmd = _cli("train", data / "train.parquet", "--model", m, *args, *([] if first else ["--resume"]))
+        before = _mtime(m / CHECKPOINT)
         proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
         if kills < 8:
-            _wait_for(m / CHECKPOINT) if first else time.sleep(1.0)  # past start-up
-            time.sleep(rng.uniform(0.05, 0.6))
+            _wait_for_new_checkpoint(m, before, proc)  # past start-up, whatever the machine's load
+            time.sleep(rng.uniform(0.0, 0.4))
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

@@ -67,6 +67,16 @@ def test_kernel_matches_numpy_reference(rng, loss, schedule, binary, weights):
     np.testing.assert_allclose(w, ref_w, rtol=1e-5, atol=1e-6)
     assert b[0] == pytest.approx(ref_b, rel=1e-6, abs=1e-9)
     assert out[1] == pytest.approx(batch.weights.sum() if weights else 200, rel=1e-6)
+    assert out[3] == 0.0
+
+
+def test_kernel_refuses_an_index_beyond_the_weights(rng):
+    batch = random_batch(rng, 50, 30, max_nnz=6)
+    w = np.zeros(20, np.float32)  # smaller than the data's 30 features
+    out = sgd_train_rows(batch.indptr, batch.indices, batch.values, True, batch.labels, E, False,
+                         np.arange(50), w, np.zeros(1), np.zeros(1, np.int32), False, 0, CONSTANT, 0.1, 0.5, 0,
+                         0.0, True)
+    assert out[3] == 1.0
 
 
 @pytest.fixture(scope="module")

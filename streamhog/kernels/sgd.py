@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit, types
 
 from .losses import SQUARED, loss_and_dloss
+from .prefetch import prefetch
 from .spinlock import spin_acquire, spin_release
 
 CONSTANT = 0
@@ -39,7 +40,7 @@ INVSCALING = 1
 _ro = lambda dt: types.Array(dt, 1, "C", readonly=True)  # noqa: E731
 _rw = lambda dt: types.Array(dt, 1, "C")  # noqa: E731
 
-SGD_SIGNATURE = types.UniTuple(types.float64, 3)(
+SGD_SIGNATURE = types.UniTuple(types.float64, 4)(
     _ro(types.int64), _ro(types.uint32), _ro(types.float32), types.boolean,   # indptr, indices, values, has_values
     _ro(types.float32), _ro(types.float32), types.boolean,                    # labels, weights, has_weights
     _ro(types.int64),                                                         # rows: visiting order
@@ -53,11 +54,29 @@ SGD_SIGNATURE = types.UniTuple(types.float64, 3)(
 def sgd_train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows,
                    w, intercept, lock, use_lock, loss_id, schedule, lr, power_t, t0, l2, fit_intercept):
     """Train on ``rows`` of the block, in that order. Returns (sum of s * loss before each
-    update, sum of s, number of rows whose margin was not finite: divergence)."""
+    update, sum of s, number of rows whose margin was not finite: divergence, number of
+    indices >= len(w): the block is refused before its row is updated, so hostile data
+    never writes outside the weight vector, whatever was validated upstream)."""
     loss_sum = 0.0
     weight_sum = 0.0
     n_bad = 0.0
-    for k in range(rows.shape[0]):
+    n = rows.shape[0]
+    n_w = w.shape[0]
+    for k in range(n):
+        # Memory latency, not arithmetic, bounds this loop: prefetch the next row's weights
+        # and the data of rows further ahead (see prefetch.py). Hints only: no effect on results.
+        if k + 1 < n:
+            nxt = rows[k + 1]
+            for p in range(indptr[nxt], indptr[nxt + 1]):
+                prefetch(w, indices[p])
+            if k + 4 < n:
+                ahead = indptr[rows[k + 4]]
+                for off in range(0, 48, 16):
+                    prefetch(indices, ahead + off)
+                    if has_values:
+                        prefetch(values, ahead + off)
+                if k + 8 < n:
+                    prefetch(indptr, rows[k + 8])
         i = rows[k]
         lo = indptr[i]
         hi = indptr[i + 1]
@@ -72,12 +91,25 @@ def sgd_train_rows(indptr, indices, values, has_values, labels, sample_weights, 
         if use_lock:
             spin_acquire(lock)
         z = intercept[0]
+        out_of_range = False
         if has_values:
             for p in range(lo, hi):
-                z += w[indices[p]] * np.float64(values[p])
+                j = indices[p]
+                if j >= n_w:
+                    out_of_range = True
+                    break
+                z += w[j] * np.float64(values[p])
         else:
             for p in range(lo, hi):
-                z += w[indices[p]]
+                j = indices[p]
+                if j >= n_w:
+                    out_of_range = True
+                    break
+                z += w[j]
+        if out_of_range:
+            if use_lock:
+                spin_release(lock)
+            return loss_sum, weight_sum, n_bad, 1.0
         if not np.isfinite(z):
             n_bad += 1.0
             if use_lock:
@@ -102,4 +134,4 @@ def sgd_train_rows(indptr, indices, values, has_values, labels, sample_weights, 
                 intercept[0] -= step
         if use_lock:
             spin_release(lock)
-    return loss_sum, weight_sum, n_bad
+    return loss_sum, weight_sum, n_bad, 0.0

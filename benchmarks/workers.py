@@ -1,0 +1,192 @@
+"""Worker processes of benchmarks/run.py: the in-memory kernel ceiling and scikit-learn.
+
+Each runs in its own process (run.py measures its wall time and memory from outside) and
+prints one JSON object on its last stdout line: the seconds of its timed section, what it
+processed, and test metrics where it has a model.
+
+    python benchmarks/workers.py kernel DATA.parquet --threads 2
+    python benchmarks/workers.py sklearn-fit DATA_DIR --epochs 5
+    python benchmarks/workers.py sklearn-partial DATA_DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+_EMPTY_F32 = np.zeros(0, np.float32)
+
+
+def load_blocks(path):
+    """Every block of a dataset, in memory, as streamhog's readers decode them."""
+    from streamhog import open_dataset
+
+    ds = open_dataset(path)
+    reader = ds.open_reader()
+    blocks = [reader.read(k) for k in range(ds.n_blocks)]
+    reader.close()
+    return ds, blocks
+
+
+def run_kernel(args) -> dict:
+    """The ceiling: ``sgd_train_rows`` over in-memory blocks for one epoch, as the trainer
+    calls it (same block order, row order, step counter and defaults), without I/O."""
+    from streamhog.config import TrainConfig
+    from streamhog.kernels.losses import LOSS_IDS
+    from streamhog.kernels.sgd import INVSCALING, sgd_train_rows
+    from streamhog.stream import block_order
+
+    cfg = TrainConfig()
+    ds, blocks = load_blocks(args.data)
+    order = block_order(ds.n_blocks, epoch=0, seed=cfg.seed).tolist()
+    # Row permutations are drawn before the clock starts: the ceiling is the kernel alone.
+    perms = {k: np.random.default_rng([cfg.seed, 0, k]).permutation(blocks[k].n_rows) for k in order}
+    w = np.zeros(ds.n_features, np.float32)
+    intercept = np.zeros(1, np.float64)
+    lock_cell = np.zeros(1, np.int32)
+
+    def train_block(k: int, t0: int):
+        b = blocks[k]
+        return sgd_train_rows(b.indptr, b.indices, b.values if b.values is not None else _EMPTY_F32,
+                              b.values is not None, b.labels, b.weights if b.weights is not None else _EMPTY_F32,
+                              b.weights is not None, perms[k], w, intercept, lock_cell, False,
+                              LOSS_IDS[cfg.loss], INVSCALING, cfg.lr, cfg.power_t, t0, cfg.l2, True)
+
+    train_block(order[0], 0)  # warm-up: loads the numba cache (or compiles) before timing
+    w[:] = 0.0
+    intercept[:] = 0.0
+
+    claim = threading.Lock()
+    state = {"next": 0, "step": 0, "loss": 0.0, "weight": 0.0}
+
+    def consumer():
+        while True:
+            with claim:  # one claim per block, like the trainer's step counter
+                if state["next"] >= len(order):
+                    return
+                k = order[state["next"]]
+                state["next"] += 1
+                t0 = state["step"]
+                state["step"] += blocks[k].n_rows
+            result = train_block(k, t0)  # (loss sum, weight sum, ...): the tail has grown before
+            with claim:
+                state["loss"] += result[0]
+                state["weight"] += result[1]
+
+    threads = [threading.Thread(target=consumer) for _ in range(args.threads)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows": ds.n_rows, "nnz": sum(b.nnz for b in blocks),
+            "train_loss": state["loss"] / max(state["weight"], 1e-300)}
+
+
+def _csr(batch, n_features):
+    m = batch.to_scipy(n_features)
+    return m.astype(np.float64)  # SGDClassifier works in float64: convert before the clock starts
+
+
+def _metrics(clf, X, y) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    z = clf.decision_function(X)
+    s = np.where(y > 0, 1.0, -1.0)
+    logloss = float(np.mean(np.logaddexp(0.0, -s * z)))  # exact softplus, no clipping
+    return {"logloss": logloss, "auc": float(roc_auc_score(y > 0, z)), "n_examples": int(len(y))}
+
+
+def _load_split(path):
+    import scipy.sparse as sp
+
+    ds, blocks = load_blocks(path)
+    X = sp.vstack([_csr(b, ds.n_features) for b in blocks], format="csr")
+    y = np.concatenate([b.labels for b in blocks]).astype(np.float64)
+    return ds, X, y
+
+
+def _sgd(epochs: int):
+    from sklearn.linear_model import SGDClassifier
+
+    # tol=None: exactly `epochs` passes, no early stop.
+    return SGDClassifier(loss="log_loss", max_iter=epochs, tol=None, random_state=0)
+
+
+def run_sklearn_fit(args) -> dict:
+    import warnings
+
+    data = Path(args.data)
+    ds, X, y = _load_split(data / "train.parquet")
+    clf = _sgd(args.epochs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: expected with tol=None
+        start = time.perf_counter()
+        clf.fit(X, y)
+        seconds = time.perf_counter() - start
+    rows, nnz = X.shape[0], X.nnz
+    del X
+    _, Xt, yt = _load_split(data / "test.parquet")
+    return {"seconds": seconds, "rows": rows * args.epochs, "nnz": nnz * args.epochs, **_metrics(clf, Xt, yt)}
+
+
+def run_sklearn_partial(args) -> dict:
+    """One epoch of partial_fit, streamed: pyarrow read_row_group → scipy CSR → partial_fit,
+    row groups in a seeded random order (as streamhog reads blocks)."""
+    import pyarrow.parquet as pq
+    import scipy.sparse as sp
+
+    data = Path(args.data)
+    pf = pq.ParquetFile(data / "train.parquet")
+    n_features = int(pf.metadata.metadata[b"n_features"])
+    clf = _sgd(1)
+    classes = np.array([-1.0, 1.0])
+    rows = nnz = 0
+    start = time.perf_counter()
+    for g in np.random.default_rng(0).permutation(pf.num_row_groups).tolist():
+        t = pf.read_row_group(g)
+        idx = t.column("indices").combine_chunks()
+        indptr = idx.offsets.to_numpy().astype(np.int64)
+        indices = idx.values.to_numpy()
+        if "values" in t.column_names:
+            values = t.column("values").combine_chunks().values.to_numpy().astype(np.float64)
+        else:
+            values = np.ones(len(indices))
+        indptr -= indptr[0]
+        X = sp.csr_matrix((values, indices, indptr), shape=(t.num_rows, n_features))
+        y = t.column("label").to_numpy().astype(np.float64)
+        clf.partial_fit(X, y, classes=classes)
+        rows += t.num_rows
+        nnz += len(indices)
+    seconds = time.perf_counter() - start
+    _, Xt, yt = _load_split(data / "test.parquet")
+    return {"seconds": seconds, "rows": rows, "nnz": nnz, **_metrics(clf, Xt, yt)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("kernel")
+    p.add_argument("data", help="train split (.parquet or .zarr)")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(run=run_kernel)
+    p = sub.add_parser("sklearn-fit")
+    p.add_argument("data", help="directory with train.parquet and test.parquet")
+    p.add_argument("--epochs", type=int, default=1)
+    p.set_defaults(run=run_sklearn_fit)
+    p = sub.add_parser("sklearn-partial")
+    p.add_argument("data", help="directory with train.parquet and test.parquet")
+    p.set_defaults(run=run_sklearn_partial)
+    args = ap.parse_args(argv)
+    print(json.dumps(args.run(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

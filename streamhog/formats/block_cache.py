@@ -1,0 +1,123 @@
+"""A memory-mappable cache of decoded blocks: later epochs skip decoding (VW's ``-c``, done better).
+
+Decoding Parquet/Zarr bounds a streaming trainer. During the first epoch each decoded
+block is also written, as raw little-endian arrays, to ``<dir>/block-<k>.bin``; once every
+block is there, later epochs read blocks by memory-mapping those files: no decoding, no
+copy, and the pages are file-backed (page cache), so they do not count against the
+process's anonymous memory. Files are written under a temporary name and renamed, so a
+crash never leaves a partial block.
+
+Layout of a block file (all sections 8-byte aligned): a 64-byte header (magic
+``SHCACHE1``, then int64 n_rows, nnz, has_values, has_weights, row_start, block), then
+indptr int64[n_rows + 1], indices uint32[nnz], values float32[nnz] (if any), labels
+float32[n_rows], weights float32[n_rows] (if any).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..batch import SparseBatch
+from ..errors import DataFormatError
+
+MAGIC = b"SHCACHE1"
+_HEADER = 64
+
+
+def _pad(n_bytes: int) -> int:
+    return (n_bytes + 7) & ~7
+
+
+class BlockCache:
+    """The cache directory of one dataset; safe to fill from several threads (one file per block)."""
+
+    def __init__(self, directory, dataset):
+        self.dir = Path(directory)
+        self.dataset = dataset
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, block: int) -> Path:
+        return self.dir / f"block-{block:08d}.bin"
+
+    def has(self, block: int) -> bool:
+        return self.path(block).exists()
+
+    def complete(self) -> bool:
+        return all(self.has(k) for k in range(self.dataset.n_blocks))
+
+    def put(self, batch: SparseBatch) -> None:
+        """Write one decoded (and validated) block, atomically."""
+        final = self.path(batch.block)
+        if final.exists():
+            return
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{batch.block}")
+        header = np.zeros(_HEADER // 8, np.int64)
+        header[1:7] = (batch.n_rows, batch.nnz, batch.values is not None, batch.weights is not None,
+                       batch.row_start, batch.block)
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + header.tobytes()[8:])
+            for arr in (batch.indptr, batch.indices, batch.values, batch.labels, batch.weights):
+                if arr is not None:
+                    data = np.ascontiguousarray(arr)
+                    f.write(memoryview(data).cast("B"))
+                    f.write(b"\0" * (_pad(data.nbytes) - data.nbytes))
+        os.replace(tmp, final)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def as_dataset(self) -> "CachedDataset":
+        return CachedDataset(self)
+
+
+class CachedDataset:
+    """The cached blocks, with the same interface as the dataset they came from."""
+
+    def __init__(self, cache: BlockCache):
+        base = cache.dataset
+        self.cache = cache
+        self.path = base.path
+        self.format = base.format
+        for name in ("n_rows", "n_features", "has_values", "has_weights", "block_rows", "block_row_start"):
+            setattr(self, name, getattr(base, name))
+
+    @property
+    def n_blocks(self) -> int:
+        return self.cache.dataset.n_blocks
+
+    def open_reader(self) -> "CachedBlockReader":
+        return CachedBlockReader(self.cache)
+
+
+class CachedBlockReader:
+    def __init__(self, cache: BlockCache):
+        self.cache = cache
+
+    def read(self, block: int) -> SparseBatch:
+        path = self.cache.path(block)
+        buf = np.memmap(path, dtype=np.uint8, mode="r")  # views keep the mapping alive
+        if buf.nbytes < _HEADER or bytes(buf[:8]) != MAGIC:
+            raise DataFormatError(path, "not a streamhog block-cache file", where=f"block {block}")
+        n_rows, nnz, has_values, has_weights, row_start, stored_block = (int(x) for x in buf[8:56].view(np.int64))
+        sections = [("indptr", np.int64, n_rows + 1), ("indices", np.uint32, nnz)]
+        sections += [("values", np.float32, nnz)] if has_values else []
+        sections += [("labels", np.float32, n_rows)]
+        sections += [("weights", np.float32, n_rows)] if has_weights else []
+        expected = _HEADER + sum(_pad(np.dtype(t).itemsize * n) for _, t, n in sections)
+        if stored_block != block or buf.nbytes != expected:
+            raise DataFormatError(path, f"block-cache file is damaged (size {buf.nbytes}, expected {expected})",
+                                  where=f"block {block}")
+        out, pos = {}, _HEADER
+        for name, dtype, n in sections:
+            size = np.dtype(dtype).itemsize * n
+            out[name] = buf[pos:pos + size].view(dtype)
+            pos += _pad(size)
+        return SparseBatch(out["indptr"], out["indices"], out.get("values"), out["labels"], out.get("weights"),
+                           source=f"{path} (cached {self.cache.dataset.path} block {block})",
+                           row_start=row_start, block=block)
+
+    def close(self) -> None:
+        pass
