@@ -18,25 +18,33 @@ def label_counts(dataset, max_distinct: int = 1000) -> dict[float, int]:
     return dict(sorted(counts.items()))
 
 
-def model_info(path, chunk: int = 1 << 24) -> dict:
-    """What a model directory holds; counts non-zero weights chunk by chunk (bounded memory;
-    the pages of a sparse weight file that were never written read as zeros cheaply)."""
-    from .model import Model
+def model_info(path, chunk: int = 1 << 22) -> dict:
+    """What a model directory holds. Non-zero weights are counted over the data extents of
+    weights.npy only (SEEK_DATA/SEEK_HOLE): a 32 GiB sparse model is scanned in the time its
+    few written pages take, never read whole."""
+    from .model import WEIGHTS, Model
+    from .sparse_files import allocated_bytes, data_extents
 
     model = Model.open(path)
     w = model.weights
+    header = w.offset  # the .npy header precedes the data
+    itemsize = w.dtype.itemsize
     nonzero = 0
     norm2 = 0.0
-    for start in range(0, model.n_features, chunk):
-        part = np.asarray(w[start : start + chunk], dtype=np.float64)
-        nonzero += int(np.count_nonzero(part))
-        norm2 += float(part @ part)
+    for offset, length in data_extents(model.path / WEIGHTS):
+        lo = max(0, (offset - header) // itemsize)
+        hi = min(model.n_features, -(-(offset + length - header) // itemsize))
+        for start in range(lo, hi, chunk):
+            part = np.asarray(w[start : min(hi, start + chunk)], dtype=np.float64)
+            nonzero += int(np.count_nonzero(part))
+            norm2 += float(part @ part)
     meta = model.meta
     history = meta.get("history", [])
     info = {"kind": "model", "path": str(model.path), "loss": model.loss, "n_features": model.n_features,
             "nonzero_weights": nonzero, "weight_l2_norm": norm2 ** 0.5, "intercept": model.intercept,
-            "epochs_trained": len(history), "hyper_parameters": meta.get("hyper_parameters", {}),
-            "data": meta.get("data", {})}
+            "weights_allocated_bytes": allocated_bytes(model.path / WEIGHTS),
+            "epochs_trained": len(history), "training": meta.get("training", {}),
+            "hyper_parameters": meta.get("hyper_parameters", {}), "data": meta.get("data", {})}
     if history:
         info["last_epoch"] = history[-1]
     return info

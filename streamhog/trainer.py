@@ -172,7 +172,7 @@ class Trainer:
         self.cache = cache
 
     # -- consumers -------------------------------------------------------------------------
-    def _consume(self, stream: BatchStream, ctl: _EpochControl, epoch: int, lr: float, fill_cache: bool) -> None:
+    def _consume(self, stream: BatchStream, ctl: _EpochControl, epoch: int, lr: float) -> None:
         cfg = self.cfg
         exc = None
         try:
@@ -195,8 +195,8 @@ class Trainer:
                     raise TrainingError(
                         f"training diverged in epoch {epoch + 1}, {batch.source}: the margin became NaN or "
                         f"infinite; lower --lr (now {cfg.lr:g})")
-                if fill_cache:
-                    self.cache.put(batch)  # decoded once; later epochs memory-map it
+                if self.cache is not None:
+                    self.cache.offer(batch)  # background write; later epochs memory-map it
                 ctl.block_done(batch.block, batch.n_rows, batch.nnz, loss, weight)
                 if self._blocks_left is not None:
                     with ctl.cond:
@@ -221,11 +221,9 @@ class Trainer:
         ctl = _EpochControl(st, cfg.threads)
         start = time.perf_counter()
         shown = 0
-        cached = self.cache is not None and self.cache.complete()
-        source = self.cache.as_dataset() if cached else ds
-        fill = self.cache is not None and not cached
+        source = self.cache.as_dataset() if self.cache is not None else ds
         with BatchStream(source, order, readers=cfg.readers, capacity=cfg.capacity, ordered=cfg.threads == 1) as stream:
-            consumers = [threading.Thread(target=self._consume, args=(stream, ctl, epoch, lr, fill),
+            consumers = [threading.Thread(target=self._consume, args=(stream, ctl, epoch, lr),
                                           name=f"streamhog-train-{i}", daemon=True) for i in range(cfg.threads)]
             for t in consumers:
                 t.start()
@@ -532,6 +530,8 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
         finally:
             if bar is not None:
                 bar.close()
+            if block_cache is not None:
+                block_cache.close()
     if block_cache is not None and not keep_cache:
         block_cache.remove()  # kept on interruption (the resume reads it), removed when done
     elif (model_dir / CACHE).exists() and not keep_cache:

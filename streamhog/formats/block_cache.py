@@ -1,11 +1,13 @@
 """A memory-mappable cache of decoded blocks: later epochs skip decoding (VW's ``-c``, done better).
 
-Decoding Parquet/Zarr bounds a streaming trainer. During the first epoch each decoded
-block is also written, as raw little-endian arrays, to ``<dir>/block-<k>.bin``; once every
-block is there, later epochs read blocks by memory-mapping those files: no decoding, no
-copy, and the pages are file-backed (page cache), so they do not count against the
-process's anonymous memory. Files are written under a temporary name and renamed, so a
-crash never leaves a partial block.
+Decoding Parquet/Zarr bounds a streaming trainer. Decoded blocks are also written, as raw
+little-endian arrays, to ``<dir>/block-<k>.bin`` by a background thread; later reads of a
+cached block memory-map that file: no decoding, no copy, and the pages are file-backed
+(page cache), so they do not count against the process's anonymous memory. Blocks not
+cached yet are decoded from the dataset as usual. The writer never slows training: when
+its small queue is full (the disk is slower than training) a block is simply left for a
+later epoch to cache. Files are written under a temporary name and renamed, so a crash
+never leaves a partial block.
 
 Layout of a block file (all sections 8-byte aligned): a 64-byte header (magic
 ``SHCACHE1``, then int64 n_rows, nnz, has_values, has_weights, row_start, block), then
@@ -15,7 +17,9 @@ float32[n_rows], weights float32[n_rows] (if any).
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +38,39 @@ def _pad(n_bytes: int) -> int:
 class BlockCache:
     """The cache directory of one dataset; safe to fill from several threads (one file per block)."""
 
-    def __init__(self, directory, dataset):
+    def __init__(self, directory, dataset, queue_size: int = 2):
         self.dir = Path(directory)
         self.dataset = dataset
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._writer: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def offer(self, batch: SparseBatch) -> None:
+        """Cache ``batch`` in the background if the writer has room; never blocks."""
+        if self.error is not None or self.has(batch.block):
+            return
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name="streamhog-cache-writer", daemon=True)
+            self._writer.start()
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            pass  # left for a later epoch
+
+    def _write_loop(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            try:
+                self.put(batch)
+            except BaseException as exc:  # noqa: BLE001 - a full disk must not stop training
+                self.error = exc
+
+    def close(self) -> None:
+        """Finish the queued writes and stop the writer thread."""
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._writer = None
 
     def path(self, block: int) -> Path:
         return self.dir / f"block-{block:08d}.bin"
@@ -67,6 +100,7 @@ class BlockCache:
         os.replace(tmp, final)
 
     def remove(self) -> None:
+        self.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def as_dataset(self) -> "CachedDataset":
@@ -74,7 +108,7 @@ class BlockCache:
 
 
 class CachedDataset:
-    """The cached blocks, with the same interface as the dataset they came from."""
+    """The dataset read through its cache: cached blocks memory-mapped, the others decoded."""
 
     def __init__(self, cache: BlockCache):
         base = cache.dataset
@@ -95,9 +129,14 @@ class CachedDataset:
 class CachedBlockReader:
     def __init__(self, cache: BlockCache):
         self.cache = cache
+        self._base = None  # the dataset's own reader, opened when a block is not cached
 
     def read(self, block: int) -> SparseBatch:
         path = self.cache.path(block)
+        if not path.exists():
+            if self._base is None:
+                self._base = self.cache.dataset.open_reader()
+            return self._base.read(block)
         buf = np.memmap(path, dtype=np.uint8, mode="r")  # views keep the mapping alive
         if buf.nbytes < _HEADER or bytes(buf[:8]) != MAGIC:
             raise DataFormatError(path, "not a streamhog block-cache file", where=f"block {block}")
@@ -120,4 +159,5 @@ class CachedBlockReader:
                            row_start=row_start, block=block)
 
     def close(self) -> None:
-        pass
+        if self._base is not None:
+            self._base.close()
