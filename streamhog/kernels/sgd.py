@@ -62,6 +62,12 @@ def sgd_train_rows(indptr, indices, values, has_values, labels, sample_weights, 
     n_bad = 0.0
     n = rows.shape[0]
     n_w = w.shape[0]
+    # Every example updates the intercept: shared, its cache line would bounce between the
+    # threads on each example. Lock-free, a block works on a local copy and adds its change
+    # once at the end (Hogwild!-style staleness of one block); the lock baseline keeps the
+    # paper's per-update semantics on the shared value.
+    b_start = intercept[0]
+    b = b_start
     for k in range(n):
         # Memory latency, not arithmetic, bounds this loop: prefetch the next row's weights
         # and the data of rows further ahead (see prefetch.py). Hints only: no effect on results.
@@ -90,7 +96,9 @@ def sgd_train_rows(indptr, indices, values, has_values, labels, sample_weights, 
             eta = lr / (1.0 + np.float64(t0 + k)) ** power_t
         if use_lock:
             spin_acquire(lock)
-        z = intercept[0]
+        if use_lock:
+            b = intercept[0]
+        z = b
         out_of_range = False
         if has_values:
             for p in range(lo, hi):
@@ -109,6 +117,8 @@ def sgd_train_rows(indptr, indices, values, has_values, labels, sample_weights, 
         if out_of_range:
             if use_lock:
                 spin_release(lock)
+            else:
+                intercept[0] += b - b_start
             return loss_sum, weight_sum, n_bad, 1.0
         if not np.isfinite(z):
             n_bad += 1.0
@@ -131,7 +141,11 @@ def sgd_train_rows(indptr, indices, values, has_values, labels, sample_weights, 
                     j = indices[p]
                     w[j] = w[j] * shrink - step
             if fit_intercept:
-                intercept[0] -= step
+                b -= step
+                if use_lock:
+                    intercept[0] = b
         if use_lock:
             spin_release(lock)
+    if not use_lock:
+        intercept[0] += b - b_start
     return loss_sum, weight_sum, n_bad, 0.0
