@@ -190,7 +190,7 @@ def run_predict(args) -> int:
 
 def run_info(args) -> int:
     from .formats import open_dataset
-    from .inspect import label_counts, model_info
+    from .describe import label_counts, model_info
 
     if (Path(args.path) / "model.json").is_file():
         info = model_info(args.path)

@@ -36,7 +36,7 @@ from .config import TrainConfig
 from .errors import DataFormatError, OutputExistsError, StreamhogError
 from .formats import open_dataset
 from .formats.block_cache import BlockCache
-from .inspect import label_counts
+from .describe import label_counts
 from .interrupt import TrainingInterrupted
 from .kernels.losses import LOSS_IDS
 from .kernels.sgd import CONSTANT, INVSCALING, sgd_train_rows
@@ -50,6 +50,10 @@ CACHE = "cache"
 
 class TrainingError(StreamhogError):
     """Training stopped: labels that do not fit the loss, divergence, or bad options."""
+
+
+class DivergenceError(TrainingError):
+    """A margin became NaN or infinite: the step size is too large for the data."""
 
 
 def check_labels(dataset, loss: str) -> dict[float, int]:
@@ -152,6 +156,8 @@ class Trainer:
     def __init__(self, model: Model, dataset, config: TrainConfig, state: dict, *, valid=None,
                  checkpoint_every: float | None = None, keep_snapshots: int = 0, say=None, bar=None,
                  stop_after_blocks: int | None = None, cache: BlockCache | None = None):
+        # state: the checkpointed progress (_fresh_state's keys); the data schema and the
+        # config are written beside it in every record.
         self.model = model
         self.dataset = dataset
         self.cfg = config
@@ -170,6 +176,7 @@ class Trainer:
         self._last_checkpoint = time.monotonic()
         self._blocks_left = stop_after_blocks
         self.cache = cache
+        self.data_schema = dataset_schema(dataset)
 
     # -- consumers -------------------------------------------------------------------------
     def _consume(self, stream: BatchStream, ctl: _EpochControl, epoch: int, lr: float) -> None:
@@ -192,7 +199,7 @@ class Trainer:
                     raise DataFormatError(batch.source, f"a feature index is >= the model's n_features "
                                                         f"{len(self.w):,}; the block was refused")
                 if n_bad or not np.isfinite(loss) or not np.isfinite(self.intercept[0]):
-                    raise TrainingError(
+                    raise DivergenceError(
                         f"training diverged in epoch {epoch + 1}, {batch.source}: the margin became NaN or "
                         f"infinite; lower --lr (now {cfg.lr:g})")
                 if self.cache is not None:
@@ -277,9 +284,8 @@ class Trainer:
         while st["epoch"] < epochs:
             try:
                 complete = self._run_epoch()
-            except TrainingError as exc:
-                if "diverged" in str(exc):
-                    self._after_divergence(exc)
+            except DivergenceError as exc:
+                self._after_divergence(exc)
                 raise
             if not complete:
                 self.checkpoint("interrupted")
@@ -308,7 +314,7 @@ class Trainer:
         """Flush the weights, then write the record and model.json (in that order)."""
         self.state["intercept"] = float(self.intercept[0])
         self.model.flush()
-        record = dict(self.state, config=asdict(self.cfg), status=status)
+        record = dict(self.state, data=self.data_schema, config=asdict(self.cfg), status=status)
         write_checkpoint(self.model.path, record)
         meta = self.model.meta
         meta.update(intercept=self.state["intercept"], history=self.state["history"],
@@ -336,7 +342,7 @@ class Trainer:
         for old in sorted(p for p in root.iterdir() if not p.name.startswith("."))[:-self.keep_snapshots]:
             shutil.rmtree(old, ignore_errors=True)
 
-    def _after_divergence(self, exc: TrainingError) -> None:
+    def _after_divergence(self, exc: DivergenceError) -> None:
         """Roll back to the newest snapshot if one is kept; else mark the run diverged (its
         weights hold NaN/inf, so it must not be resumed as it is)."""
         from .sparse_files import restore_sparse
@@ -512,7 +518,6 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     if valid_ds is not None and valid_ds.n_features > model.n_features:
         raise TrainingError(f"{valid_ds.path}: the validation data has {valid_ds.n_features:,} features, "
                             f"more than the model's {model.n_features:,}")
-    record_data = dataset_schema(ds)
     show = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
     bar = _progress_bar(ds.n_rows * (cfg.epochs - state["epoch"]), show)
     if cache is None:
@@ -521,7 +526,6 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     trainer = Trainer(model, ds, cfg, dict(state), valid=valid_ds, checkpoint_every=checkpoint_every,
                       keep_snapshots=keep_snapshots, say=say, bar=bar, stop_after_blocks=stop_after_blocks,
                       cache=block_cache)
-    trainer.state["data"] = record_data
     if not resume:
         trainer.checkpoint("running")  # a crash from here on is resumable
     with _signals_to(trainer, handle_signals):

@@ -212,7 +212,7 @@ def test_huge_model_is_sparse_on_disk(tmp_path):
     assert st.st_size > 2**33  # 8 GiB of float32 ...
     assert st.st_blocks * 512 < 2**22  # ... of which almost nothing is allocated
     assert np.count_nonzero(np.asarray(model.weights[:5])) == 5
-    from streamhog.inspect import model_info
+    from streamhog.describe import model_info
 
     info = model_info(tmp_path / "m")  # scans data extents only: never reads the 8 GiB
     assert info["nonzero_weights"] == 5 and info["weights_allocated_bytes"] < 2**22
