@@ -14,7 +14,7 @@ from .errors import DataFormatError, OutputExistsError, StreamhogError
 # The heavy parts (numba kernels, pyarrow, zarr) load on first use, so that importing
 # streamhog, or running `streamhog --help`, stays fast.
 _LAZY = {
-    "train": ("trainer", "train"),
+    "train": ("training", "train"),
     "TrainConfig": ("config", "TrainConfig"),
     "Model": ("model", "Model"),
     "convert": ("conversion", "convert"),

@@ -156,7 +156,7 @@ def run_convert(args) -> int:
 
 
 def run_train(args) -> int:
-    from .trainer import train
+    from .training import train
 
     given = {k: getattr(args, k) for k in _HYPER if getattr(args, k) is not None}
     model = train(args.data, args.model, n_features=args.n_features, valid=args.valid, overwrite=args.overwrite,

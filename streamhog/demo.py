@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .conversion import convert
 from .datasets import a9a
-from .trainer import train
+from .training import train
 
 
 def main(out_dir: str = "demo-output") -> int:

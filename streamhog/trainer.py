@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import sys
 import threading
 import time
 from dataclasses import asdict
@@ -31,16 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CheckpointError, has_checkpoint, read_checkpoint, write_checkpoint
+from .checkpoint import read_checkpoint, write_checkpoint
 from .config import TrainConfig
-from .errors import DataFormatError, OutputExistsError, StreamhogError
-from .formats import open_dataset
+from .errors import DataFormatError, StreamhogError
 from .formats.block_cache import BlockCache
 from .describe import label_counts
 from .interrupt import TrainingInterrupted
 from .kernels.losses import LOSS_IDS
 from .kernels.sgd import CONSTANT, INVSCALING, sgd_train_rows
-from .model import CLASSIFICATION_LOSSES, MAX_FEATURES, META, Model
+from .model import CLASSIFICATION_LOSSES, Model
 from .stream import BatchStream, block_order
 
 _EMPTY_F32 = np.zeros(0, np.float32)
@@ -156,7 +154,7 @@ class Trainer:
     def __init__(self, model: Model, dataset, config: TrainConfig, state: dict, *, valid=None,
                  checkpoint_every: float | None = None, keep_snapshots: int = 0, say=None, bar=None,
                  stop_after_blocks: int | None = None, cache: BlockCache | None = None):
-        # state: the checkpointed progress (_fresh_state's keys); the data schema and the
+        # state: the checkpointed progress (fresh_state's keys); the data schema and the
         # config are written beside it in every record.
         self.model = model
         self.dataset = dataset
@@ -379,206 +377,7 @@ def _epoch_line(record: dict, epochs: int) -> str:
     return line
 
 
-def _fresh_state() -> dict:
+def fresh_state() -> dict:
+    """The progress of a run that has not trained anything yet (the keys of a checkpoint's state)."""
     return {"epoch": 0, "done_blocks": [], "step": 0, "intercept": 0.0, "epoch_loss": 0.0, "epoch_weight": 0.0,
             "epoch_rows": 0, "epoch_nnz": 0, "epoch_seconds": 0.0, "history": []}
-
-
-def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
-    if not (model_dir.exists() or model_dir.is_symlink()):
-        if not model_dir.parent.exists():
-            raise FileNotFoundError(f"{model_dir}: the directory {model_dir.parent} does not exist")
-        return
-    if not overwrite:
-        hint = "pass --resume to continue its training, or " if has_checkpoint(model_dir) else "pass "
-        raise OutputExistsError(f"{model_dir}: already exists; {hint}--overwrite to replace it")
-    # --overwrite deletes a model directory, never anything else the user pointed at by mistake.
-    if model_dir.is_dir() and ((model_dir / META).is_file() or not any(model_dir.iterdir())):
-        shutil.rmtree(model_dir)
-    else:
-        raise OutputExistsError(f"{model_dir}: exists and is not a streamhog model directory; "
-                                "refusing to delete it (choose another --model)")
-
-
-def _warm_start_into(model: Model, source) -> float:
-    """Copy another model's weights (chunk by chunk, skipping zero chunks) and return its intercept."""
-    src = Model.open(source)
-    if src.n_features > model.n_features:
-        raise TrainingError(f"--warm-start {source}: that model has {src.n_features:,} features, more than "
-                            f"this run's {model.n_features:,}; give --n-features {src.n_features}")
-    chunk = 1 << 24
-    for start in range(0, src.n_features, chunk):
-        part = src.weights[start : start + chunk]
-        if part.any():
-            model.weights[start : start + len(part)] = part
-    return src.intercept
-
-
-_RESUMABLE_CHANGES = ("lr", "lr_schedule", "lr_decay", "power_t", "l2", "threads", "readers", "capacity", "sync")
-
-
-def _resume(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, say):
-    """The model, config and state to continue; refuses a changed dataset or loss."""
-    for stale in model_dir.glob(".*.tmp-*"):  # temporaries of a run killed while writing
-        stale.unlink()
-    record, warnings = read_checkpoint(model_dir)
-    for w in warnings:
-        say(f"warning: {w}; using the previous checkpoint")
-    if record.get("status") == "diverged":
-        raise TrainingError(f"{model_dir}: this run diverged and its weights are not usable; nothing to resume "
-                            "(start again with --overwrite and a lower --lr)")
-    saved = TrainConfig(**record["config"])
-    if "loss" in hyper and hyper["loss"] != saved.loss:
-        raise TrainingError(f"{model_dir}: the run trains the {saved.loss} loss; it cannot resume with "
-                            f"--loss {hyper['loss']} (use --warm-start {model_dir} for a new run)")
-    if "seed" in hyper and hyper["seed"] != saved.seed:
-        raise TrainingError(f"{model_dir}: the run uses --seed {saved.seed}; a resumed run keeps its shuffling")
-    schema, want = dataset_schema(ds), record["data"]
-    diff = [f"{k} {want.get(k)!r} -> {schema[k]!r}" for k in schema if k != "path" and schema[k] != want.get(k)]
-    if diff:
-        raise TrainingError(f"{ds.path}: not the data this run was trained on ({want.get('path')}): "
-                            + ", ".join(diff) + "; use --warm-start for new data")
-    model = Model.open(model_dir, mode="r+")
-    if n_features is not None and n_features != model.n_features:
-        raise TrainingError(f"{model_dir}: the model has {model.n_features:,} features; --n-features cannot change on resume")
-    changes = {k: v for k, v in hyper.items() if k in _RESUMABLE_CHANGES and v != getattr(saved, k)}
-    cfg = TrainConfig(**{**asdict(saved), **changes, "epochs": epochs or saved.epochs})
-    for k, v in changes.items():
-        if k not in ("threads", "readers", "capacity"):
-            say(f"note: resuming with {k} {getattr(saved, k)!r} -> {v!r} (the run is no longer the same as an "
-                "uninterrupted one)")
-    state = {k: record[k] for k in _fresh_state()}
-    return model, cfg, state
-
-
-def train(data, model_dir, *, n_features: int | None = None, valid=None, overwrite: bool = False,
-          resume: bool = False, warm_start=None, checkpoint_every: float | None = None, keep_snapshots: int = 0,
-          quiet: bool = False, progress: bool | None = None, log=None, handle_signals: bool = True,
-          stop_after_blocks: int | None = None, cache: bool | None = None, keep_cache: bool = False,
-          **hyper) -> Model:
-    """Train a linear model on ``data`` (Parquet file/directory or Zarr store) into ``model_dir``.
-
-    Keyword arguments are the fields of :class:`TrainConfig` (loss, epochs, lr, lr_schedule,
-    lr_decay, power_t, l2, seed, threads, readers, sync, capacity). ``epochs`` is the total:
-    ``resume=True`` continues the run in ``model_dir`` from its checkpoint up to ``epochs``.
-    ``warm_start`` starts a new run from another model's weights. ``valid`` is a dataset
-    evaluated after each epoch. SIGINT/SIGTERM write a checkpoint and raise
-    :class:`TrainingInterrupted`; so does ``stop_after_blocks`` once that many blocks were
-    trained in this call (time-boxed jobs, tests of exact resume). ``cache`` (default: when
-    more than one epoch is left) writes the decoded blocks of the first epoch to
-    ``model_dir/cache`` so later epochs memory-map them instead of decoding; it is removed at
-    the end unless ``keep_cache``.
-
-    >>> import streamhog, tempfile, os
-    >>> from streamhog.datasets import a9a
-    >>> tmp = tempfile.mkdtemp()
-    >>> _ = streamhog.convert(a9a("train"), os.path.join(tmp, "a9a.parquet"))
-    >>> model = streamhog.train(os.path.join(tmp, "a9a.parquet"), os.path.join(tmp, "model"), quiet=True)
-    >>> model.n_features, model.loss, len(model.meta["history"])
-    (123, 'logistic', 5)
-    """
-    model_dir = Path(model_dir)
-    say = (lambda msg: None) if quiet else (log or (lambda msg: print(msg, file=sys.stderr)))
-    if resume and warm_start is not None:
-        raise TrainingError("--resume continues a run; --warm-start begins a new one: choose one")
-    if keep_snapshots < 0 or (checkpoint_every is not None and checkpoint_every <= 0):
-        raise ValueError("--keep-snapshots must be >= 0 and --checkpoint-every > 0")
-    ds = open_dataset(data)
-    if resume:
-        if not has_checkpoint(model_dir):
-            raise CheckpointError(f"{model_dir}: no checkpoint to resume from"
-                                  + ("" if model_dir.exists() else " (the directory does not exist)"))
-        epochs = hyper.pop("epochs", None)
-        model, cfg, state = _resume(model_dir, ds, hyper, epochs, n_features, say)
-        cfg = cfg.resolved()  # the run's own thread counts unless given (a one-thread run stays exact)
-        if state["epoch"] >= cfg.epochs:
-            say(f"{model_dir}: already trained {state['epoch']} epoch(s) (--epochs {cfg.epochs}); nothing to do. "
-                "Pass a larger --epochs to continue.")
-            return Model.open(model_dir)
-        say(f"resuming {model_dir} in epoch {state['epoch'] + 1} after {len(state['done_blocks'])} of "
-            f"{ds.n_blocks} blocks")
-    else:
-        cfg = TrainConfig(**hyper).resolved()
-        n_features = max(ds.n_features, 1) if n_features is None else n_features
-        if n_features < ds.n_features:
-            raise TrainingError(f"{ds.path}: the data has {ds.n_features:,} features but --n-features is "
-                                f"{n_features:,}; the model must be at least as large as the data")
-        if n_features > MAX_FEATURES:
-            raise TrainingError(f"--n-features {n_features:,} is above the maximum, 2^34")
-        _prepare_new_model_dir(model_dir, overwrite)
-        state = _fresh_state()
-    valid_ds = open_dataset(valid) if valid is not None else None
-    counts = check_labels(ds, cfg.loss)
-    if not resume:
-        schema = dict(dataset_schema(ds), labels={f"{k:g}": v for k, v in counts.items()} or None)
-        model = Model.create(model_dir, n_features=n_features, loss=cfg.loss, hyper_parameters=asdict(cfg), data=schema)
-        if warm_start is not None:
-            state["intercept"] = _warm_start_into(model, warm_start)
-            model.meta["warm_start"] = str(Path(warm_start).resolve())
-    if valid_ds is not None and valid_ds.n_features > model.n_features:
-        raise TrainingError(f"{valid_ds.path}: the validation data has {valid_ds.n_features:,} features, "
-                            f"more than the model's {model.n_features:,}")
-    show = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
-    bar = _progress_bar(ds.n_rows * (cfg.epochs - state["epoch"]), show)
-    if cache is None:
-        cache = cfg.epochs - state["epoch"] > 1  # worth it only when an epoch will read the cache
-    block_cache = BlockCache(model_dir / CACHE, ds) if cache else None
-    trainer = Trainer(model, ds, cfg, dict(state), valid=valid_ds, checkpoint_every=checkpoint_every,
-                      keep_snapshots=keep_snapshots, say=say, bar=bar, stop_after_blocks=stop_after_blocks,
-                      cache=block_cache)
-    if not resume:
-        trainer.checkpoint("running")  # a crash from here on is resumable
-    with _signals_to(trainer, handle_signals):
-        try:
-            trainer.run(cfg.epochs)
-        finally:
-            if bar is not None:
-                bar.close()
-            if block_cache is not None:
-                block_cache.close()
-    if block_cache is not None and not keep_cache:
-        block_cache.remove()  # kept on interruption (the resume reads it), removed when done
-    elif (model_dir / CACHE).exists() and not keep_cache:
-        shutil.rmtree(model_dir / CACHE, ignore_errors=True)
-    return Model.open(model_dir)
-
-
-class _signals_to:
-    """SIGINT/SIGTERM ask the trainer to stop at a block boundary and checkpoint; a second
-    one exits at once (the last checkpoint stays usable: records are written atomically)."""
-
-    def __init__(self, trainer: Trainer, enabled: bool):
-        self.trainer = trainer
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.previous = {}
-
-    def _handler(self, signum, frame):
-        if self.trainer.signal_received is not None:
-            sys.stderr.write(f"\nsecond {signal.Signals(signum).name}: exiting now; the last checkpoint in "
-                             f"{self.trainer.model.path} is intact\n")
-            sys.stderr.flush()
-            import os
-
-            os._exit(128 + signum)
-        self.trainer.signal_received = signum
-        sys.stderr.write(f"\n{signal.Signals(signum).name}: finishing the blocks in flight and writing a "
-                         "checkpoint (again to exit at once)\n")
-        sys.stderr.flush()
-
-    def __enter__(self):
-        if self.enabled:
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self.previous[s] = signal.signal(s, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for s, h in self.previous.items():
-            signal.signal(s, h)
-
-
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="ex", unit_scale=True, file=sys.stderr, leave=False, dynamic_ncols=True)
