@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from streamhog.conversion import _size_on_disk
+from streamhog.sparse_files import apparent_size
 from streamhog.datasets.synthetic import SyntheticSpec, synthetic_batches
 from streamhog.formats import create_writer, open_dataset
 from streamhog.kernels.validate import describe_csr_problem
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
         share = _validation_seconds(ds) / statistics.median(times[key])
         fmt, rpg, comp, vals = key
         print(f"{fmt:8} {rpg:>10,} {comp:7} {vals:7} {statistics.median(rates):>12.1f} "
-              f"({rates[0]:6.1f}-{rates[-1]:6.1f}) {share:>8.0%} {_size_on_disk(ds.path) / 1e6:>10.1f}")
+              f"({rates[0]:6.1f}-{rates[-1]:6.1f}) {share:>8.0%} {apparent_size(ds.path) / 1e6:>10.1f}")
     if args.dir is None:
         shutil.rmtree(root, ignore_errors=True)
     return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 from .atomic import atomic_output, check_destination
 from .formats import create_writer, detect_format, format_from_suffix, open_dataset
 from .formats.spec import DEFAULT_COMPRESSION, DEFAULT_ROWS_PER_GROUP, MAX_INDEX
+from .sparse_files import apparent_size
 
 
 @dataclass
@@ -45,12 +46,6 @@ class ConvertReport:
             lines.append(f"skipped {self.n_skipped:,} invalid line(s); first: {first}")
             lines += [f"  line {ln}: {msg}" for ln, msg in self.skipped]
         return "\n".join(lines)
-
-
-def _size_on_disk(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
 
 
 def _progress(total_bytes: int | None, enabled: bool | None, unit: str):
@@ -95,7 +90,7 @@ def convert(src, dst, *, output_format: str | None = None, input_format: str = "
             _from_dataset(src, tmp, report, output_format, n_features=n_features, rows_per_group=rows_per_group,
                           compression=compression, values=values, threads=threads, progress=progress)
     report.seconds = time.perf_counter() - start
-    report.bytes_out = _size_on_disk(dst)
+    report.bytes_out = apparent_size(dst)
     return report
 
 
@@ -151,4 +146,4 @@ def _from_dataset(src, tmp, report, output_format, *, n_features, rows_per_group
     except BaseException:
         writer.abort()
         raise
-    report.bytes_in = _size_on_disk(Path(src))
+    report.bytes_in = apparent_size(Path(src))

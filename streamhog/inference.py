@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from scipy.special import expit
 
 from .atomic import atomic_output
+from .config import default_readers
 from .errors import StreamhogError
 from .formats import open_dataset
 from .kernels.predict import batch_margins, weight_vector
@@ -61,7 +62,7 @@ def _n_threads(threads: int | None) -> int:
 
 
 def _stream(ds, *, ordered: bool, consumers: int, readers: int | None) -> BatchStream:
-    readers = 2 if readers is None else int(readers)
+    readers = default_readers(os.cpu_count() or 1) if readers is None else int(readers)
     order = block_order(ds.n_blocks, epoch=0, seed=0, shuffle=False)
     # Enough blocks in flight to keep every consumer busy while readers fetch the next ones.
     return BatchStream(ds, order, readers=readers, capacity=max(4, readers + consumers), ordered=ordered)

@@ -43,6 +43,14 @@ _fallocate = None
 _fallocate_loaded = False
 
 
+def apparent_size(path) -> int:
+    """Bytes of a file, or of every file under a directory (a Zarr store), as listed by ``ls``."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
 def allocated_bytes(path) -> int:
     """Bytes the file really occupies on disk (``st_blocks * 512``), holes excluded.
 

@@ -325,6 +325,11 @@ class Trainer:
             self._snapshot(record)
 
     # -- snapshots: rollback points ---------------------------------------------------------
+    def _snapshots(self) -> list[Path]:
+        """Complete snapshots, oldest first (names sort by epoch and step; hidden = being written)."""
+        root = self.model.path / SNAPSHOTS
+        return sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.exists() else []
+
     def _snapshot(self, record: dict) -> None:
         from .sparse_files import copy_sparse
 
@@ -337,7 +342,7 @@ class Trainer:
         copy_sparse(self.model.path / "weights.npy", tmp / "weights.npy")
         write_checkpoint(tmp, record)
         tmp.rename(root / name)
-        for old in sorted(p for p in root.iterdir() if not p.name.startswith("."))[:-self.keep_snapshots]:
+        for old in self._snapshots()[:-self.keep_snapshots]:
             shutil.rmtree(old, ignore_errors=True)
 
     def _after_divergence(self, exc: DivergenceError) -> None:
@@ -345,8 +350,7 @@ class Trainer:
         weights hold NaN/inf, so it must not be resumed as it is)."""
         from .sparse_files import restore_sparse
 
-        root = self.model.path / SNAPSHOTS
-        snaps = sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.exists() else []
+        snaps = self._snapshots()
         if not snaps:
             self.checkpoint("diverged")
             exc.args = (f"{exc.args[0]}. The weights in {self.model.path} are not usable (no snapshot was kept: "

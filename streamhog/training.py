@@ -173,9 +173,7 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
                 bar.close()
             if block_cache is not None:
                 block_cache.close()
-    if block_cache is not None and not keep_cache:
-        block_cache.remove()  # kept on interruption (the resume reads it), removed when done
-    elif (model_dir / CACHE).exists() and not keep_cache:
+    if not keep_cache:  # kept on interruption (a resume reads it), removed when done
         shutil.rmtree(model_dir / CACHE, ignore_errors=True)
     return Model.open(model_dir)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import threading
 from pathlib import Path
 
@@ -98,10 +97,6 @@ class BlockCache:
                     f.write(memoryview(data).cast("B"))
                     f.write(b"\0" * (_pad(data.nbytes) - data.nbytes))
         os.replace(tmp, final)
-
-    def remove(self) -> None:
-        self.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def as_dataset(self) -> "CachedDataset":
         return CachedDataset(self)

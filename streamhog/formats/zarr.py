@@ -22,6 +22,7 @@ import zarr.codecs
 from ..batch import SparseBatch
 from ..errors import DataFormatError
 from ..kernels.validate import describe_csr_problem
+from ..sparse_files import apparent_size
 from . import spec
 from .writer import SparseWriter
 
@@ -217,7 +218,7 @@ class ZarrDataset:
         return {"format": "zarr", "path": str(self.path), "n_rows": self.n_rows, "n_features": self.n_features,
                 "nnz": self.nnz, "blocks": self.n_blocks, "rows_per_block": self.rows_per_block,
                 "has_values": self.has_values, "has_weights": self.has_weights,
-                "bytes_on_disk": sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file()),
+                "bytes_on_disk": apparent_size(self.path),
                 "format_version": self.metadata.get(spec.META_FORMAT_VERSION)}
 
 
