@@ -812,7 +812,7 @@ def markdown(result: dict, S: dict[str, Summary], R: list[Ratio], runs: list[Run
           "- scikit-learn: `SGDClassifier(loss=\"log_loss\", max_iter=epochs, tol=None)` with its defaults "
           "(alpha 1e-4, `optimal` learning rate); partial_fit gets one Parquet row group at a time "
           "(pyarrow `read_row_group` → scipy CSR float64), in a random order.",
-          "- The kernel: `streamhog.kernels.sgd.sgd_train_rows` over the train split decoded into memory by "
+          "- The kernel: `streamhog.kernels.sgd.train_rows` over the train split decoded into memory by "
           "streamhog's readers, with the trainer's defaults, block order, row shuffling and step counter; 2 "
           "Python threads share one weight vector and claim blocks from a shared queue.",
           "- streamhog: the CLI with its defaults except the options shown (`--threads`, `--epochs`, `--sync`). "

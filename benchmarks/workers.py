@@ -34,32 +34,40 @@ def load_blocks(path):
 
 
 def run_kernel(args) -> dict:
-    """The ceiling: ``sgd_train_rows`` over in-memory blocks for one epoch, as the trainer
-    calls it (same block order, row order, step counter and defaults), without I/O."""
+    """The ceiling: ``train_rows`` over in-memory blocks for one epoch, as the trainer
+    calls it (same block order, row order, step counter, default optimizer and
+    hyper-parameters), without I/O."""
     from streamhog.config import TrainConfig
     from streamhog.kernels.losses import LOSS_IDS
-    from streamhog.kernels.sgd import INVSCALING, sgd_train_rows
+    from streamhog.kernels.optimizers import OPTIMIZER_IDS
+    from streamhog.kernels.sgd import CONSTANT, INVSCALING, train_rows
+    from streamhog.model import OPTIMIZER_STATE
     from streamhog.stream import block_order
 
-    cfg = TrainConfig()
+    cfg = TrainConfig().resolved()
+    schedule = INVSCALING if cfg.lr_schedule == "invscaling" else CONSTANT
     ds, blocks = load_blocks(args.data)
     order = block_order(ds.n_blocks, epoch=0, seed=cfg.seed).tolist()
     # Row permutations are drawn before the clock starts: the ceiling is the kernel alone.
     perms = {k: np.random.default_rng([cfg.seed, 0, k]).permutation(blocks[k].n_rows) for k in order}
     w = np.zeros(ds.n_features, np.float32)
-    intercept = np.zeros(1, np.float64)
+    n_state = len(OPTIMIZER_STATE[cfg.optimizer])
+    acc = np.zeros(ds.n_features if n_state > 0 else 0, np.float32)
+    aux = np.zeros(ds.n_features if n_state > 1 else 0, np.float32)
+    intercept = np.zeros(5, np.float64)
     lock_cell = np.zeros(1, np.int32)
 
     def train_block(k: int, t0: int):
         b = blocks[k]
-        return sgd_train_rows(b.indptr, b.indices, b.values if b.values is not None else _EMPTY_F32,
-                              b.values is not None, b.labels, b.weights if b.weights is not None else _EMPTY_F32,
-                              b.weights is not None, perms[k], w, intercept, lock_cell, False,
-                              LOSS_IDS[cfg.loss], INVSCALING, cfg.lr, cfg.power_t, t0, cfg.l2, True)
+        return train_rows(b.indptr, b.indices, b.values if b.values is not None else _EMPTY_F32,
+                          b.values is not None, b.labels, b.weights if b.weights is not None else _EMPTY_F32,
+                          b.weights is not None, perms[k], w, acc, aux, intercept, lock_cell, False,
+                          OPTIMIZER_IDS[cfg.optimizer], LOSS_IDS[cfg.loss], schedule, cfg.lr, cfg.power_t, t0,
+                          cfg.l1, cfg.l2, cfg.ftrl_beta, True)
 
     train_block(order[0], 0)  # warm-up: loads the numba cache (or compiles) before timing
-    w[:] = 0.0
-    intercept[:] = 0.0
+    for arr in (w, acc, aux, intercept):
+        arr[:] = 0.0
 
     claim = threading.Lock()
     state = {"next": 0, "step": 0, "loss": 0.0, "weight": 0.0}

@@ -26,13 +26,31 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _hash_bits(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 32:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 32, got {value}")
+    return value
+
+
 def add_convert_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("src", help="LIBSVM/svmlight text (plain, .gz, .bz2, .xz; '-' for stdin), Parquet or Zarr")
+    p.add_argument("src", help="LIBSVM/svmlight text (plain, .gz, .bz2, .xz; '-' for stdin), Parquet, Zarr, "
+                               "or a click log (Criteo TSV, CSV with a header; compressed too)")
     p.add_argument("dst", help="output: NAME.parquet or NAME.zarr")
     p.add_argument("--format", dest="output_format", choices=("parquet", "zarr"),
                    help="output format (default: from DST's suffix)")
-    p.add_argument("--input-format", choices=("auto", "libsvm", "parquet", "zarr"), default="auto",
-                   help="input format (default: auto = Parquet/Zarr when SRC is one, else LIBSVM text)")
+    p.add_argument("--input-format", choices=("auto", "libsvm", "parquet", "zarr", "criteo", "csv"), default="auto",
+                   help="input format (default: auto = Parquet/Zarr when SRC is one, else LIBSVM text); criteo: "
+                        "Criteo challenge TSV (label, I1..I13, C1..C26); csv: a header row, see --label-column")
+    p.add_argument("--hash-bits", type=_hash_bits, metavar="B",
+                   help="hash feature ids into 2^B slots (MurmurHash3, collisions summed; docs/formats.md); "
+                        "click logs are always hashed, default B=20")
+    p.add_argument("--label-column", metavar="NAME", help="csv: the label column (required for csv)")
+    p.add_argument("--categorical", metavar="COLS",
+                   help="csv: comma-separated categorical columns (default: every column but the label and "
+                        "--ignore/--numeric ones; when given, columns no option names are ignored)")
+    p.add_argument("--numeric", metavar="COLS", help="csv: comma-separated numeric columns (log-binned, then hashed)")
+    p.add_argument("--ignore", metavar="COLS", help="csv: comma-separated columns to leave out")
     p.add_argument("--index-base", choices=("1", "0", "auto"), default="1",
                    help="LIBSVM feature ids start at 1 (the convention, default), 0, or auto (0-based if any "
                         "index is 0; needs a seekable file)")
@@ -58,10 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"streamhog {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("convert", help="convert LIBSVM text to Parquet/Zarr, or between Parquet and Zarr",
-                       description="Convert LIBSVM/svmlight text to the sparse Parquet or Zarr format, or "
-                                   "between them. Streams with bounded memory; on bad input it stops with "
-                                   "the file, line and problem and leaves no output.")
+    p = sub.add_parser("convert", help="convert LIBSVM text or click logs to Parquet/Zarr, or between them",
+                       description="Convert LIBSVM/svmlight text or raw click logs (Criteo TSV, CSV) to the "
+                                   "sparse Parquet or Zarr format, or between them. Streams with bounded "
+                                   "memory; on bad input it stops with the file, line and problem and leaves "
+                                   "no output.")
     add_convert_arguments(p)
     p.set_defaults(run=run_convert)
 
@@ -79,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="write one prediction per example to Parquet")
     _add_scoring_arguments(p)
-    p.add_argument("--out", required=True, help="output .parquet file: columns prediction, label")
+    p.add_argument("--out", required=True, help="output .parquet file: columns prediction, label (softmax models: class, "
+                                                          "probability, label)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(run=run_predict)
 
@@ -97,27 +117,41 @@ def _add_scoring_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from .config import LR_SCHEDULES, TrainConfig
+    from .config import LR_SCHEDULES, OPTIMIZER_DEFAULTS, TrainConfig
+    from .model import OPTIMIZERS
 
     d = TrainConfig()
     # Hyper-parameters default to None here so that a resumed run knows which ones the user
     # actually gave (the run's own settings apply otherwise); the defaults shown are TrainConfig's.
     p.add_argument("data", help="training data: a .parquet file, a directory of them, or a .zarr store")
     p.add_argument("--model", required=True, help="model directory to create (or to continue, with --resume)")
-    p.add_argument("--loss", choices=("logistic", "hinge", "squared"),
-                   help=f"logistic regression, linear SVM, or least squares (default {d.loss})")
+    p.add_argument("--loss", choices=("logistic", "hinge", "squared", "softmax"),
+                   help=f"logistic regression, linear SVM, least squares, or softmax (multinomial logistic "
+                        f"regression: labels 0..K-1, K weights per feature) (default {d.loss})")
     p.add_argument("--epochs", type=_positive_int,
                    help=f"total passes over the data, counting those of a resumed run (default {d.epochs})")
     p.add_argument("--threads", type=_positive_int, help="training threads (default: one per core)")
     p.add_argument("--readers", type=_positive_int,
                    help="reader threads (default: one per core; decoding bounds the throughput)")
-    p.add_argument("--lr", type=float, help=f"learning rate (default {d.lr:g})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help=f"per-coordinate update rule: sgd (plain), adagrad, normalized (scale-invariant "
+                        f"AdaGrad, like Vowpal Wabbit's default), ftrl (FTRL-Proximal, sparse models with --l1) "
+                        f"(default {d.optimizer})")
+    defaults = ", ".join(f"{k} {lr:g} {sched}" for k, (lr, sched) in OPTIMIZER_DEFAULTS.items())
+    p.add_argument("--lr", type=float, help=f"learning rate; FTRL's alpha (default per optimizer: {defaults})")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES,
-                   help=f"constant; decay: lr * lr_decay^epoch (the Hogwild! paper); invscaling: "
-                        f"lr / (1 + t)^power_t (default {d.lr_schedule})")
+                   help="constant; decay: lr * lr_decay^epoch (the Hogwild! paper); invscaling: "
+                        "lr / (1 + t)^power_t (default per optimizer, see --lr)")
     p.add_argument("--lr-decay", type=float, help=f"per-epoch factor of 'decay' (default {d.lr_decay:g})")
     p.add_argument("--power-t", type=float, help=f"exponent of 'invscaling' (default {d.power_t:g})")
-    p.add_argument("--l2", type=float, help=f"L2 penalty on the touched coordinates (default {d.l2:g})")
+    p.add_argument("--l2", type=float, help=f"L2 penalty on the touched coordinates, per example; for ftrl "
+                                            f"FTRL-Proximal's lambda2 on the summed loss (default {d.l2:g})")
+    p.add_argument("--l1", type=float, help="L1 penalty of --optimizer ftrl, on the summed loss as in McMahan et al. "
+                                            "2013: larger values give sparser models (default 0)")
+    p.add_argument("--ftrl-beta", type=float, help=f"FTRL-Proximal's beta (default {d.ftrl_beta:g})")
+    p.add_argument("--hash-bits", type=int, metavar="B",
+                   help="hash feature ids into 2^B weights (MurmurHash3, docs/formats.md): a fixed model size "
+                        "whatever the data's ids; scoring hashes the same way")
     p.add_argument("--seed", type=int, help="seed of the block and row shuffling (default 0)")
     p.add_argument("--n-features", type=_positive_int,
                    help="model dimension (default: the data's); up to 2^34, sparse on disk")
@@ -140,7 +174,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
 
 
-_HYPER = ("loss", "epochs", "threads", "readers", "lr", "lr_schedule", "lr_decay", "power_t", "l2", "seed", "sync")
+_HYPER = ("loss", "epochs", "optimizer", "threads", "readers", "lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1",
+          "ftrl_beta", "hash_bits", "seed", "sync")
 
 
 def run_convert(args) -> int:
@@ -149,7 +184,9 @@ def run_convert(args) -> int:
     report = convert(args.src, args.dst, output_format=args.output_format, input_format=args.input_format,
                      index_base=args.index_base, n_features=args.n_features, rows_per_group=args.rows_per_group,
                      compression=args.compression, values=args.values, skip_invalid=args.skip_invalid,
-                     overwrite=args.overwrite, threads=args.threads, progress=None if not args.quiet else False)
+                     overwrite=args.overwrite, threads=args.threads, progress=None if not args.quiet else False,
+                     hash_bits=args.hash_bits, label_column=args.label_column, categorical=args.categorical,
+                     numeric=args.numeric, ignore=args.ignore)
     if not args.quiet:
         print(report.summary())
     return 0

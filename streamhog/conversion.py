@@ -1,6 +1,8 @@
 """One converter behind ``streamhog convert`` and ``tools/convert.py``.
 
-LIBSVM text (plain, .gz, .bz2, .xz, or standard input) → Parquet or Zarr, and Parquet ↔ Zarr.
+LIBSVM text (plain, .gz, .bz2, .xz, or standard input) → Parquet or Zarr, and Parquet ↔ Zarr;
+raw click logs (Criteo TSV, CSV with a header) → Parquet or Zarr with hashed features.
+``hash_bits`` hashes LIBSVM / Parquet / Zarr ids into 2^bits slots (docs/formats.md).
 It streams: memory is bounded by a few parse blocks and one output row group, never by
 the file size. The output is written under a temporary name and renamed on success, so a
 bad line leaves no partial output behind.
@@ -15,7 +17,12 @@ from pathlib import Path
 from .atomic import atomic_output, check_destination
 from .formats import create_writer, detect_format, format_from_suffix, open_dataset
 from .formats.spec import DEFAULT_COMPRESSION, DEFAULT_ROWS_PER_GROUP, MAX_INDEX
+from .formats.clicklog import DEFAULT_HASH_BITS
+from .hashing import check_bits
 from .sparse_files import apparent_size
+
+INPUT_FORMATS = ("auto", "libsvm", "parquet", "zarr", "criteo", "csv")
+CLICK_LOG_FORMATS = ("criteo", "csv")
 
 
 @dataclass
@@ -34,10 +41,12 @@ class ConvertReport:
     seconds: float = 0.0
     n_skipped: int = 0
     skipped: list = field(default_factory=list)  # (line, problem) of the first few
+    hash_bits: int | None = None  # ids hashed into 2**hash_bits slots
 
     def summary(self) -> str:
         rate = self.bytes_in / self.seconds / 1e6 if self.seconds and self.bytes_in else 0.0
-        lines = [f"wrote {self.dst}: {self.n_rows:,} rows, {self.nnz:,} nnz, {self.n_features:,} features, "
+        hashed = f" (hashed, 2^{self.hash_bits})" if self.hash_bits is not None else ""
+        lines = [f"wrote {self.dst}: {self.n_rows:,} rows, {self.nnz:,} nnz, {self.n_features:,} features{hashed}, "
                  f"{self.n_groups} {'row group' if self.output_format == 'parquet' else 'block'}(s), {'with' if self.has_values else 'without'} values column, "
                  f"{self.bytes_out / 1e6:.1f} MB in {self.seconds:.2f} s"
                  + (f" ({rate:.0f} MB/s of input)" if rate else "")]
@@ -59,11 +68,16 @@ def _progress(total_bytes: int | None, enabled: bool | None, unit: str):
 def convert(src, dst, *, output_format: str | None = None, input_format: str = "auto",
             index_base="1", n_features: int | None = None, rows_per_group: int | None = None,
             compression: str = DEFAULT_COMPRESSION, values: str = "auto", skip_invalid: bool = False,
-            overwrite: bool = False, threads: int = 2, progress: bool | None = False) -> ConvertReport:
+            overwrite: bool = False, threads: int = 2, progress: bool | None = False,
+            hash_bits: int | None = None, label_column: str | None = None, categorical=None, numeric=None,
+            ignore=None) -> ConvertReport:
     """Convert ``src`` into the sparse ``dst`` dataset and return what was written.
 
     ``output_format`` defaults to DST's suffix (``.parquet`` / ``.zarr``). ``input_format``
-    'auto' means Parquet/Zarr when SRC is one, LIBSVM text otherwise. Raises
+    'auto' means Parquet/Zarr when SRC is one, LIBSVM text otherwise; 'criteo' and 'csv' are
+    raw click logs (always hashed, ``hash_bits`` default 20; ``label_column``, ``categorical``,
+    ``numeric``, ``ignore`` describe CSV columns). ``hash_bits`` on LIBSVM/Parquet/Zarr input
+    hashes the ids into ``2**hash_bits`` slots, merging collisions. Raises
     :class:`~streamhog.errors.DataFormatError` (file, line, problem) on bad input, leaving
     no output behind.
     """
@@ -73,22 +87,42 @@ def convert(src, dst, *, output_format: str | None = None, input_format: str = "
                          "suffix, or --format parquet|zarr")
     if input_format == "auto":
         input_format = detect_format(src)
+    if input_format not in INPUT_FORMATS[1:]:
+        raise ValueError(f"unknown input format {input_format!r}; choose one of {', '.join(INPUT_FORMATS)}")
+    if input_format != "csv" and (label_column is not None or categorical is not None or numeric is not None
+                                  or ignore is not None):
+        raise ValueError("--label-column, --categorical, --numeric and --ignore apply to --input-format csv only")
+    if input_format == "csv" and not label_column:
+        raise ValueError("--input-format csv needs --label-column NAME")
+    if input_format in CLICK_LOG_FORMATS and hash_bits is None:
+        hash_bits = DEFAULT_HASH_BITS
+    if hash_bits is not None:
+        hash_bits = check_bits(hash_bits)
+        if n_features is not None and n_features != 1 << hash_bits:
+            raise ValueError(f"--n-features {n_features} contradicts --hash-bits {hash_bits}: hashed ids "
+                             f"have n_features = 2^{hash_bits} = {1 << hash_bits:,}")
     rows_per_group = rows_per_group or DEFAULT_ROWS_PER_GROUP[output_format]
     if n_features is not None and not 0 <= n_features <= MAX_INDEX + 1:
         raise ValueError(f"n_features must be between 0 and 2^32, got {n_features}")
     dst = check_destination(dst, overwrite=overwrite)
     if str(src) != "-" and Path(src).resolve() == dst.resolve():
         raise ValueError(f"{dst}: source and destination are the same")
-    report = ConvertReport(str(src), str(dst), input_format, output_format)
+    report = ConvertReport(str(src), str(dst), input_format, output_format, hash_bits=hash_bits)
+    options = dict(rows_per_group=rows_per_group, compression=compression, values=values)
     start = time.perf_counter()
     with atomic_output(dst, overwrite=overwrite) as tmp:
-        if input_format == "libsvm":
-            _from_libsvm(src, tmp, report, output_format, index_base=index_base, n_features=n_features,
-                         rows_per_group=rows_per_group, compression=compression, values=values,
-                         skip_invalid=skip_invalid, threads=threads, progress=progress)
+        if input_format in ("parquet", "zarr"):
+            _from_dataset(src, tmp, report, output_format, n_features=n_features, hash_bits=hash_bits,
+                          threads=threads, progress=progress, **options)
         else:
-            _from_dataset(src, tmp, report, output_format, n_features=n_features, rows_per_group=rows_per_group,
-                          compression=compression, values=values, threads=threads, progress=progress)
+            reader = _text_reader(src, input_format, index_base=index_base, n_features=n_features,
+                                  hash_bits=hash_bits, skip_invalid=skip_invalid, threads=threads,
+                                  csv_columns=dict(label_column=label_column, categorical=categorical,
+                                                   numeric=numeric, ignore=ignore))
+            hash_ids = hash_bits is not None and input_format == "libsvm"  # click-log readers hash already
+            _from_reader(reader, src, tmp, report, output_format, hash_bits=hash_bits, hash_ids=hash_ids,
+                         n_features=n_features if hash_bits is None else 1 << hash_bits, progress=progress,
+                         **options)
     report.seconds = time.perf_counter() - start
     report.bytes_out = apparent_size(dst)
     return report
@@ -100,20 +134,41 @@ def _finish(writer, report: ConvertReport, n_features) -> None:
     report.n_features, report.has_values = writer.n_features, bool(writer.with_values)
 
 
-def _from_libsvm(src, tmp, report, output_format, *, index_base, n_features, rows_per_group, compression,
-                 values, skip_invalid, threads, progress) -> None:
+def _text_reader(src, input_format, *, index_base, n_features, hash_bits, skip_invalid, threads, csv_columns):
+    """The streaming reader of a text input: LIBSVM, Criteo or CSV."""
+    if input_format == "criteo":
+        from .formats.criteo import CriteoReader
+
+        return CriteoReader(src, hash_bits=hash_bits, skip_invalid=skip_invalid, threads=threads)
+    if input_format == "csv":
+        from .formats.csv import CsvReader
+
+        return CsvReader(src, hash_bits=hash_bits, skip_invalid=skip_invalid, threads=threads, **csv_columns)
     from .formats.libsvm import LibsvmReader
 
     base = index_base if index_base == "auto" else int(index_base)
-    reader = LibsvmReader(src, index_base=base, n_features=n_features, skip_invalid=skip_invalid, threads=threads)
-    total = Path(src).stat().st_size if str(src) != "-" else None
-    writer = create_writer(output_format, tmp, rows_per_group=rows_per_group, compression=compression,
-                           values=values, has_weights=False, n_features=n_features)
+    # Hashing maps any uint32 id into range: --n-features bounds only unhashed ids.
+    return LibsvmReader(src, index_base=base, n_features=n_features if hash_bits is None else None,
+                        skip_invalid=skip_invalid, threads=threads)
+
+
+def _from_reader(reader, src, tmp, report, output_format, *, n_features, hash_bits, hash_ids, rows_per_group,
+                 compression, values, progress) -> None:
+    """Write what a streaming text reader yields (LibsvmReader or a click-log reader)."""
+    from .hashing import hash_batch
+
+    try:
+        total = Path(src).stat().st_size if str(src) != "-" else None
+        writer = create_writer(output_format, tmp, rows_per_group=rows_per_group, compression=compression,
+                               values=values, has_weights=False, n_features=n_features, hash_bits=hash_bits)
+    except BaseException:
+        reader.close()
+        raise
     try:
         with _progress(total, progress, "B") as bar:
             done = 0
             for batch in reader:
-                writer.write(batch)
+                writer.write(hash_batch(batch, hash_bits) if hash_ids else batch)
                 bar.update(reader.bytes_in - done)
                 done = reader.bytes_in
         _finish(writer, report, n_features)
@@ -126,21 +181,27 @@ def _from_libsvm(src, tmp, report, output_format, *, index_base, n_features, row
     report.n_skipped, report.skipped = reader.n_skipped, list(reader.skipped)
 
 
-def _from_dataset(src, tmp, report, output_format, *, n_features, rows_per_group, compression, values,
-                  threads, progress) -> None:
+def _from_dataset(src, tmp, report, output_format, *, n_features, hash_bits, rows_per_group, compression,
+                  values, threads, progress) -> None:
+    from .hashing import hash_batch
     from .stream import BatchStream, block_order
 
     ds = open_dataset(src)
-    if n_features is not None and n_features < ds.n_features:
+    rehash = hash_bits is not None  # hashed again even if already hashed: the user asked
+    if rehash:
+        n_features = 1 << hash_bits
+    elif n_features is not None and n_features < ds.n_features:
         raise ValueError(f"{src}: --n-features {n_features} is below the dataset's n_features {ds.n_features}")
+    elif ds.hash_bits is not None and n_features in (None, ds.n_features):
+        report.hash_bits = hash_bits = ds.hash_bits  # still the same hashed ids: keep saying so
     writer = create_writer(output_format, tmp, rows_per_group=rows_per_group, compression=compression,
-                           values=values, has_weights=ds.has_weights, n_features=n_features)
+                           values=values, has_weights=ds.has_weights, n_features=n_features, hash_bits=hash_bits)
     order = block_order(ds.n_blocks, epoch=0, seed=0, shuffle=False)
     try:
         with _progress(ds.n_rows, progress, "rows") as bar, \
                 BatchStream(ds, order, readers=max(1, threads), capacity=max(2, 2 * threads), ordered=True) as stream:
             for batch in stream:
-                writer.write(batch)
+                writer.write(hash_batch(batch, hash_bits) if rehash else batch)
                 bar.update(batch.n_rows)
         _finish(writer, report, n_features if n_features is not None else ds.n_features)
     except BaseException:

@@ -26,22 +26,26 @@ def model_info(path, chunk: int = 1 << 22) -> dict:
     from .sparse_files import allocated_bytes, data_extents
 
     model = Model.open(path)
-    w = model.weights
-    header = w.offset  # the .npy header precedes the data
+    header = model.weights.offset  # the .npy header precedes the data
+    w = model.weights.reshape(-1)  # softmax: the (n_features, K) matrix, row-major
     itemsize = w.dtype.itemsize
     nonzero = 0
     norm2 = 0.0
     for offset, length in data_extents(model.path / WEIGHTS):
         lo = max(0, (offset - header) // itemsize)
-        hi = min(model.n_features, -(-(offset + length - header) // itemsize))
+        hi = min(w.size, -(-(offset + length - header) // itemsize))
         for start in range(lo, hi, chunk):
             part = np.asarray(w[start : min(hi, start + chunk)], dtype=np.float64)
             nonzero += int(np.count_nonzero(part))
             norm2 += float(part @ part)
     meta = model.meta
     history = meta.get("history", [])
+    intercept = model.intercept
     info = {"kind": "model", "path": str(model.path), "loss": model.loss, "n_features": model.n_features,
-            "nonzero_weights": nonzero, "weight_l2_norm": norm2 ** 0.5, "intercept": model.intercept,
+            **({"n_classes": model.n_classes} if model.n_classes else {}), "optimizer": model.optimizer,
+            **({"hash_bits": model.hash_bits} if model.hash_bits is not None else {}),
+            "nonzero_weights": nonzero, "weight_l2_norm": norm2 ** 0.5,
+            "intercept": intercept.tolist() if model.n_classes else intercept,
             "weights_allocated_bytes": allocated_bytes(model.path / WEIGHTS),
             "epochs_trained": len(history), "training": meta.get("training", {}),
             "hyper_parameters": meta.get("hyper_parameters", {}), "data": meta.get("data", {})}

@@ -26,7 +26,8 @@ from .config import default_readers
 from .errors import StreamhogError
 from .formats import open_dataset
 from .kernels.predict import batch_margins, weight_vector
-from .metrics import MetricAccumulator
+from .kernels.softmax import softmax_probabilities
+from .metrics import MetricAccumulator, MulticlassAccumulator
 from .stream import BatchStream, block_order
 
 __all__ = ["IncompatibleDataError", "evaluate", "predict", "predict_to_parquet", "PREDICTION_SCHEMA"]
@@ -34,6 +35,14 @@ __all__ = ["IncompatibleDataError", "evaluate", "predict", "predict_to_parquet",
 #: Columns of :func:`predict_to_parquet`'s output.
 PREDICTION_SCHEMA = pa.schema([
     pa.field("prediction", pa.float32(), nullable=False),
+    pa.field("label", pa.float32(), nullable=False),
+])
+
+
+#: Columns of a softmax model's predictions.
+MULTICLASS_SCHEMA = pa.schema([
+    pa.field("class", pa.int32(), nullable=False),
+    pa.field("probability", pa.float32(), nullable=False),
     pa.field("label", pa.float32(), nullable=False),
 ])
 
@@ -46,7 +55,7 @@ def _dataset_for(model, data):
     """Open ``data`` (a path, or an opened dataset as is) and check it fits ``model``."""
     ds = open_dataset(data) if isinstance(data, (str, os.PathLike)) else data
     n_weights = len(model.weights)
-    if int(ds.n_features) > min(model.n_features, n_weights):
+    if model.hash_bits is None and int(ds.n_features) > min(model.n_features, n_weights):
         raise IncompatibleDataError(
             f"{ds.path}: the dataset has n_features {int(ds.n_features)} but the model {model.path} has "
             f"n_features {model.n_features}: a model cannot score features it has no weights for"
@@ -113,6 +122,46 @@ def _consume(stream: BatchStream, workers: list[Callable], name: str,
         raise errors[0]
 
 
+def _scorer(model) -> Callable:
+    """``margins(batch, out=None)``: the model's margins of a batch (n_rows, or (n_rows, K) for
+    softmax), hashing the feature ids first when the model was trained with --hash-bits."""
+    intercept, bits, k = model.intercept, model.hash_bits, model.n_classes
+    if k is None:
+        w = weight_vector(model.weights)
+    else:
+        w = np.asarray(model.weights).reshape(-1)  # (n_features, K) row-major, flat: entry j*K + c
+
+    def margins(batch, out=None):
+        if bits is not None:
+            from dataclasses import replace
+
+            from .trainer import hashed_indices
+
+            batch = replace(batch, indices=hashed_indices(batch.indices, bits))
+        if k is None:
+            return batch_margins(batch, w, intercept, out=out)
+        return softmax_batch_margins(batch, w, k, intercept)
+    return margins
+
+
+def softmax_batch_margins(batch, w_flat: np.ndarray, n_classes: int, intercepts: np.ndarray) -> np.ndarray:
+    """Margins (n_rows, K) of a softmax model's flat weights; ValueError on a bad batch."""
+    from .kernels.predict import BAD_INDPTR, INDEX_OUT_OF_RANGE
+    from .kernels.softmax import softmax_margins
+
+    out = np.empty((batch.n_rows, n_classes), dtype=np.float64)
+    values = batch.values if batch.values is not None else np.zeros(0, np.float32)
+    code, row, pos = softmax_margins(batch.indptr, batch.indices, values, batch.values is not None, w_flat,
+                                     n_classes, np.ascontiguousarray(intercepts, dtype=np.float64), out)
+    if code == INDEX_OUT_OF_RANGE:
+        raise ValueError(f"{batch.source or 'batch'}: row {row}: feature index {int(batch.indices[pos])} >= "
+                         f"model n_features {len(w_flat) // n_classes}")
+    if code != 0:
+        raise ValueError(f"{batch.source or 'batch'}: inconsistent row offsets or shapes (code {code})"
+                         + ("" if code != BAD_INDPTR else ": indptr must have n_rows + 1 entries, never decrease"))
+    return out
+
+
 def _to_predictions(loss: str, margins: np.ndarray) -> np.ndarray:
     """In place: the probability of the positive class for logistic, the score otherwise."""
     if loss == "logistic":
@@ -129,14 +178,14 @@ def evaluate(model, data, *, threads: int | None = None, readers: int | None = N
     (default: one per CPU), ``readers`` threads read them (default 2).
     """
     ds = _dataset_for(model, data)
-    w = weight_vector(model.weights)
-    intercept = model.intercept
+    margins = _scorer(model)
     n = min(_n_threads(threads), max(1, ds.n_blocks))
-    accumulators = [MetricAccumulator(model.loss) for _ in range(n)]
+    accumulators = [MetricAccumulator(model.loss) if model.n_classes is None else MulticlassAccumulator(model.n_classes)
+                    for _ in range(n)]
 
     def worker(acc: MetricAccumulator) -> Callable:
         def work(batch):
-            acc.update(batch_margins(batch, w, intercept), batch.labels, batch.weights)
+            acc.update(margins(batch), batch.labels, batch.weights)
         return work
 
     _consume(_stream(ds, ordered=False, consumers=n, readers=readers), [worker(a) for a in accumulators], "eval")
@@ -148,15 +197,15 @@ def evaluate(model, data, *, threads: int | None = None, readers: int | None = N
 
 def predict(model, data, *, threads: int | None = None, readers: int | None = None) -> np.ndarray:
     """Predictions (float64) for every row of ``data``, in dataset order: the probability of the
-    positive class for logistic models, the score ``x·w + b`` for hinge and squared.
+    positive class for logistic models, the score ``x·w + b`` for hinge and squared; for softmax
+    models an (n_rows, K) array of class probabilities.
 
     Holds the whole result in memory (8 bytes a row); see :func:`predict_to_parquet` otherwise.
     """
     ds = _dataset_for(model, data)
-    w = weight_vector(model.weights)
-    intercept, loss = model.intercept, model.loss
+    margins, loss, k = _scorer(model), model.loss, model.n_classes
     n_rows = int(ds.n_rows)
-    out = np.empty(n_rows, dtype=np.float64)
+    out = np.empty(n_rows if k is None else (n_rows, k), dtype=np.float64)
     n = min(_n_threads(threads), max(1, ds.n_blocks))
     done = [0] * n  # rows scored per thread: all rows must be covered exactly once
 
@@ -167,7 +216,10 @@ def predict(model, data, *, threads: int | None = None, readers: int | None = No
                 raise StreamhogError(f"{batch.source}: rows {r0}..{r0 + batch.n_rows} lie outside the "
                                      f"dataset's {n_rows} rows")
             # Blocks are disjoint row ranges: threads write to separate slices of `out`.
-            _to_predictions(loss, batch_margins(batch, w, intercept, out=out[r0:r0 + batch.n_rows]))
+            if k is None:
+                _to_predictions(loss, margins(batch, out=out[r0:r0 + batch.n_rows]))
+            else:
+                out[r0:r0 + batch.n_rows] = softmax_probabilities(margins(batch))
             done[i] += batch.n_rows
         return work
 
@@ -215,22 +267,28 @@ def predict_to_parquet(model, data, out_path, *, overwrite: bool = False, thread
     and renamed on success; an existing ``out_path`` is refused unless ``overwrite``.
     """
     ds = _dataset_for(model, data)
-    w = weight_vector(model.weights)
-    intercept, loss = model.intercept, model.loss
+    margins, loss, k = _scorer(model), model.loss, model.n_classes
     n = min(_n_threads(threads), max(1, ds.n_blocks))
-    what = "probability of the positive class" if loss == "logistic" else "score x.w + b"
+    what = {"logistic": "probability of the positive class", "softmax": "the most probable class and its "
+            "probability"}.get(loss, "score x.w + b")
     metadata = {"streamhog_model": str(model.path), "loss": loss, "prediction": what, "dataset": str(ds.path)}
+    schema = PREDICTION_SCHEMA if k is None else MULTICLASS_SCHEMA
     with atomic_output(out_path, overwrite=overwrite) as tmp:
-        writer = pq.ParquetWriter(tmp, PREDICTION_SCHEMA.with_metadata(metadata), compression="NONE",
+        writer = pq.ParquetWriter(tmp, schema.with_metadata(metadata), compression="NONE",
                                   use_dictionary=False, write_statistics=False)
         try:
             sink = _OrderedSink(writer)
 
             def work(batch):
-                pred = _to_predictions(loss, batch_margins(batch, w, intercept)).astype(np.float32)
-                labels = np.asarray(batch.labels, dtype=np.float32)
-                sink.write(int(batch.row_start),
-                           pa.Table.from_arrays([pa.array(pred), pa.array(labels)], schema=PREDICTION_SCHEMA))
+                labels = pa.array(np.asarray(batch.labels, dtype=np.float32))
+                if k is None:
+                    columns = [pa.array(_to_predictions(loss, margins(batch)).astype(np.float32)), labels]
+                else:
+                    p = softmax_probabilities(margins(batch))
+                    best = p.argmax(axis=1)
+                    columns = [pa.array(best.astype(np.int32)),
+                               pa.array(p[np.arange(len(best)), best].astype(np.float32)), labels]
+                sink.write(int(batch.row_start), pa.Table.from_arrays(columns, schema=schema))
 
             stream = _stream(ds, ordered=True, consumers=n, readers=readers)
             _consume(stream, [work] * n, "predict", on_error=sink.abort)

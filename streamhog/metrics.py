@@ -132,3 +132,43 @@ class MetricAccumulator:
         return {"rmse": math.sqrt(mse) if mse == mse else math.nan,
                 "mae": self._mean(self._abs),
                 "n_examples": int(self.n_examples)}
+
+
+class MulticlassAccumulator:
+    """Streamed metrics of a softmax model: multiclass ``logloss`` (mean of -log p(label),
+    from the margins by a stable log-sum-exp) and ``accuracy`` (the arg-max class), weighted
+    like the binary metrics. Not thread-safe: one per thread, merged."""
+
+    def __init__(self, n_classes: int):
+        self.n_classes = int(n_classes)
+        self.n_examples = 0
+        self.sum_weight = 0.0
+        self._logloss = 0.0
+        self._correct = 0.0
+
+    def update(self, margins, labels, weights=None) -> None:
+        z = np.asarray(margins, dtype=np.float64)
+        y = np.asarray(labels).astype(np.int64)
+        if z.shape != (len(y), self.n_classes):
+            raise ValueError(f"margins of shape {z.shape} for {len(y)} labels and {self.n_classes} classes")
+        if len(y) and (y.min() < 0 or y.max() >= self.n_classes):
+            raise ValueError(f"labels outside the model's classes 0..{self.n_classes - 1}")
+        s = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+        top = z.max(axis=1)
+        log_norm = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+        rows = np.arange(len(y))
+        self._logloss += float(s @ (log_norm - z[rows, y]))
+        self._correct += float(s @ (z.argmax(axis=1) == y))
+        self.sum_weight += float(s.sum())
+        self.n_examples += len(y)
+
+    def merge(self, other: "MulticlassAccumulator") -> "MulticlassAccumulator":
+        self.n_examples += other.n_examples
+        self.sum_weight += other.sum_weight
+        self._logloss += other._logloss
+        self._correct += other._correct
+        return self
+
+    def result(self) -> dict:
+        mean = (lambda t: t / self.sum_weight) if self.sum_weight > 0 else (lambda t: math.nan)
+        return {"logloss": mean(self._logloss), "accuracy": mean(self._correct), "n_examples": int(self.n_examples)}

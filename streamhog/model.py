@@ -3,7 +3,9 @@
 ``weights.npy`` is a plain NumPy file created with ``open_memmap``: anyone can
 ``np.load(path, mmap_mode="r")`` it. Creating or opening it never reads or zeroes the whole
 file, so the dimension is bounded by disk, not RAM (a fresh file is sparse: untouched
-pages cost neither memory nor disk). ``model.json`` holds everything else: format version,
+pages cost neither memory nor disk). Adaptive optimizers keep their per-coordinate state
+in files of the same shape beside it (``accum.npy``, ``scale.npy``, ``ftrl_n.npy``,
+``ftrl_z.npy``: see ``OPTIMIZER_STATE``), memory-mapped, checkpointed and resumed with it. ``model.json`` holds everything else: format version,
 n_features, loss, intercept, hyper-parameters, the data schema and the training history.
 Never pickle.
 """
@@ -22,7 +24,11 @@ from .errors import StreamhogError
 MODEL_FORMAT_VERSION = 1
 WEIGHTS = "weights.npy"
 META = "model.json"
-LOSSES = ("logistic", "hinge", "squared")
+LOSSES = ("logistic", "hinge", "squared", "softmax")
+OPTIMIZERS = ("sgd", "adagrad", "normalized", "ftrl")
+#: Per-coordinate state files of each optimizer, in the kernels' (acc, aux) order
+#: (streamhog/kernels/optimizers.py says what each holds).
+OPTIMIZER_STATE = {"sgd": (), "adagrad": ("accum",), "normalized": ("accum", "scale"), "ftrl": ("ftrl_n", "ftrl_z")}
 CLASSIFICATION_LOSSES = ("logistic", "hinge")
 #: Largest model dimension accepted (weights of 2^34 float32 = 64 GiB, sparse on disk).
 MAX_FEATURES = 2**34
@@ -46,38 +52,56 @@ def write_json_atomic(path: Path, obj) -> None:
 class Model:
     """A linear model in a directory. ``weights`` is a writable or read-only memory map."""
 
-    def __init__(self, path: Path, meta: dict, weights: np.memmap):
+    def __init__(self, path: Path, meta: dict, weights: np.memmap, state: dict | None = None):
         self.path = Path(path)
         self.meta = meta
         self.weights = weights
+        #: The optimizer's per-coordinate state: file stem -> memory map (OPTIMIZER_STATE order).
+        self.state = state or {}
 
     # -- creating and opening ----------------------------------------------------------------
     @classmethod
-    def create(cls, path, *, n_features: int, loss: str, hyper_parameters: dict | None = None,
-               data: dict | None = None, dtype: str = "float32") -> "Model":
-        """A new model of zero weights in the existing empty directory ``path``."""
+    def create(cls, path, *, n_features: int, loss: str, optimizer: str = "sgd", hash_bits: int | None = None,
+               n_classes: int | None = None, hyper_parameters: dict | None = None, data: dict | None = None,
+               dtype: str = "float32") -> "Model":
+        """A new model of zero weights (and zero optimizer state) in the directory ``path``:
+        a vector of n_features, or for ``loss="softmax"`` an (n_features, n_classes) matrix."""
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         if not 1 <= n_features <= MAX_FEATURES:
             raise ValueError(f"n_features must be between 1 and 2^34, got {n_features}")
+        if (loss == "softmax") != (n_classes is not None) or (n_classes is not None and n_classes < 2):
+            raise ValueError(f"the softmax loss, and only it, takes n_classes >= 2 (got loss {loss!r}, "
+                             f"n_classes {n_classes!r})")
+        shape = (n_features,) if n_classes is None else (n_features, n_classes)
         path = Path(path)
         path.mkdir(exist_ok=True)
         # open_memmap extends the file with a seek: no page is written, the file stays sparse.
-        weights = np.lib.format.open_memmap(path / WEIGHTS, mode="w+", dtype=np.dtype(dtype), shape=(n_features,))
+        weights = np.lib.format.open_memmap(path / WEIGHTS, mode="w+", dtype=np.dtype(dtype), shape=shape)
+        state = {name: np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=np.float32, shape=shape)
+                 for name in OPTIMIZER_STATE[optimizer]}
         meta = {
             "format_version": MODEL_FORMAT_VERSION,
             "kind": "linear",
             "n_features": int(n_features),
             "dtype": str(np.dtype(dtype)),
             "loss": loss,
-            "intercept": 0.0,
+            "optimizer": optimizer,
+            # Training-time feature hashing: data ids are hashed into 2^hash_bits slots
+            # (streamhog/hashing.py) before they meet the weights, when scoring too.
+            "hash_bits": hash_bits,
+            "n_classes": n_classes,
+            # softmax: a list of K intercepts, one per class
+            "intercept": 0.0 if n_classes is None else [0.0] * n_classes,
             "hyper_parameters": hyper_parameters or {},
             "data": data or {},
             "history": [],
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "streamhog_version": __version__,
         }
-        model = cls(path, meta, weights)
+        model = cls(path, meta, weights, state)
         model.save_meta()
         return model
 
@@ -99,9 +123,19 @@ class Model:
             weights = np.load(path / WEIGHTS, mmap_mode=mode)
         except (OSError, ValueError) as exc:
             raise ModelError(f"{path / WEIGHTS}: unreadable ({exc})") from exc
-        if weights.shape != (meta["n_features"],):
-            raise ModelError(f"{path / WEIGHTS}: shape {weights.shape} does not match n_features {meta['n_features']}")
-        return cls(path, meta, weights)
+        n_classes = meta.get("n_classes")
+        shape = (meta["n_features"],) if n_classes is None else (meta["n_features"], n_classes)
+        if weights.shape != shape:
+            raise ModelError(f"{path / WEIGHTS}: shape {weights.shape} does not match the model's {shape}")
+        state = {}
+        for name in OPTIMIZER_STATE.get(meta.get("optimizer", "sgd"), ()):
+            try:
+                state[name] = np.load(path / f"{name}.npy", mmap_mode=mode)
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"{path / (name + '.npy')}: unreadable optimizer state ({exc})") from exc
+            if state[name].shape != weights.shape:
+                raise ModelError(f"{path / (name + '.npy')}: shape {state[name].shape} does not match the weights'")
+        return cls(path, meta, weights, state)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -113,8 +147,27 @@ class Model:
         return self.meta["loss"]
 
     @property
-    def intercept(self) -> float:
-        return float(self.meta["intercept"])
+    def intercept(self):
+        """float; for a softmax model a float64 array of K intercepts."""
+        b = self.meta["intercept"]
+        return np.asarray(b, dtype=np.float64) if self.n_classes else float(b)
+
+    @property
+    def n_classes(self) -> int | None:
+        """K for a softmax model, else None."""
+        return self.meta.get("n_classes")
+
+    @property
+    def optimizer(self) -> str:
+        return self.meta.get("optimizer", "sgd")
+
+    @property
+    def hash_bits(self) -> int | None:
+        return self.meta.get("hash_bits")
+
+    def files(self) -> list[Path]:
+        """The arrays of the model: weights.npy, then the optimizer's state files."""
+        return [self.path / WEIGHTS] + [self.path / f"{name}.npy" for name in self.state]
 
     @property
     def is_classifier(self) -> bool:
@@ -124,26 +177,29 @@ class Model:
         write_json_atomic(self.path / META, self.meta)
 
     def flush(self) -> None:
-        """Write dirty weight pages to disk (the memory map is file-backed)."""
-        if isinstance(self.weights, np.memmap) and self.weights.mode != "r":
-            self.weights.flush()
+        """Write dirty weight and state pages to disk (the memory maps are file-backed)."""
+        for arr in (self.weights, *self.state.values()):
+            if isinstance(arr, np.memmap) and arr.mode != "r":
+                arr.flush()
 
     # -- using it -----------------------------------------------------------------------------
     def decision_function(self, batch) -> np.ndarray:
-        """Margins ``x·w + b`` (float64) of a SparseBatch's rows."""
-        from .kernels.predict import batch_margins
+        """Margins ``x·w + b`` (float64) of a SparseBatch's rows ((n_rows, K) for softmax)."""
+        from .inference import _scorer
 
-        return batch_margins(batch, self.weights, self.intercept)
+        return _scorer(self)(batch)
 
     def predict(self, data, *, threads: int | None = None) -> np.ndarray:
         """Predictions for every row of ``data`` (a dataset path or object), in dataset order:
-        the probability of the positive class (logistic), or the score (hinge, squared)."""
+        the probability of the positive class (logistic), the score (hinge, squared), or the
+        (n_rows, K) class probabilities (softmax)."""
         from .inference import predict
 
         return predict(self, data, threads=threads)
 
     def evaluate(self, data, *, threads: int | None = None) -> dict:
-        """Metrics on ``data``: logloss, auc, accuracy (classification) or rmse, mae; and n_examples."""
+        """Metrics on ``data``: logloss, auc, accuracy (binary classification), logloss and
+        accuracy (softmax), or rmse, mae (squared); and n_examples."""
         from .inference import evaluate
 
         return evaluate(self, data, threads=threads)

@@ -37,7 +37,9 @@ from .formats.block_cache import BlockCache
 from .describe import label_counts
 from .interrupt import TrainingInterrupted
 from .kernels.losses import LOSS_IDS
-from .kernels.sgd import CONSTANT, INVSCALING, sgd_train_rows
+from .kernels.optimizers import B_VALUE, OPTIMIZER_IDS
+from .kernels.sgd import CONSTANT, INVSCALING, train_rows
+from .kernels.softmax import softmax_train_rows
 from .model import CLASSIFICATION_LOSSES, Model
 from .stream import BatchStream, block_order
 
@@ -54,10 +56,24 @@ class DivergenceError(TrainingError):
     """A margin became NaN or infinite: the step size is too large for the data."""
 
 
+#: Most classes a softmax model takes (K weights per feature).
+MAX_CLASSES = 1000
+
+
 def check_labels(dataset, loss: str) -> dict[float, int]:
     """Refuse, before training, labels a classification loss cannot take (a pass over the
     label column only); returns the label counts. Any label suits the squared loss (the
-    readers already refuse non-finite ones)."""
+    readers already refuse non-finite ones); softmax takes class ids 0..K-1."""
+    if loss == "softmax":
+        counts = label_counts(dataset, max_distinct=MAX_CLASSES + 1)
+        bad = [v for v in counts if v != int(v) or v < 0]
+        if bad or len(counts) > MAX_CLASSES or (counts and max(counts) >= MAX_CLASSES):
+            what = f"label {bad[0]:g} is not a class id" if bad else f"more than {MAX_CLASSES} classes"
+            raise TrainingError(f"{dataset.path}: {what}; the softmax loss takes labels 0, 1, ..., K-1 "
+                                f"(K <= {MAX_CLASSES})")
+        if len(counts) < 2 and (not counts or max(counts) < 1):
+            raise TrainingError(f"{dataset.path}: the softmax loss needs at least two classes (labels 0..K-1)")
+        return counts
     if loss not in CLASSIFICATION_LOSSES:
         return {}
     counts = label_counts(dataset, max_distinct=3)  # three distinct values are already too many
@@ -165,10 +181,17 @@ class Trainer:
         self.keep_snapshots = keep_snapshots
         self.say = say or (lambda msg: None)
         self.bar = bar
-        self.loss_id = LOSS_IDS[config.loss]
+        self.loss_id = LOSS_IDS.get(config.loss, -1)  # softmax has its own kernel
         self.schedule = INVSCALING if config.lr_schedule == "invscaling" else CONSTANT
-        self.w = np.asarray(model.weights)  # a plain ndarray view: cheaper to pass to numba
-        self.intercept = np.array([state["intercept"]], dtype=np.float64)
+        # Plain flat ndarray views (cheaper to pass to numba; a softmax matrix row-major, j*K + k).
+        self.w = np.asarray(model.weights).reshape(-1)
+        self.n_classes = model.n_classes
+        self.optimizer_id = OPTIMIZER_IDS[config.optimizer]
+        state_arrays = [np.asarray(a).reshape(-1) for a in model.state.values()]
+        self.acc = state_arrays[0] if state_arrays else np.zeros(0, np.float32)
+        self.aux = state_arrays[1] if len(state_arrays) > 1 else np.zeros(0, np.float32)
+        # The intercept, its optimizer state and the normalized rule's N and T (optimizers.py).
+        self.bstate = np.array(state["bstate"], dtype=np.float64)
         self.lock_cell = np.zeros(1, np.int32)
         self.signal_received: int | None = None
         self._last_checkpoint = time.monotonic()
@@ -189,14 +212,26 @@ class Trainer:
                 t0 = ctl.claim_steps(batch.n_rows)
                 values = batch.values if batch.values is not None else _EMPTY_F32
                 weights = batch.weights if batch.weights is not None else _EMPTY_F32
-                loss, weight, n_bad, n_out = sgd_train_rows(
-                    batch.indptr, batch.indices, values, batch.values is not None, batch.labels, weights,
-                    batch.weights is not None, rows, self.w, self.intercept, self.lock_cell, cfg.sync == "lock",
-                    self.loss_id, self.schedule, lr, cfg.power_t, t0, cfg.l2, True)
+                indices = batch.indices if cfg.hash_bits is None else hashed_indices(batch.indices, cfg.hash_bits)
+                if self.n_classes is None:
+                    loss, weight, n_bad, n_out = train_rows(
+                        batch.indptr, indices, values, batch.values is not None, batch.labels, weights,
+                        batch.weights is not None, rows, self.w, self.acc, self.aux, self.bstate, self.lock_cell,
+                        cfg.sync == "lock", self.optimizer_id, self.loss_id, self.schedule, lr, cfg.power_t, t0,
+                        cfg.l1, cfg.l2, cfg.ftrl_beta, True)
+                else:
+                    loss, weight, n_bad, n_out, n_label = softmax_train_rows(
+                        batch.indptr, indices, values, batch.values is not None, batch.labels, weights,
+                        batch.weights is not None, rows, self.w, self.acc, self.aux, self.bstate, self.lock_cell,
+                        cfg.sync == "lock", self.optimizer_id, self.schedule, lr, cfg.power_t, t0,
+                        cfg.l1, cfg.l2, cfg.ftrl_beta, True, self.n_classes)
+                    if n_label:
+                        raise DataFormatError(batch.source, f"a label is not a class id 0..{self.n_classes - 1}; "
+                                                            "the block was refused")
                 if n_out:
                     raise DataFormatError(batch.source, f"a feature index is >= the model's n_features "
                                                         f"{len(self.w):,}; the block was refused")
-                if n_bad or not np.isfinite(loss) or not np.isfinite(self.intercept[0]):
+                if n_bad or not np.isfinite(loss) or not np.isfinite(self.bstate).all():
                     raise DivergenceError(
                         f"training diverged in epoch {epoch + 1}, {batch.source}: the margin became NaN or "
                         f"infinite; lower --lr (now {cfg.lr:g})")
@@ -262,7 +297,17 @@ class Trainer:
             st.update(step=ctl.step, epoch_rows=ctl.rows, epoch_nnz=ctl.nnz, epoch_loss=ctl.loss,
                       epoch_weight=ctl.weight)
         st["epoch_seconds"] += seconds
-        st["intercept"] = float(self.intercept[0])
+        self._store_bstate()
+
+    def _store_bstate(self) -> None:
+        self.state["bstate"] = self.bstate.tolist()  # JSON floats round-trip exactly
+        self.state["intercept"] = self._intercept()
+
+    def _intercept(self):
+        """The model's intercept: a float, or the K intercepts of a softmax model."""
+        if self.n_classes is None:
+            return float(self.bstate[B_VALUE])
+        return self.bstate[:self.n_classes].tolist()
 
     def _show(self, ctl: _EpochControl, shown: int, epoch: int) -> int:
         if self.bar is None:
@@ -294,7 +339,7 @@ class Trainer:
                       "train_loss": st["epoch_loss"] / st["epoch_weight"] if st["epoch_weight"] else None,
                       "seconds": round(secs, 4), "examples_per_s": round(st["epoch_rows"] / secs, 1) if secs else None}
             if self.valid is not None:
-                self.model.meta["intercept"] = float(self.intercept[0])
+                self.model.meta["intercept"] = self._intercept()
                 record["valid"] = evaluate(self.model, self.valid, threads=self.cfg.threads)
             st["history"].append(record)
             st.update(epoch=st["epoch"] + 1, done_blocks=[], epoch_rows=0, epoch_nnz=0, epoch_loss=0.0,
@@ -310,12 +355,12 @@ class Trainer:
 
     def checkpoint(self, status: str, snapshot: bool = False) -> None:
         """Flush the weights, then write the record and model.json (in that order)."""
-        self.state["intercept"] = float(self.intercept[0])
+        self._store_bstate()
         self.model.flush()
         record = dict(self.state, data=self.data_schema, config=asdict(self.cfg), status=status)
         write_checkpoint(self.model.path, record)
         meta = self.model.meta
-        meta.update(intercept=self.state["intercept"], history=self.state["history"],
+        meta.update(intercept=self.state["intercept"], bstate=self.state["bstate"], history=self.state["history"],
                     hyper_parameters=asdict(self.cfg),
                     training={"status": status, "epochs_done": self.state["epoch"],
                               "blocks_done_in_epoch": len(self.state["done_blocks"])})
@@ -339,7 +384,8 @@ class Trainer:
         tmp = root / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        copy_sparse(self.model.path / "weights.npy", tmp / "weights.npy")
+        for f in self.model.files():  # the weights and the optimizer's state
+            copy_sparse(f, tmp / f.name)
         write_checkpoint(tmp, record)
         tmp.rename(root / name)
         for old in self._snapshots()[:-self.keep_snapshots]:
@@ -357,9 +403,10 @@ class Trainer:
                         "--keep-snapshots K keeps rollback points); start again with --overwrite",)
             return
         record, _ = read_checkpoint(snaps[-1])
-        restore_sparse(snaps[-1] / "weights.npy", self.model.path / "weights.npy")  # in place: the map stays valid
+        for f in self.model.files():
+            restore_sparse(snaps[-1] / f.name, f)  # in place: the maps stay valid
         self.state = {k: record[k] for k in self.state}
-        self.intercept[0] = record["intercept"]
+        self.bstate[:] = record["bstate"]
         self.checkpoint("rolled-back")
         exc.args = (f"{exc.args[0]}. Rolled the model back to its snapshot {snaps[-1].name} "
                     f"(after epoch {record['epoch']}); resume with a lower --lr",)
@@ -370,6 +417,15 @@ class Trainer:
         return (f"stopped by {name} in epoch {st['epoch'] + 1} after {len(st['done_blocks'])} of "
                 f"{self.dataset.n_blocks} blocks; checkpoint written to {self.model.path}. Resume with: "
                 f"streamhog train {self.dataset.path} --model {self.model.path} --resume")
+
+
+def hashed_indices(indices: np.ndarray, bits: int) -> np.ndarray:
+    """Feature ids hashed into 2^bits slots (training-time --hash-bits; docs/formats.md)."""
+    from .kernels.hashing import hash_ids
+
+    out = np.empty(len(indices), np.uint32)
+    hash_ids(indices, bits, 0, out)
+    return out
 
 
 def _epoch_line(record: dict, epochs: int) -> str:
@@ -383,5 +439,5 @@ def _epoch_line(record: dict, epochs: int) -> str:
 
 def fresh_state() -> dict:
     """The progress of a run that has not trained anything yet (the keys of a checkpoint's state)."""
-    return {"epoch": 0, "done_blocks": [], "step": 0, "intercept": 0.0, "epoch_loss": 0.0, "epoch_weight": 0.0,
-            "epoch_rows": 0, "epoch_nnz": 0, "epoch_seconds": 0.0, "history": []}
+    return {"epoch": 0, "done_blocks": [], "step": 0, "intercept": 0.0, "bstate": [0.0] * 5, "epoch_loss": 0.0,
+            "epoch_weight": 0.0, "epoch_rows": 0, "epoch_nnz": 0, "epoch_seconds": 0.0, "history": []}

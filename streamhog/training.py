@@ -37,21 +37,49 @@ def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
                                 "refusing to delete it (choose another --model)")
 
 
-def _warm_start_into(model: Model, source) -> float:
-    """Copy another model's weights (chunk by chunk, skipping zero chunks) and return its intercept."""
+def _warm_start_into(model: Model, source, cfg: TrainConfig) -> list[float]:
+    """Copy another model's weights (chunk by chunk, skipping zero chunks), and its optimizer
+    state when it used the same optimizer; returns the intercept state (trainer's bstate)."""
+    import numpy as np
+
     src = Model.open(source)
     if src.n_features > model.n_features:
         raise TrainingError(f"--warm-start {source}: that model has {src.n_features:,} features, more than "
                             f"this run's {model.n_features:,}; give --n-features {src.n_features}")
+    if src.n_classes != model.n_classes:
+        raise TrainingError(f"--warm-start {source}: that model has {src.n_classes or 'no'} classes, this run "
+                            f"{model.n_classes or 'none'}")
+    if src.hash_bits != model.hash_bits:
+        raise TrainingError(f"--warm-start {source}: that model hashes features with --hash-bits {src.hash_bits}, "
+                            f"this run with {model.hash_bits}")
+    same = src.optimizer == model.optimizer
+    k = model.n_classes or 1
+    b0 = np.atleast_1d(src.intercept).tolist()
+    bstate = b0 + [0.0] * (2 * k + 2)
+    if same and "bstate" in src.meta:
+        bstate = list(src.meta["bstate"])
     chunk = 1 << 24
     for start in range(0, src.n_features, chunk):
         part = src.weights[start : start + chunk]
-        if part.any():
-            model.weights[start : start + len(part)] = part
-    return src.intercept
+        if not part.any():
+            continue
+        stop = start + len(part)
+        model.weights[start:stop] = part
+        if same:
+            for name, arr in src.state.items():
+                model.state[name][start:stop] = arr[start:stop]
+        elif model.optimizer == "ftrl":
+            # FTRL derives w from its state: z such that w = -(z - sign(z) l1) / (beta / alpha + l2)
+            # with n = 0 gives back the source's weights.
+            w = part.astype(np.float64)
+            model.state["ftrl_z"][start:stop] = -(w * (cfg.ftrl_beta / cfg.lr + cfg.l2) + np.sign(w) * cfg.l1)
+    if not same and model.optimizer == "ftrl":
+        bstate[2 * k:3 * k] = [-b * cfg.ftrl_beta / cfg.lr for b in b0]
+    return bstate
 
 
-_RESUMABLE_CHANGES = ("lr", "lr_schedule", "lr_decay", "power_t", "l2", "threads", "readers", "capacity", "sync")
+_RESUMABLE_CHANGES = ("lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1", "ftrl_beta", "threads", "readers",
+                      "capacity", "sync")
 
 
 def _resume(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, say):
@@ -70,6 +98,10 @@ def _resume(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, sa
                             f"--loss {hyper['loss']} (use --warm-start {model_dir} for a new run)")
     if "seed" in hyper and hyper["seed"] != saved.seed:
         raise TrainingError(f"{model_dir}: the run uses --seed {saved.seed}; a resumed run keeps its shuffling")
+    for key, flag in (("optimizer", "--optimizer"), ("hash_bits", "--hash-bits")):
+        if key in hyper and hyper[key] != getattr(saved, key):
+            raise TrainingError(f"{model_dir}: the run uses {flag} {getattr(saved, key)}; it cannot resume with "
+                                f"{flag} {hyper[key]} (use --warm-start {model_dir} for a new run)")
     schema, want = dataset_schema(ds), record["data"]
     diff = [f"{k} {want.get(k)!r} -> {schema[k]!r}" for k in schema if k != "path" and schema[k] != want.get(k)]
     if diff:
@@ -84,7 +116,8 @@ def _resume(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, sa
         if k not in ("threads", "readers", "capacity"):
             say(f"note: resuming with {k} {getattr(saved, k)!r} -> {v!r} (the run is no longer the same as an "
                 "uninterrupted one)")
-    state = {k: record[k] for k in fresh_state()}
+    state = {k: record[k] for k in fresh_state() if k in record}
+    state.setdefault("bstate", [record["intercept"], 0.0, 0.0, 0.0, 0.0])  # a record of streamhog <= 0.1
     return model, cfg, state
 
 
@@ -136,8 +169,13 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
             f"{ds.n_blocks} blocks")
     else:
         cfg = TrainConfig(**hyper).resolved()
+        if cfg.hash_bits is not None:
+            if n_features is not None and n_features != 2 ** cfg.hash_bits:
+                raise TrainingError(f"--n-features {n_features:,} contradicts --hash-bits {cfg.hash_bits} "
+                                    f"(2^{cfg.hash_bits} = {2 ** cfg.hash_bits:,} slots)")
+            n_features = 2 ** cfg.hash_bits
         n_features = max(ds.n_features, 1) if n_features is None else n_features
-        if n_features < ds.n_features:
+        if n_features < ds.n_features and cfg.hash_bits is None:
             raise TrainingError(f"{ds.path}: the data has {ds.n_features:,} features but --n-features is "
                                 f"{n_features:,}; the model must be at least as large as the data")
         if n_features > MAX_FEATURES:
@@ -148,11 +186,17 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     counts = check_labels(ds, cfg.loss)
     if not resume:
         schema = dict(dataset_schema(ds), labels={f"{k:g}": v for k, v in counts.items()} or None)
-        model = Model.create(model_dir, n_features=n_features, loss=cfg.loss, hyper_parameters=asdict(cfg), data=schema)
+        n_classes = int(max(counts)) + 1 if cfg.loss == "softmax" else None
+        model = Model.create(model_dir, n_features=n_features, loss=cfg.loss, optimizer=cfg.optimizer,
+                             hash_bits=cfg.hash_bits, n_classes=n_classes, hyper_parameters=asdict(cfg), data=schema)
+        if n_classes is not None:
+            state["bstate"] = [0.0] * (3 * n_classes + 2)  # K intercepts, K of each state, N, T
+            state["intercept"] = [0.0] * n_classes
         if warm_start is not None:
-            state["intercept"] = _warm_start_into(model, warm_start)
+            state["bstate"] = _warm_start_into(model, warm_start, cfg)
+            state["intercept"] = state["bstate"][0] if n_classes is None else state["bstate"][:n_classes]
             model.meta["warm_start"] = str(Path(warm_start).resolve())
-    if valid_ds is not None and valid_ds.n_features > model.n_features:
+    if valid_ds is not None and valid_ds.n_features > model.n_features and model.hash_bits is None:
         raise TrainingError(f"{valid_ds.path}: the validation data has {valid_ds.n_features:,} features, "
                             f"more than the model's {model.n_features:,}")
     show = (not quiet) and (progress if progress is not None else sys.stderr.isatty())

@@ -130,7 +130,7 @@ def test_kill_9_at_random_moments_always_resumes(data, tmp_path):
     """Two threads, several epochs; SIGKILL many times, several of them while a checkpoint
     is being written (a test hook widens that window); every resume works, the model is
     always readable, and the final test loss is within 1% of an uninterrupted run."""
-    args = ["--epochs", 3, "--threads", 2, "--lr", 0.5, "--checkpoint-every", 0.02, "--quiet"]
+    args = ["--epochs", 3, "--threads", 2, "--checkpoint-every", 0.02, "--quiet"]  # the default optimizer (adagrad)
     ref = tmp_path / "ref"
     subprocess.run(_cli("train", data / "train.parquet", "--model", ref, *args), check=True)
     m = tmp_path / "m"
@@ -219,7 +219,7 @@ def test_snapshots_are_sparse_and_roll_back_a_divergence(data, tmp_path):
     m = tmp_path / "m"
     # squared loss: unbounded gradients, so a huge --lr really diverges (logistic saturates)
     streamhog.train(data / "train.parquet", m, epochs=3, keep_snapshots=2, n_features=2**30, loss="squared",
-                    **{**ONE_THREAD, "lr": 0.05})
+                    **{**ONE_THREAD, "lr": 0.05, "optimizer": "sgd"})
     snaps = sorted((m / "snapshots").iterdir())
     assert [s.name[:11] for s in snaps] == ["epoch-00002", "epoch-00003"]
     assert (snaps[-1] / "weights.npy").stat().st_blocks * 512 < 16 * 2**20  # 4 GiB file, sparse copy

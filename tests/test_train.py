@@ -13,7 +13,7 @@ import streamhog
 from streamhog.cli import main
 from streamhog.datasets import a9a
 from streamhog.kernels.losses import LOSS_IDS
-from streamhog.kernels.sgd import CONSTANT, INVSCALING, sgd_train_rows
+from streamhog.kernels.sgd import CONSTANT, INVSCALING, train_rows
 from streamhog.model import Model
 from streamhog.trainer import TrainingError
 
@@ -58,12 +58,12 @@ def test_kernel_matches_numpy_reference(rng, loss, schedule, binary, weights):
                                 batch.weights)
     rows = rng.permutation(batch.n_rows)
     w = np.zeros(30, np.float32)
-    b = np.zeros(1)
+    b = np.zeros(5)
     lr, power_t, t0, l2 = 0.1, 0.5, 7, 0.01
     ref_w, ref_b = numpy_sgd(batch, rows, w, 0.0, loss, schedule, lr, power_t, t0, l2)
-    out = sgd_train_rows(batch.indptr, batch.indices, batch.values if not binary else E, not binary, batch.labels,
-                         batch.weights if weights else E, weights, rows, w, b, np.zeros(1, np.int32), False,
-                         LOSS_IDS[loss], schedule, lr, power_t, t0, l2, True)
+    out = train_rows(batch.indptr, batch.indices, batch.values if not binary else E, not binary, batch.labels,
+                     batch.weights if weights else E, weights, rows, w, E.copy(), E.copy(), b, np.zeros(1, np.int32),
+                     False, 0, LOSS_IDS[loss], schedule, lr, power_t, t0, 0.0, l2, 1.0, True)
     np.testing.assert_allclose(w, ref_w, rtol=1e-5, atol=1e-6)
     assert b[0] == pytest.approx(ref_b, rel=1e-6, abs=1e-9)
     assert out[1] == pytest.approx(batch.weights.sum() if weights else 200, rel=1e-6)
@@ -73,9 +73,9 @@ def test_kernel_matches_numpy_reference(rng, loss, schedule, binary, weights):
 def test_kernel_refuses_an_index_beyond_the_weights(rng):
     batch = random_batch(rng, 50, 30, max_nnz=6)
     w = np.zeros(20, np.float32)  # smaller than the data's 30 features
-    out = sgd_train_rows(batch.indptr, batch.indices, batch.values, True, batch.labels, E, False,
-                         np.arange(50), w, np.zeros(1), np.zeros(1, np.int32), False, 0, CONSTANT, 0.1, 0.5, 0,
-                         0.0, True)
+    out = train_rows(batch.indptr, batch.indices, batch.values, True, batch.labels, E, False,
+                     np.arange(50), w, E.copy(), E.copy(), np.zeros(5), np.zeros(1, np.int32), False, 0, 0, CONSTANT,
+                     0.1, 0.5, 0, 0.0, 0.0, 1.0, True)
     assert out[3] == 1.0
 
 
@@ -183,7 +183,7 @@ def test_squared_loss_accepts_real_labels_and_fits_least_squares(tmp_path, rng):
 def test_divergence_stops_with_epoch_and_hint(tmp_path):
     _write(tmp_path / "d.parquet", np.linspace(-1e3, 1e3, 500), values=np.full(500, 1e3))
     with pytest.raises(TrainingError, match=r"diverged in epoch 1, .*d.parquet row group \d: .*lower --lr \(now 10\)"):
-        streamhog.train(tmp_path / "d.parquet", tmp_path / "m", loss="squared", lr=10.0, lr_schedule="constant",
+        streamhog.train(tmp_path / "d.parquet", tmp_path / "m", loss="squared", optimizer="sgd", lr=10.0, lr_schedule="constant",
                         l2=0.0, quiet=True, threads=1)
     assert json.loads((tmp_path / "m" / "model.json").read_text())["training"]["status"] == "diverged"
     with pytest.raises(TrainingError, match="diverged and its weights are not usable"):

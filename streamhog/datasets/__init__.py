@@ -6,9 +6,17 @@ Learning Repository, Adult, CC BY 4.0. 32,561 train / 16,281 test rows, 123 bina
 features, labels -1/+1. Stored gzipped, byte-identical to the published files once
 decompressed (sha256 below, checked by the tests).
 
->>> from streamhog.datasets import a9a
+criteo_sample: the first 10,000 rows of the Criteo Display Advertising Challenge
+``train.txt`` (Kaggle, 2014), Criteo AI Lab, research use under Criteo's terms: 8,000 train /
+2,000 test rows of raw click logs (tab-separated label 0/1, 13 integer and 26 categorical
+fields, any of them may be empty). Convert with ``streamhog convert SRC DST --input-format
+criteo``. Gzipped (``gzip -9 -n``), byte-identical to the published rows once decompressed.
+
+>>> from streamhog.datasets import a9a, criteo_sample
 >>> a9a("train").name
 'a9a.gz'
+>>> criteo_sample("test").name
+'criteo_sample_test.txt.gz'
 """
 from __future__ import annotations
 
@@ -28,3 +36,18 @@ def a9a(split: str = "train") -> Path:
     if name is None:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     return DATA_DIR / name
+
+
+#: sha256 of the decompressed files (the rows as published).
+CRITEO_SAMPLE_SHA256 = {
+    "train": "26d49047cbe0ad6ce54197918d71a2dc6688b72b29de7235c9321301116fff6c",
+    "test": "75d8552c435e3225f659d4b726ac084539bfd2a44842d0c251913e496cbedbdd",
+}
+
+
+def criteo_sample(split: str = "train") -> Path:
+    """Path of the gzipped Criteo TSV of the sample's ``"train"`` (8,000 rows) or ``"test"``
+    (2,000 rows) split."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return DATA_DIR / f"criteo_sample_{split}.txt.gz"

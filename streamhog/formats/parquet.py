@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from ..batch import SparseBatch
 from ..errors import DataFormatError
+from ..hashing import META_HASH_BITS, read_hash_bits
 from ..kernels.validate import describe_csr_problem
 from . import spec
 from .writer import SparseWriter
@@ -39,8 +40,9 @@ def parquet_schema(with_values: bool, with_weights: bool) -> pa.Schema:
 class ParquetSparseWriter(SparseWriter):
     """Writes a single Parquet file, one row group per ``rows_per_group`` rows."""
 
-    def __init__(self, path, **kwargs):
+    def __init__(self, path, *, hash_bits: int | None = None, **kwargs):
         super().__init__(path, **kwargs)
+        self.hash_bits = hash_bits  # recorded in the metadata when the ids are hashed
         if self.compression not in _CODEC:
             raise ValueError(f"Parquet compression must be one of {spec.PARQUET_COMPRESSIONS}, got {self.compression!r}")
         self._writer: pq.ParquetWriter | None = None
@@ -89,6 +91,8 @@ class ParquetSparseWriter(SparseWriter):
 
     def _finish(self) -> None:
         meta = {k: str(v) for k, v in self.metadata().items()}
+        if self.hash_bits is not None:
+            meta[META_HASH_BITS] = str(int(self.hash_bits))
         self._writer.add_key_value_metadata(meta)
         self._writer.close()
         self._writer = None
@@ -203,6 +207,7 @@ class ParquetDataset:
                 self.metadata = {k.decode(): v.decode() for k, v in (md.metadata or {}).items()
                                  if not k.startswith(b"ARROW:")}
         self.n_features = max(f.n_features for f in self.files)
+        self.hash_bits = read_hash_bits(self.metadata.get(META_HASH_BITS), self.files[0].path)
         self.has_values = any(f.has_values for f in self.files)
         self.has_weights = any(f.has_weights for f in self.files)
         self._block_file = np.asarray(block_file, dtype=np.int64)
@@ -235,7 +240,8 @@ class ParquetDataset:
                 "n_rows": self.n_rows, "n_features": self.n_features, "nnz": self.nnz,
                 "blocks": self.n_blocks, "has_values": self.has_values, "has_weights": self.has_weights,
                 "bytes_on_disk": sum(f.path.stat().st_size for f in self.files),
-                "format_version": int(self.metadata.get(spec.META_FORMAT_VERSION, 0))}
+                "format_version": int(self.metadata.get(spec.META_FORMAT_VERSION, 0)),
+                **({"hash_bits": self.hash_bits} if self.hash_bits is not None else {})}
 
 
 class ParquetBlockReader:

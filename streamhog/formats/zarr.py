@@ -21,6 +21,7 @@ import zarr.codecs
 
 from ..batch import SparseBatch
 from ..errors import DataFormatError
+from ..hashing import META_HASH_BITS, read_hash_bits
 from ..kernels.validate import describe_csr_problem
 from ..sparse_files import apparent_size
 from . import spec
@@ -79,8 +80,9 @@ class _ShardAppender:
 class ZarrSparseWriter(SparseWriter):
     """Writes a Zarr v3 group; ``rows_per_group`` becomes the dataset's ``rows_per_block``."""
 
-    def __init__(self, path, **kwargs):
+    def __init__(self, path, *, hash_bits: int | None = None, **kwargs):
         super().__init__(path, **kwargs)
+        self.hash_bits = hash_bits  # recorded in the attributes when the ids are hashed
         self._codec = _compressors(self.compression)  # validate early
         self._group: zarr.Group | None = None
         self._arrays: dict[str, _ShardAppender] = {}
@@ -134,6 +136,8 @@ class ZarrSparseWriter(SparseWriter):
             app.flush()
         attrs = self.metadata()
         attrs["rows_per_block"] = self.rows_per_group
+        if self.hash_bits is not None:
+            attrs[META_HASH_BITS] = int(self.hash_bits)
         self._group.attrs.update(attrs)
 
 
@@ -162,6 +166,7 @@ class ZarrDataset:
             raise DataFormatError(self.path, f"group attribute 'n_features' must be a non-negative integer, got {nf!r}")
         self.n_features = nf
         self.metadata = attrs
+        self.hash_bits = read_hash_bits(attrs.get(META_HASH_BITS), self.path)
         members = {name for name, _ in group.arrays()}
 
         def require(name, dtype, required=True):
@@ -219,7 +224,8 @@ class ZarrDataset:
                 "nnz": self.nnz, "blocks": self.n_blocks, "rows_per_block": self.rows_per_block,
                 "has_values": self.has_values, "has_weights": self.has_weights,
                 "bytes_on_disk": apparent_size(self.path),
-                "format_version": self.metadata.get(spec.META_FORMAT_VERSION)}
+                "format_version": self.metadata.get(spec.META_FORMAT_VERSION),
+                **({"hash_bits": self.hash_bits} if self.hash_bits is not None else {})}
 
 
 class ZarrBlockReader:

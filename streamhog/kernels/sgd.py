@@ -1,36 +1,41 @@
-"""Per-example SGD over a CSR block, writing a shared weight vector without locks (Hogwild!).
+"""Per-example stochastic gradient training of a linear model over a CSR block, writing
+shared weights without locks (Hogwild!).
 
 Every hyper-parameter is an explicit argument (scikit-learn's ``_sgd_fast`` style); the
 learning rate comes with the block (gensim style): the caller passes the schedule and the
 global step ``t0`` of the block's first row.
 
-Update for row i with margin z = b + sum_j w_j x_ij, target y, importance weight s:
+For row i with margin z = b + sum_j w_j x_ij, target y and importance weight s, the loss
+gradient is g = s * dloss(z, y), and every coordinate j of the row is updated by the
+optimizer's per-coordinate rule from g x_ij (kernels/optimizers.py: sgd, adagrad,
+normalized, ftrl); the intercept likewise, from g.
 
-    g    = s * dloss(z, y)
-    w_j <- w_j - eta_t * (g * x_ij + l2 * w_j)      for the j in row i only
-    b   <- b - eta_t * g                               (the intercept is not regularized)
-
-L2 is applied to the touched coordinates only (the Hogwild! paper's sparse form): over an
-epoch coordinate j is shrunk once per example that holds it, so the objective minimized is
+Regularization is applied to the touched coordinates only (the Hogwild! paper's sparse
+form). For sgd, adagrad and normalized, ``l2`` is per example: over an epoch coordinate j
+is shrunk once per example that holds it, so the objective minimized is
 
     (1/n) sum_i s_i loss(z_i, y_i)  +  (l2 / 2) sum_j (n_j / n) w_j^2
 
-where n_j is the number of examples in which feature j appears. Frequent features are
-regularized more, rare ones less, and the update costs O(nnz) instead of O(n_features).
+(n_j: the number of examples in which feature j appears; the update costs O(nnz), not
+O(n_features)). For ftrl, ``l1`` and ``l2`` are FTRL-Proximal's, on the summed loss.
 
 Step size: eta_t = lr (constant; the per-epoch decay lr * decay^epoch is folded into lr by
 the caller) or eta_t = lr / (1 + t)^power_t (inverse scaling, t = examples seen before).
 
-Threads call this concurrently on different blocks and the same ``w``; reads and writes
+Threads call this concurrently on different blocks and the same arrays; reads and writes
 of a coordinate may interleave (Hogwild!). With ``use_lock`` each example's read-update
 runs under a spin lock instead: the locking baseline.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, types
 
 from .losses import SQUARED, loss_and_dloss
+from .optimizers import (ADAGRAD, B_ACC, B_AUX, B_VALUE, FTRL, NORM_N, NORM_T, NORMALIZED, SGD, observe_scale,
+                         update_coordinate, update_intercept)
 from .prefetch import prefetch
 from .spinlock import spin_acquire, spin_release
 
@@ -40,41 +45,67 @@ INVSCALING = 1
 _ro = lambda dt: types.Array(dt, 1, "C", readonly=True)  # noqa: E731
 _rw = lambda dt: types.Array(dt, 1, "C")  # noqa: E731
 
-SGD_SIGNATURE = types.UniTuple(types.float64, 4)(
+# One compiled kernel per optimizer (below): the optimizer is a constant inside each, so
+# the compiler drops the other rules' branches from the per-nonzero loops.
+TRAIN_SIGNATURE = types.UniTuple(types.float64, 4)(
     _ro(types.int64), _ro(types.uint32), _ro(types.float32), types.boolean,   # indptr, indices, values, has_values
     _ro(types.float32), _ro(types.float32), types.boolean,                    # labels, weights, has_weights
     _ro(types.int64),                                                         # rows: visiting order
-    _rw(types.float32), _rw(types.float64), _rw(types.int32), types.boolean,  # w, intercept, lock, use_lock
-    types.int64, types.int64, types.float64, types.float64, types.int64,      # loss, schedule, lr, power_t, t0
-    types.float64, types.boolean,                                             # l2, fit_intercept
+    _rw(types.float32), _rw(types.float32), _rw(types.float32),               # w, acc, aux
+    _rw(types.float64), _rw(types.int32), types.boolean,                      # bstate, lock, use_lock
+    types.int64, types.int64,                                                 # loss, schedule
+    types.float64, types.float64, types.int64,                                # lr, power_t, t0
+    types.float64, types.float64, types.float64, types.boolean,               # l1, l2, beta, fit_intercept
 )
 
 
-@njit(SGD_SIGNATURE, nogil=True, cache=True)
-def sgd_train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows,
-                   w, intercept, lock, use_lock, loss_id, schedule, lr, power_t, t0, l2, fit_intercept):
-    """Train on ``rows`` of the block, in that order. Returns (sum of s * loss before each
-    update, sum of s, number of rows whose margin was not finite: divergence, number of
+def train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows,
+               w, acc, aux, bstate, lock, use_lock, opt, loss_id, schedule, lr, power_t, t0,
+               l1, l2, beta, fit_intercept):
+    """Train on ``rows`` of the block, in that order, with optimizer ``opt`` (see
+    ``_train_rows``); runs without the GIL."""
+    return _KERNELS[opt](indptr, indices, values, has_values, labels, sample_weights, has_weights, rows,
+                         w, acc, aux, bstate, lock, use_lock, loss_id, schedule, lr, power_t, t0,
+                         l1, l2, beta, fit_intercept)
+
+
+@njit(inline="always", cache=True)
+def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows,
+                w, acc, aux, bstate, lock, use_lock, opt, loss_id, schedule, lr, power_t, t0,
+                l1, l2, beta, fit_intercept):
+    """Train on ``rows`` of the block, in that order. ``acc``/``aux`` are the optimizer's
+    per-coordinate state (empty for sgd); ``bstate`` the intercept's value and state and the
+    normalized rule's N and T (optimizers.B_VALUE...NORM_T). Returns (sum of s * loss before
+    each update, sum of s, number of rows whose margin was not finite: divergence, number of
     indices >= len(w): the block is refused before its row is updated, so hostile data
-    never writes outside the weight vector, whatever was validated upstream)."""
+    never writes outside the arrays, whatever was validated upstream)."""
     loss_sum = 0.0
     weight_sum = 0.0
     n_bad = 0.0
     n = rows.shape[0]
     n_w = w.shape[0]
-    # Every example updates the intercept: shared, its cache line would bounce between the
-    # threads on each example. Lock-free, a block works on a local copy and adds its change
-    # once at the end (Hogwild!-style staleness of one block); the lock baseline keeps the
-    # paper's per-update semantics on the shared value.
-    b_start = intercept[0]
-    b = b_start
+    stateful = opt != SGD
+    with_aux = opt == NORMALIZED or opt == FTRL
+    if (stateful and acc.shape[0] != n_w) or (with_aux and aux.shape[0] != n_w):
+        return 0.0, 0.0, 0.0, 1.0  # state arrays that do not match the weights: refuse, never index them
+    # Every example updates the intercept (and N, T): shared, their cache line would bounce
+    # between the threads on each example. Lock-free, a block works on local copies and adds
+    # its change once at the end (Hogwild!-style staleness of one block); the lock baseline
+    # keeps the paper's per-update semantics on the shared values.
+    start = bstate.copy()
+    b, b_acc, b_aux = start[B_VALUE], start[B_ACC], start[B_AUX]
+    norm_n, norm_t = start[NORM_N], start[NORM_T]
     for k in range(n):
         # Memory latency, not arithmetic, bounds this loop: prefetch the next row's weights
-        # and the data of rows further ahead (see prefetch.py). Hints only: no effect on results.
+        # (and state) and the data of rows further ahead (see prefetch.py). Hints only.
         if k + 1 < n:
             nxt = rows[k + 1]
             for p in range(indptr[nxt], indptr[nxt + 1]):
                 prefetch(w, indices[p])
+                if stateful:
+                    prefetch(acc, indices[p])
+                    if with_aux:
+                        prefetch(aux, indices[p])
             if k + 4 < n:
                 ahead = indptr[rows[k + 4]]
                 for off in range(0, 48, 16):
@@ -96,30 +127,24 @@ def sgd_train_rows(indptr, indices, values, has_values, labels, sample_weights, 
             eta = lr / (1.0 + np.float64(t0 + k)) ** power_t
         if use_lock:
             spin_acquire(lock)
-        if use_lock:
-            b = intercept[0]
+            b, b_acc, b_aux = bstate[B_VALUE], bstate[B_ACC], bstate[B_AUX]
+            norm_n, norm_t = bstate[NORM_N], bstate[NORM_T]
         z = b
+        nx = 0.0
         out_of_range = False
-        if has_values:
-            for p in range(lo, hi):
-                j = indices[p]
-                if j >= n_w:
-                    out_of_range = True
-                    break
-                z += w[j] * np.float64(values[p])
-        else:
-            for p in range(lo, hi):
-                j = indices[p]
-                if j >= n_w:
-                    out_of_range = True
-                    break
-                z += w[j]
+        for p in range(lo, hi):
+            j = indices[p]
+            if j >= n_w:
+                out_of_range = True
+                break
+            x = np.float64(values[p]) if has_values else 1.0
+            nx += observe_scale(opt, w, aux, j, x)
+            z += w[j] * x
         if out_of_range:
             if use_lock:
                 spin_release(lock)
-            else:
-                intercept[0] += b - b_start
-            return loss_sum, weight_sum, n_bad, 1.0
+                return loss_sum, weight_sum, n_bad, 1.0
+            break
         if not np.isfinite(z):
             n_bad += 1.0
             if use_lock:
@@ -129,23 +154,63 @@ def sgd_train_rows(indptr, indices, values, has_values, labels, sample_weights, 
         loss_sum += s * loss
         weight_sum += s
         g = s * dloss
-        if g != 0.0 or l2 != 0.0:
-            shrink = 1.0 - eta * l2
-            step = eta * g
-            if has_values:
-                for p in range(lo, hi):
-                    j = indices[p]
-                    w[j] = w[j] * shrink - step * np.float64(values[p])
-            else:
-                for p in range(lo, hi):
-                    j = indices[p]
-                    w[j] = w[j] * shrink - step
-            if fit_intercept:
-                b -= step
-                if use_lock:
-                    intercept[0] = b
+        mult = eta
+        if opt == NORMALIZED:
+            norm_n += s * (nx + (1.0 if fit_intercept else 0.0))
+            norm_t += s
+            if norm_n > 0.0:
+                mult = eta * math.sqrt(norm_t / norm_n)
+        if g != 0.0 or (opt != FTRL and l2 != 0.0):
+            for p in range(lo, hi):
+                j = indices[p]
+                x = np.float64(values[p]) if has_values else 1.0
+                update_coordinate(opt, w, acc, aux, j, g * x, eta, mult, l1, l2, beta)
+            if fit_intercept and g != 0.0:
+                b, b_acc, b_aux = update_intercept(opt, b, b_acc, b_aux, g, eta, mult, beta)
         if use_lock:
+            bstate[B_VALUE], bstate[B_ACC], bstate[B_AUX] = b, b_acc, b_aux
+            bstate[NORM_N], bstate[NORM_T] = norm_n, norm_t
             spin_release(lock)
     if not use_lock:
-        intercept[0] += b - b_start
+        bstate[B_VALUE] += b - start[B_VALUE]
+        bstate[B_ACC] += b_acc - start[B_ACC]
+        bstate[B_AUX] += b_aux - start[B_AUX]
+        bstate[NORM_N] += norm_n - start[NORM_N]
+        bstate[NORM_T] += norm_t - start[NORM_T]
+        if out_of_range:
+            return loss_sum, weight_sum, n_bad, 1.0
     return loss_sum, weight_sum, n_bad, 0.0
+
+
+@njit(TRAIN_SIGNATURE, nogil=True, cache=True)
+def train_rows_sgd(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                   bstate, lock, use_lock, loss_id, schedule, lr, power_t, t0, l1, l2, beta, fit_intercept):
+    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                       bstate, lock, use_lock, SGD, loss_id, schedule, lr, power_t, t0, l1, l2, beta, fit_intercept)
+
+
+@njit(TRAIN_SIGNATURE, nogil=True, cache=True)
+def train_rows_adagrad(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                       bstate, lock, use_lock, loss_id, schedule, lr, power_t, t0, l1, l2, beta, fit_intercept):
+    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                       bstate, lock, use_lock, ADAGRAD, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+                       fit_intercept)
+
+
+@njit(TRAIN_SIGNATURE, nogil=True, cache=True)
+def train_rows_normalized(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc,
+                          aux, bstate, lock, use_lock, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+                          fit_intercept):
+    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                       bstate, lock, use_lock, NORMALIZED, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+                       fit_intercept)
+
+
+@njit(TRAIN_SIGNATURE, nogil=True, cache=True)
+def train_rows_ftrl(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                    bstate, lock, use_lock, loss_id, schedule, lr, power_t, t0, l1, l2, beta, fit_intercept):
+    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                       bstate, lock, use_lock, FTRL, loss_id, schedule, lr, power_t, t0, l1, l2, beta, fit_intercept)
+
+
+_KERNELS = {SGD: train_rows_sgd, ADAGRAD: train_rows_adagrad, NORMALIZED: train_rows_normalized, FTRL: train_rows_ftrl}

@@ -1,0 +1,229 @@
+"""Per-coordinate optimizers (sgd, adagrad, normalized, ftrl): the kernel against an
+independent NumPy implementation of the formulas, exact resume with each, FTRL's sparsity."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import streamhog
+from streamhog.datasets import a9a
+from streamhog.describe import model_info
+from streamhog.interrupt import TrainingInterrupted
+from streamhog.kernels.losses import LOSS_IDS
+from streamhog.kernels.optimizers import OPTIMIZER_IDS
+from streamhog.kernels.sgd import CONSTANT, INVSCALING, train_rows
+from streamhog.model import OPTIMIZER_STATE, Model
+
+from conftest import random_batch
+
+E = np.zeros(0, np.float32)
+
+
+def numpy_train(batch, rows, n_features, opt, loss, schedule, lr, power_t, t0, l1, l2, beta):
+    """The update rules of kernels/optimizers.py written out with NumPy, one example at a time.
+
+    State is kept in float64 and rounded to float32 after each example, as the kernel
+    stores it. Returns (w, acc, aux, [b, b_acc, b_aux, N, T])."""
+    f32 = lambda a: np.asarray(a, np.float32).astype(np.float64)  # noqa: E731
+    w, acc, aux = np.zeros(n_features), np.zeros(n_features), np.zeros(n_features)
+    b = b_acc = b_aux = N = T = 0.0
+    X = batch.to_scipy(n_features).tocsr()
+    for k, i in enumerate(rows):
+        idx = X.indices[X.indptr[i]:X.indptr[i + 1]]
+        x = X.data[X.indptr[i]:X.indptr[i + 1]].astype(np.float64)
+        y = float(batch.labels[i])
+        if loss != "squared":
+            y = 1.0 if y > 0 else -1.0
+        s = 1.0 if batch.weights is None else float(batch.weights[i])
+        eta = lr if schedule == CONSTANT else lr / (1.0 + t0 + k) ** power_t
+        if opt == "normalized":
+            grown = np.abs(x) > aux[idx]
+            w[idx] = np.where(grown & (aux[idx] > 0), w[idx] * aux[idx] / np.abs(x), w[idx])
+            aux[idx] = np.maximum(aux[idx], np.abs(x))
+        z = b + float(w[idx] @ x)
+        if loss == "logistic":
+            d = -y / (1.0 + math.exp(y * z))
+        elif loss == "hinge":
+            d = -y if y * z < 1 else 0.0
+        else:
+            d = z - y
+        g = s * d
+        gx = g * x
+        if opt == "sgd":
+            w[idx] = w[idx] * (1 - eta * l2) - eta * gx
+            b -= eta * g
+        elif opt == "adagrad":
+            gr = gx + l2 * w[idx]
+            acc[idx] += gr ** 2
+            w[idx] -= np.where(acc[idx] > 0, eta * gr / np.sqrt(np.where(acc[idx] > 0, acc[idx], 1)), 0)
+            if g:
+                b_acc += g * g
+                b -= eta * g / math.sqrt(b_acc)
+        elif opt == "normalized":
+            N += s * (float(np.sum((x / aux[idx]) ** 2)) + 1.0)
+            T += s
+            mult = eta * math.sqrt(T / N)
+            u = (gx + l2 * w[idx]) / aux[idx]
+            acc[idx] += u ** 2
+            w[idx] -= np.where(acc[idx] > 0, mult * u / (aux[idx] * np.sqrt(np.where(acc[idx] > 0, acc[idx], 1))), 0)
+            if g:
+                b_acc += g * g
+                b -= mult * g / math.sqrt(b_acc)
+        else:  # ftrl
+            if g:
+                n_new = acc[idx] + gx ** 2
+                sigma = (np.sqrt(n_new) - np.sqrt(acc[idx])) / eta
+                aux[idx] += gx - sigma * w[idx]
+                acc[idx] = n_new
+                zz = aux[idx]
+                w[idx] = np.where(np.abs(zz) <= l1, 0.0,
+                                  -(zz - np.sign(zz) * l1) / ((beta + np.sqrt(n_new)) / eta + l2))
+                bn = b_acc + g * g
+                sigma = (math.sqrt(bn) - math.sqrt(b_acc)) / eta
+                b_aux += g - sigma * b
+                b_acc = bn
+                b = -b_aux / ((beta + math.sqrt(bn)) / eta)
+        w, acc, aux = f32(w), f32(acc), f32(aux)
+    return w, acc, aux, [b, b_acc, b_aux, N, T]
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adagrad", "normalized", "ftrl"])
+@pytest.mark.parametrize("loss", ["logistic", "hinge", "squared"])
+@pytest.mark.parametrize("schedule", [CONSTANT, INVSCALING])
+@pytest.mark.parametrize("binary,weights", [(False, False), (True, False), (False, True)])
+def test_kernel_matches_numpy_reference(rng, opt, loss, schedule, binary, weights):
+    batch = random_batch(rng, 150, 30, binary=binary, weights=weights, max_nnz=6)
+    if not binary and opt != "sgd":  # features of very different scales: what adaptive rules are for
+        batch = batch.__class__(batch.indptr, batch.indices,
+                                (batch.values * np.float32(10.0) ** (batch.indices % 3)).astype(np.float32),
+                                batch.labels, batch.weights)
+    if loss == "squared":
+        batch = batch.__class__(batch.indptr, batch.indices, batch.values, rng.normal(size=150).astype(np.float32),
+                                batch.weights)
+    rows = rng.permutation(150).astype(np.int64)
+    lr, power_t, t0, l1, l2, beta = 0.05, 0.5, 3, (0.3 if opt == "ftrl" else 0.0), 0.01, 1.0
+    n_state = len(OPTIMIZER_STATE[opt])
+    w = np.zeros(30, np.float32)
+    acc = np.zeros(30 if n_state > 0 else 0, np.float32)
+    aux = np.zeros(30 if n_state > 1 else 0, np.float32)
+    bstate = np.zeros(5)
+    out = train_rows(batch.indptr, batch.indices, batch.values if not binary else E, not binary, batch.labels,
+                     batch.weights if weights else E, weights, rows, w, acc, aux, bstate, np.zeros(1, np.int32),
+                     False, OPTIMIZER_IDS[opt], LOSS_IDS[loss], schedule, lr, power_t, t0, l1, l2, beta, True)
+    ref_w, ref_acc, ref_aux, ref_b = numpy_train(batch, rows, 30, opt, loss, schedule, lr, power_t, t0, l1, l2, beta)
+    np.testing.assert_allclose(w, ref_w, rtol=2e-5, atol=1e-6)
+    if n_state > 0:
+        np.testing.assert_allclose(acc, ref_acc, rtol=2e-5, atol=1e-6)
+    if n_state > 1:
+        np.testing.assert_allclose(aux, ref_aux, rtol=2e-5, atol=1e-5)
+    np.testing.assert_allclose(bstate, ref_b, rtol=1e-6, atol=1e-9)
+    assert out[3] == 0.0 and out[2] == 0.0
+
+
+@pytest.mark.parametrize("opt", ["adagrad", "normalized", "ftrl"])
+def test_lock_baseline_equals_lock_free_on_one_thread(rng, opt):
+    batch = random_batch(rng, 300, 40, max_nnz=8)
+    rows = rng.permutation(300).astype(np.int64)
+    results = []
+    for use_lock in (False, True):
+        w, acc, aux, bstate = (np.zeros(40, np.float32), np.zeros(40, np.float32), np.zeros(40, np.float32),
+                               np.zeros(5))
+        train_rows(batch.indptr, batch.indices, batch.values, True, batch.labels, E, False, rows, w, acc, aux,
+                   bstate, np.zeros(1, np.int32), use_lock, OPTIMIZER_IDS[opt], 0, CONSTANT, 0.1, 0.5, 0, 0.1, 1e-3,
+                   1.0, True)
+        results.append((w, acc, aux, bstate))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_normalized_is_invariant_to_feature_scale(rng):
+    """Scaling a feature by c scales its learned weight by 1/c and leaves predictions alone."""
+    batch = random_batch(rng, 400, 20, max_nnz=6)
+    scale = np.float32(10.0) ** (np.arange(20) % 5 - 2).astype(np.float32)  # 0.01 .. 100
+    scaled = batch.__class__(batch.indptr, batch.indices, (batch.values * scale[batch.indices]).astype(np.float32),
+                             batch.labels)
+    rows = rng.permutation(400).astype(np.int64)
+    ws = []
+    for b in (batch, scaled):
+        w, acc, aux, bstate = np.zeros(20, np.float32), np.zeros(20, np.float32), np.zeros(20, np.float32), np.zeros(5)
+        train_rows(b.indptr, b.indices, b.values, True, b.labels, E, False, rows, w, acc, aux, bstate,
+                   np.zeros(1, np.int32), False, OPTIMIZER_IDS["normalized"], 0, CONSTANT, 0.5, 0.5, 0, 0.0, 0.0,
+                   1.0, True)
+        ws.append(w.astype(np.float64))
+    np.testing.assert_allclose(ws[1] * scale, ws[0], rtol=1e-3, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def a9a_parquet(tmp_path_factory):
+    d = tmp_path_factory.mktemp("a9a")
+    streamhog.convert(a9a("train"), d / "train.parquet", rows_per_group=4096)
+    streamhog.convert(a9a("test"), d / "test.parquet", n_features=123)
+    return d / "train.parquet", d / "test.parquet"
+
+
+@pytest.mark.parametrize("opt", ["adagrad", "normalized", "ftrl"])
+def test_resume_is_bit_exact_with_every_optimizer(a9a_parquet, tmp_path, opt):
+    train, _ = a9a_parquet
+    kw = dict(optimizer=opt, threads=1, epochs=2, quiet=True, seed=3, l1=0.5 if opt == "ftrl" else 0.0)
+    whole = streamhog.train(train, tmp_path / "whole", **kw)
+    with pytest.raises(TrainingInterrupted):
+        streamhog.train(train, tmp_path / "parts", stop_after_blocks=5, **kw)  # mid-epoch 1 (8 blocks an epoch)
+    with pytest.raises(TrainingInterrupted):
+        streamhog.train(train, tmp_path / "parts", resume=True, stop_after_blocks=6, **kw)  # across the boundary
+    parts = streamhog.train(train, tmp_path / "parts", resume=True, **kw)
+    for name in ("weights", *OPTIMIZER_STATE[opt]):
+        a = np.load(tmp_path / "whole" / f"{name}.npy")
+        b = np.load(tmp_path / "parts" / f"{name}.npy")
+        assert np.array_equal(a, b), name
+    assert whole.meta["bstate"] == parts.meta["bstate"]
+    assert [h["train_loss"] for h in whole.meta["history"]] == [h["train_loss"] for h in parts.meta["history"]]
+
+
+def test_ftrl_sparsity_grows_with_l1(a9a_parquet, tmp_path):
+    train, test = a9a_parquet
+    nonzero, losses = [], []
+    for l1 in (0.0, 3.0, 30.0, 100.0):
+        model = streamhog.train(train, tmp_path / f"l1-{l1}", optimizer="ftrl", l1=l1, epochs=1, threads=1, quiet=True)
+        nonzero.append(int(np.count_nonzero(model.weights)))
+        losses.append(model.evaluate(test)["logloss"])
+    assert nonzero == sorted(nonzero, reverse=True) and nonzero[-1] < nonzero[0]
+    # The issue's target: some l1 keeps at most half of the 123 weights at test logloss <= 0.340.
+    assert any(n <= 61 and loss <= 0.340 for n, loss in zip(nonzero, losses)), (nonzero, losses)
+    info = model_info(tmp_path / "l1-100.0")
+    assert info["nonzero_weights"] == nonzero[-1]
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adagrad", "normalized", "ftrl"])
+def test_every_optimizer_learns_a9a_in_one_pass(a9a_parquet, tmp_path, opt):
+    train, test = a9a_parquet
+    model = streamhog.train(train, tmp_path / "m", optimizer=opt, epochs=1, quiet=True)
+    assert model.optimizer == opt
+    assert sorted(p.name for p in model.path.glob("*.npy")) == sorted(
+        ["weights.npy"] + [f"{n}.npy" for n in OPTIMIZER_STATE[opt]])
+    assert model.evaluate(test)["logloss"] <= 0.345
+    reopened = Model.open(model.path)
+    assert list(reopened.state) == list(OPTIMIZER_STATE[opt])
+
+
+def test_snapshots_and_rollback_carry_the_optimizer_state(a9a_parquet, tmp_path):
+    train, _ = a9a_parquet
+    m = streamhog.train(train, tmp_path / "m", optimizer="ftrl", epochs=2, keep_snapshots=1, threads=1, quiet=True)
+    snap = next((tmp_path / "m" / "snapshots").iterdir())
+    for name in ("weights", "ftrl_n", "ftrl_z"):
+        assert np.array_equal(np.load(snap / f"{name}.npy"), np.load(m.path / f"{name}.npy")), name
+
+
+def test_warm_start_carries_or_derives_the_state(a9a_parquet, tmp_path):
+    train, test = a9a_parquet
+    src = streamhog.train(train, tmp_path / "src", optimizer="adagrad", epochs=2, threads=1, quiet=True)
+    same = streamhog.train(train, tmp_path / "same", optimizer="adagrad", warm_start=src.path, epochs=1, lr=1e-9,
+                           threads=1, quiet=True)
+    np.testing.assert_allclose(same.weights, src.weights, atol=1e-6)  # a tiny lr: barely moved
+    assert np.all(np.asarray(same.state["accum"]) >= np.asarray(src.state["accum"]))  # carried, then grown
+    # FTRL from another optimizer: z is derived so that FTRL's closed form gives back the weights.
+    ftrl = streamhog.train(train, tmp_path / "ftrl", optimizer="ftrl", warm_start=src.path, epochs=1, lr=1e-9,
+                           threads=1, quiet=True)
+    np.testing.assert_allclose(ftrl.weights, src.weights, rtol=1e-3, atol=1e-6)
+    assert ftrl.evaluate(test)["logloss"] == pytest.approx(src.evaluate(test)["logloss"], rel=1e-3)
