@@ -180,7 +180,8 @@ def criteo(rows: list, out: Path) -> dict:
         for variant, binned in (("numeric", False), ("binned", True)):
             criteo_to_vw(src[s], d / f"{s}-{variant}.vw", binned)
     train, test, work = d / "train.parquet", d / "test.parquet", d / "work"
-    sh = {e: row(rows, "criteo", "streamhog defaults (adagrad lr 0.1, 2^20 hashed), seeds 0,1,2" + " (default: 5 epochs)" * (e == 5), e,
+    label = "streamhog defaults (adagrad lr 0.1, 2^20 hashed), seeds 0,1,2"
+    sh = {e: row(rows, "criteo", label + " (default: 5 epochs)" * (e == 5), e,
                  [streamhog_run(train, test, work / f"sh-{e}-{s}", "--epochs", e, "--seed", s) for s in SEEDS])
           for e in CRITEO_EPOCHS}
     vw = []
@@ -215,8 +216,9 @@ def spread(r: dict, k: str, f: str = ".4f") -> str:
 
 def markdown(res: dict) -> str:
     info = res["machine"]
+    rows = res["synthetic"]["rows"]
     L = ["# streamhog vs Vowpal Wabbit: test loss with the defaults (issue 6)", "",
-         f"`python benchmarks/quality.py{' --synthetic-rows ' + str(res['synthetic']['rows']) if res['synthetic']['rows'] != 200_000 else ''}` — "
+         f"`python benchmarks/quality.py{f' --synthetic-rows {rows}' if rows != 200_000 else ''}` — "
          f"{info['date']}; {info['nproc']} cores ({info['cpu']}), {info['ram_bytes'] / 2**30:.1f} GiB RAM, "
          f"Python {info['python']}; " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
          + f"; streamhog at {info['git']['commit']}"
