@@ -25,8 +25,9 @@ from .atomic import atomic_output
 from .config import default_readers
 from .errors import StreamhogError
 from .formats import open_dataset
-from .kernels.predict import batch_margins, weight_vector
-from .kernels.softmax import softmax_probabilities
+from .hashing import hash_batch
+from .kernels.predict import BAD_INDPTR, INDEX_OUT_OF_RANGE, batch_margins, weight_vector
+from .kernels.softmax import softmax_margins, softmax_probabilities
 from .metrics import MetricAccumulator, MulticlassAccumulator
 from .stream import BatchStream, block_order
 
@@ -133,11 +134,7 @@ def _scorer(model) -> Callable:
 
     def margins(batch, out=None):
         if bits is not None:
-            from dataclasses import replace
-
-            from .trainer import hashed_indices
-
-            batch = replace(batch, indices=hashed_indices(batch.indices, bits))
+            batch = hash_batch(batch, bits, merge=False)  # as training hashed them
         if k is None:
             return batch_margins(batch, w, intercept, out=out)
         return softmax_batch_margins(batch, w, k, intercept)
@@ -146,9 +143,6 @@ def _scorer(model) -> Callable:
 
 def softmax_batch_margins(batch, w_flat: np.ndarray, n_classes: int, intercepts: np.ndarray) -> np.ndarray:
     """Margins (n_rows, K) of a softmax model's flat weights; ValueError on a bad batch."""
-    from .kernels.predict import BAD_INDPTR, INDEX_OUT_OF_RANGE
-    from .kernels.softmax import softmax_margins
-
     out = np.empty((batch.n_rows, n_classes), dtype=np.float64)
     values = batch.values if batch.values is not None else np.zeros(0, np.float32)
     code, row, pos = softmax_margins(batch.indptr, batch.indices, values, batch.values is not None, w_flat,

@@ -1,7 +1,8 @@
 """Training: reader threads → bounded stream → N consumer threads → one shared weight vector.
 
-Consumers run the nogil SGD kernel on whole blocks and write the memory-mapped weights
-without locks (Hogwild!). Each block arrives with its learning-rate state: the step
+Consumers run the nogil training kernel (kernels/sgd.py, or kernels/softmax.py for K
+classes) on whole blocks and write the memory-mapped weights and optimizer state without
+locks (Hogwild!). Each block arrives with its learning-rate state: the step
 counter of its first row, claimed under a lock once per block (not per example). With
 one consumer thread the stream delivers blocks in the epoch's order and the run is
 deterministic for a given seed.
@@ -15,9 +16,10 @@ bit-identical to an uninterrupted one.
 
 After a crash (kill -9) the resumed run replays the blocks trained since the last
 checkpoint. The weights on disk may already hold part of their updates (the memory map
-is written in place), so those examples are seen once more: for SGD that is an extra
-step on a few examples — noise of the order of one block's updates, which later steps
-wash out — never a corrupt model.
+is written in place), so those examples are seen once more: an extra step on a few
+examples (and, for the adaptive optimizers, their squared gradients accumulated once
+more) — noise of the order of one block's updates, which later steps wash out — never a
+corrupt model.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from .config import TrainConfig
 from .errors import DataFormatError, StreamhogError
 from .formats.block_cache import BlockCache
 from .describe import label_counts
+from .hashing import hash_batch
 from .interrupt import TrainingInterrupted
 from .kernels.losses import LOSS_IDS
 from .kernels.optimizers import B_VALUE, OPTIMIZER_IDS
@@ -71,7 +74,7 @@ def check_labels(dataset, loss: str) -> dict[float, int]:
             what = f"label {bad[0]:g} is not a class id" if bad else f"more than {MAX_CLASSES} classes"
             raise TrainingError(f"{dataset.path}: {what}; the softmax loss takes labels 0, 1, ..., K-1 "
                                 f"(K <= {MAX_CLASSES})")
-        if len(counts) < 2 and (not counts or max(counts) < 1):
+        if not counts or max(counts) < 1:  # distinct class ids: a largest id >= 1 means >= 2 classes
             raise TrainingError(f"{dataset.path}: the softmax loss needs at least two classes (labels 0..K-1)")
         return counts
     if loss not in CLASSIFICATION_LOSSES:
@@ -212,7 +215,8 @@ class Trainer:
                 t0 = ctl.claim_steps(batch.n_rows)
                 values = batch.values if batch.values is not None else _EMPTY_F32
                 weights = batch.weights if batch.weights is not None else _EMPTY_F32
-                indices = batch.indices if cfg.hash_bits is None else hashed_indices(batch.indices, cfg.hash_bits)
+                # Training-time --hash-bits: each row keeps its (possibly colliding) ids, as scoring does.
+                indices = batch.indices if cfg.hash_bits is None else hash_batch(batch, cfg.hash_bits, merge=False).indices
                 if self.n_classes is None:
                     loss, weight, n_bad, n_out = train_rows(
                         batch.indptr, indices, values, batch.values is not None, batch.labels, weights,
@@ -417,15 +421,6 @@ class Trainer:
         return (f"stopped by {name} in epoch {st['epoch'] + 1} after {len(st['done_blocks'])} of "
                 f"{self.dataset.n_blocks} blocks; checkpoint written to {self.model.path}. Resume with: "
                 f"streamhog train {self.dataset.path} --model {self.model.path} --resume")
-
-
-def hashed_indices(indices: np.ndarray, bits: int) -> np.ndarray:
-    """Feature ids hashed into 2^bits slots (training-time --hash-bits; docs/formats.md)."""
-    from .kernels.hashing import hash_ids
-
-    out = np.empty(len(indices), np.uint32)
-    hash_ids(indices, bits, 0, out)
-    return out
 
 
 def _epoch_line(record: dict, epochs: int) -> str:

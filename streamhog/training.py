@@ -11,6 +11,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from .checkpoint import CheckpointError, has_checkpoint, read_checkpoint
 from .config import TrainConfig
 from .errors import OutputExistsError
@@ -40,8 +42,6 @@ def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
 def _warm_start_into(model: Model, source, cfg: TrainConfig) -> list[float]:
     """Copy another model's weights (chunk by chunk, skipping zero chunks), and its optimizer
     state when it used the same optimizer; returns the intercept state (trainer's bstate)."""
-    import numpy as np
-
     src = Model.open(source)
     if src.n_features > model.n_features:
         raise TrainingError(f"--warm-start {source}: that model has {src.n_features:,} features, more than "

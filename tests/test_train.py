@@ -18,34 +18,9 @@ from streamhog.model import Model
 from streamhog.trainer import TrainingError
 
 from conftest import random_batch
+from test_optimizers import numpy_train
 
 E = np.zeros(0, np.float32)
-
-
-def numpy_sgd(batch, rows, w, b, loss, schedule, lr, power_t, t0, l2):
-    """The update rule of streamhog/kernels/sgd.py, written independently with NumPy."""
-    w = w.astype(np.float64).copy()
-    X = batch.to_scipy(len(w)).tocsr()
-    for k, i in enumerate(rows):
-        x = X.getrow(i)
-        idx, val = x.indices, x.data.astype(np.float64)
-        y = float(batch.labels[i])
-        if loss != "squared":
-            y = 1.0 if y > 0 else -1.0
-        s = 1.0 if batch.weights is None else float(batch.weights[i])
-        eta = lr if schedule == CONSTANT else lr / (1.0 + t0 + k) ** power_t
-        z = b + float(w[idx] @ val)
-        if loss == "logistic":
-            d = -y / (1.0 + np.exp(y * z))
-        elif loss == "hinge":
-            d = -y if y * z < 1 else 0.0
-        else:
-            d = z - y
-        g = s * d
-        w[idx] = w[idx] * (1 - eta * l2) - eta * g * val
-        w = w.astype(np.float32).astype(np.float64)  # the kernel stores float32
-        b -= eta * g
-    return w.astype(np.float32), b
 
 
 @pytest.mark.parametrize("loss", ["logistic", "hinge", "squared"])
@@ -60,7 +35,8 @@ def test_kernel_matches_numpy_reference(rng, loss, schedule, binary, weights):
     w = np.zeros(30, np.float32)
     b = np.zeros(5)
     lr, power_t, t0, l2 = 0.1, 0.5, 7, 0.01
-    ref_w, ref_b = numpy_sgd(batch, rows, w, 0.0, loss, schedule, lr, power_t, t0, l2)
+    # The NumPy reference of every optimizer (tests/test_optimizers.py), here plain SGD.
+    ref_w, _, _, (ref_b, *_) = numpy_train(batch, rows, 30, "sgd", loss, schedule, lr, power_t, t0, 0.0, l2, 1.0)
     out = train_rows(batch.indptr, batch.indices, batch.values if not binary else E, not binary, batch.labels,
                      batch.weights if weights else E, weights, rows, w, E.copy(), E.copy(), b, np.zeros(1, np.int32),
                      False, 0, LOSS_IDS[loss], schedule, lr, power_t, t0, 0.0, l2, 1.0, True)
