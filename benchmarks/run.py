@@ -320,12 +320,22 @@ def streamhog_configs() -> list[Config]:
     for fmt, path in (("parquet", "train_parquet"), ("zarr", "train_zarr")):
         for epochs in (1, 5):
             for threads in (1, 2):
+                # Several epochs: --holdout 0 trains on every example, as VW's --holdout_off run does.
                 out.append(Config(
                     key=f"streamhog-{fmt}-e{epochs}-t{threads}", system="streamhog",
-                    label=f"streamhog {fmt.capitalize()}, {epochs} epoch{'s' * (epochs > 1)}, {threads} thread{'s' * (threads > 1)}",
+                    label=f"streamhog {fmt.capitalize()}, {epochs} epoch{'s' * (epochs > 1)}, {threads} thread{'s' * (threads > 1)}"
+                          + (", --holdout 0" if epochs > 1 else ""),
                     argv=lambda d, w, path=path, e=epochs, t=threads: streamhog_cmd(
-                        "train", getattr(d, path), "--model", w / "model", "--epochs", e, "--threads", t, "--quiet"),
+                        "train", getattr(d, path), "--model", w / "model", "--epochs", e, "--threads", t, "--quiet",
+                        *(["--holdout", 0] if e > 1 else [])),
                     passes=epochs, evaluate=evaluate_streamhog, inspect=inspect_streamhog))
+    # Context, as VW's default-holdout run: the defaults with 5 epochs (10% holdout, early stopping).
+    out.append(Config(
+        key="streamhog-parquet-e5-t2-holdout", system="streamhog",
+        label="streamhog Parquet, 5 epochs, 2 threads, default holdout (early stop)", passes=5,
+        argv=lambda d, w: streamhog_cmd("train", d.train_parquet, "--model", w / "model", "--epochs", 5, "--threads", 2,
+                                        "--quiet"),
+        evaluate=evaluate_streamhog, inspect=inspect_streamhog))
     out.append(Config(
         key="streamhog-parquet-e1-t2-lock", system="streamhog", label="streamhog Parquet, 1 epoch, 2 threads, --sync lock",
         argv=lambda d, w: streamhog_cmd("train", d.train_parquet, "--model", w / "model", "--epochs", 1, "--threads", 2,

@@ -149,6 +149,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--l1", type=float, help="L1 penalty of --optimizer ftrl, on the summed loss as in McMahan et al. "
                                             "2013: larger values give sparser models (default 0)")
     p.add_argument("--ftrl-beta", type=float, help=f"FTRL-Proximal's beta (default {d.ftrl_beta:g})")
+    p.add_argument("--initial-accumulator", type=float,
+                   help=f"adagrad: the squared-gradient sum every weight starts from; damps the first steps of "
+                        f"rare features (default {d.initial_accumulator:g}; 0: plain AdaGrad)")
+    p.add_argument("--holdout", type=float, metavar="FRACTION",
+                   help="fraction of the rows held out from training and scored after each epoch, for early "
+                        "stopping (default 0.1 with more than one epoch and no --valid, else 0)")
+    p.add_argument("--early-stopping", type=int, metavar="EPOCHS",
+                   help=f"stop when the holdout (else --valid) loss has not improved for EPOCHS epochs, and keep "
+                        f"the best epoch's model (default {d.early_stopping}; 0: run every epoch, keep the last)")
     p.add_argument("--hash-bits", type=int, metavar="B",
                    help="hash feature ids into 2^B weights (MurmurHash3, docs/formats.md): a fixed model size "
                         "whatever the data's ids; scoring hashes the same way")
@@ -175,7 +184,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 _HYPER = ("loss", "epochs", "optimizer", "threads", "readers", "lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1",
-          "ftrl_beta", "hash_bits", "seed", "sync")
+          "ftrl_beta", "initial_accumulator", "holdout", "early_stopping", "hash_bits", "seed", "sync")
 
 
 def run_convert(args) -> int:

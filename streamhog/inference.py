@@ -163,13 +163,15 @@ def _to_predictions(loss: str, margins: np.ndarray) -> np.ndarray:
     return margins
 
 
-def evaluate(model, data, *, threads: int | None = None, readers: int | None = None) -> dict:
+def evaluate(model, data, *, threads: int | None = None, readers: int | None = None,
+             rows: Callable | None = None) -> dict:
     """Metrics of ``model`` on ``data`` (a dataset path or an opened dataset).
 
     ``{"logloss", "auc", "accuracy", "n_examples"}`` for classifiers (logistic, hinge),
     ``{"rmse", "mae", "n_examples"}`` for squared loss; importance-weighted when the data
     has weights (see :mod:`streamhog.metrics`). ``threads`` consumer threads score batches
-    (default: one per CPU), ``readers`` threads read them (default 2).
+    (default: one per CPU), ``readers`` threads read them (default 2). ``rows(batch)``, when
+    given, picks the rows of each batch to score (a boolean mask: a training run's holdout).
     """
     ds = _dataset_for(model, data)
     margins = _scorer(model)
@@ -179,7 +181,12 @@ def evaluate(model, data, *, threads: int | None = None, readers: int | None = N
 
     def worker(acc: MetricAccumulator) -> Callable:
         def work(batch):
-            acc.update(margins(batch), batch.labels, batch.weights)
+            if rows is None:
+                acc.update(margins(batch), batch.labels, batch.weights)
+            else:
+                keep = rows(batch)
+                acc.update(margins(batch)[keep], batch.labels[keep],
+                           None if batch.weights is None else batch.weights[keep])
         return work
 
     _consume(_stream(ds, ordered=False, consumers=n, readers=readers), [worker(a) for a in accumulators], "eval")

@@ -38,6 +38,7 @@ from .errors import DataFormatError, StreamhogError
 from .formats.block_cache import BlockCache
 from .describe import label_counts
 from .hashing import hash_batch
+from .holdout import WATCHED_NAME, holdout_mask, watched_score
 from .interrupt import TrainingInterrupted
 from .kernels.losses import LOSS_IDS
 from .kernels.optimizers import B_VALUE, OPTIMIZER_IDS
@@ -49,6 +50,7 @@ from .stream import BatchStream, block_order
 _EMPTY_F32 = np.zeros(0, np.float32)
 SNAPSHOTS = "snapshots"
 CACHE = "cache"
+BEST = "best-epoch"  # a copy of the model of the best epoch so far (early stopping)
 
 
 class TrainingError(StreamhogError):
@@ -212,7 +214,11 @@ class Trainer:
                     return
                 # Rows in a fresh order every epoch, fixed by (seed, epoch, block): reproducible.
                 rows = np.random.default_rng([cfg.seed, epoch, batch.block]).permutation(batch.n_rows)
-                t0 = ctl.claim_steps(batch.n_rows)
+                nnz = batch.nnz
+                if cfg.holdout:  # held-out rows are scored after the epoch, never trained on
+                    rows = rows[~self._held_out(batch)[rows]]
+                    nnz = int(np.diff(batch.indptr)[rows].sum())
+                t0 = ctl.claim_steps(len(rows))
                 values = batch.values if batch.values is not None else _EMPTY_F32
                 weights = batch.weights if batch.weights is not None else _EMPTY_F32
                 # Training-time --hash-bits: each row keeps its (possibly colliding) ids, as scoring does.
@@ -222,13 +228,13 @@ class Trainer:
                         batch.indptr, indices, values, batch.values is not None, batch.labels, weights,
                         batch.weights is not None, rows, self.w, self.acc, self.aux, self.bstate, self.lock_cell,
                         cfg.sync == "lock", self.optimizer_id, self.loss_id, self.schedule, lr, cfg.power_t, t0,
-                        cfg.l1, cfg.l2, cfg.ftrl_beta, True)
+                        cfg.l1, cfg.l2, cfg.smoothing, True)
                 else:
                     loss, weight, n_bad, n_out, n_label = softmax_train_rows(
                         batch.indptr, indices, values, batch.values is not None, batch.labels, weights,
                         batch.weights is not None, rows, self.w, self.acc, self.aux, self.bstate, self.lock_cell,
                         cfg.sync == "lock", self.optimizer_id, self.schedule, lr, cfg.power_t, t0,
-                        cfg.l1, cfg.l2, cfg.ftrl_beta, True, self.n_classes)
+                        cfg.l1, cfg.l2, cfg.smoothing, True, self.n_classes)
                     if n_label:
                         raise DataFormatError(batch.source, f"a label is not a class id 0..{self.n_classes - 1}; "
                                                             "the block was refused")
@@ -241,7 +247,7 @@ class Trainer:
                         f"infinite; lower --lr (now {cfg.lr:g})")
                 if self.cache is not None:
                     self.cache.offer(batch)  # background write; later epochs memory-map it
-                ctl.block_done(batch.block, batch.n_rows, batch.nnz, loss, weight)
+                ctl.block_done(batch.block, len(rows), nnz, loss, weight)
                 if self._blocks_left is not None:
                     with ctl.cond:
                         self._blocks_left -= 1
@@ -265,8 +271,7 @@ class Trainer:
         ctl = _EpochControl(st, cfg.threads)
         start = time.perf_counter()
         shown = 0
-        source = self.cache.as_dataset() if self.cache is not None else ds
-        with BatchStream(source, order, readers=cfg.readers, capacity=cfg.capacity, ordered=cfg.threads == 1) as stream:
+        with BatchStream(self._source(), order, readers=cfg.readers, capacity=cfg.capacity, ordered=cfg.threads == 1) as stream:
             consumers = [threading.Thread(target=self._consume, args=(stream, ctl, epoch, lr),
                                           name=f"streamhog-train-{i}", daemon=True) for i in range(cfg.threads)]
             for t in consumers:
@@ -291,6 +296,13 @@ class Trainer:
         self._absorb(ctl, time.perf_counter() - start)
         self._show(ctl, shown, epoch)
         return len(st["done_blocks"]) == ds.n_blocks
+
+    def _source(self):
+        """The training data, read through the block cache when there is one."""
+        return self.cache.as_dataset() if self.cache is not None else self.dataset
+
+    def _held_out(self, batch) -> np.ndarray:
+        return holdout_mask(batch.row_start, batch.n_rows, self.cfg.holdout, self.cfg.seed)
 
     def _absorb(self, ctl: _EpochControl, seconds: float) -> None:
         """Move what consumers did since the last call into the checkpointable state."""
@@ -328,7 +340,10 @@ class Trainer:
         from .inference import evaluate
 
         st = self.state
-        while st["epoch"] < epochs:
+        if st.get("restoring"):  # killed while restoring the best epoch: finish that
+            self._restore_best(st.get("stopped_early", False))
+            return
+        while st["epoch"] < epochs and not st.get("stopped_early"):
             try:
                 complete = self._run_epoch()
             except DivergenceError as exc:
@@ -342,9 +357,12 @@ class Trainer:
                       "lr": self.cfg.epoch_lr(st["epoch"]),
                       "train_loss": st["epoch_loss"] / st["epoch_weight"] if st["epoch_weight"] else None,
                       "seconds": round(secs, 4), "examples_per_s": round(st["epoch_rows"] / secs, 1) if secs else None}
+            self.model.meta["intercept"] = self._intercept()  # what evaluate() scores with
             if self.valid is not None:
-                self.model.meta["intercept"] = self._intercept()
                 record["valid"] = evaluate(self.model, self.valid, threads=self.cfg.threads)
+            if self.cfg.holdout:
+                record["holdout"] = evaluate(self.model, self._source(), threads=self.cfg.threads,
+                                             rows=self._held_out)
             st["history"].append(record)
             st.update(epoch=st["epoch"] + 1, done_blocks=[], epoch_rows=0, epoch_nnz=0, epoch_loss=0.0,
                       epoch_weight=0.0, epoch_seconds=0.0)
@@ -353,12 +371,60 @@ class Trainer:
                 status = "complete"
             else:
                 status = "interrupted" if self.signal_received is not None else "running"
-            self.checkpoint(status, snapshot=True)
+            saved = self.checkpoint(status, snapshot=True)
+            best = self._best_epoch()
+            if best is not None:
+                last = len(st["history"]) - 1
+                if best == last:
+                    if st["epoch"] < epochs:  # after the last epoch the model in place is the best
+                        self._save_copy(self.model.path / BEST, saved)
+                elif last - best >= self.cfg.early_stopping or st["epoch"] >= epochs:
+                    self._restore_best(stopped_early=st["epoch"] < epochs)
+                    return
             if status == "interrupted":
                 raise TrainingInterrupted(self._interrupt_message(), self.signal_received)
+        shutil.rmtree(self.model.path / BEST, ignore_errors=True)
 
-    def checkpoint(self, status: str, snapshot: bool = False) -> None:
-        """Flush the weights, then write the record and model.json (in that order)."""
+    # -- early stopping ----------------------------------------------------------------------
+    def _watched(self) -> str | None:
+        """The history key early stopping watches: the holdout, else --valid, else none."""
+        if not self.cfg.early_stopping:
+            return None
+        return "holdout" if self.cfg.holdout else ("valid" if self.valid is not None else None)
+
+    def _best_epoch(self) -> int | None:
+        """Index in the history of the epoch with the best watched score (None: not watching)."""
+        key = self._watched()
+        if key is None:
+            return None
+        scores = [watched_score(self.cfg.loss, h.get(key)) for h in self.state["history"]]
+        known = [i for i, v in enumerate(scores) if v == v]
+        if not known or scores[-1] != scores[-1]:
+            return None  # no held-out example (tiny data): nothing to judge by
+        return min(known, key=lambda i: (scores[i], i))
+
+    def _restore_best(self, stopped_early: bool) -> None:
+        """Put the best epoch's model back in place; the run is then complete."""
+        from .sparse_files import restore_sparse
+
+        st, best_dir = self.state, self.model.path / BEST
+        st.update(restoring=True, stopped_early=stopped_early)
+        self.checkpoint("restoring-best")  # killed from here on: a resume finishes the restore
+        record, _ = read_checkpoint(best_dir)
+        for f in self.model.files():
+            restore_sparse(best_dir / f.name, f)  # in place: the maps stay valid
+        self.bstate[:] = record["bstate"]
+        st.update(restoring=False, best_epoch=record["epoch"])
+        self.checkpoint("complete")
+        shutil.rmtree(best_dir, ignore_errors=True)
+        key = self._watched()
+        what = f"{key} {WATCHED_NAME[self.cfg.loss]}"
+        score = watched_score(self.cfg.loss, record["history"][-1].get(key))
+        self.say(f"{'early stop: ' if stopped_early else ''}the {what} was best after epoch {record['epoch']} "
+                 f"({score:.5f}); restored that epoch's model")
+
+    def checkpoint(self, status: str, snapshot: bool = False) -> dict:
+        """Flush the weights, then write the record and model.json (in that order); returns the record."""
         self._store_bstate()
         self.model.flush()
         record = dict(self.state, data=self.data_schema, config=asdict(self.cfg), status=status)
@@ -367,11 +433,14 @@ class Trainer:
         meta.update(intercept=self.state["intercept"], bstate=self.state["bstate"], history=self.state["history"],
                     hyper_parameters=asdict(self.cfg),
                     training={"status": status, "epochs_done": self.state["epoch"],
-                              "blocks_done_in_epoch": len(self.state["done_blocks"])})
+                              "blocks_done_in_epoch": len(self.state["done_blocks"]),
+                              "best_epoch": self.state.get("best_epoch"),
+                              "stopped_early": self.state.get("stopped_early", False)})
         self.model.save_meta()
         self._last_checkpoint = time.monotonic()
         if snapshot and self.keep_snapshots:
             self._snapshot(record)
+        return record
 
     # -- snapshots: rollback points ---------------------------------------------------------
     def _snapshots(self) -> list[Path]:
@@ -380,20 +449,28 @@ class Trainer:
         return sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.exists() else []
 
     def _snapshot(self, record: dict) -> None:
-        from .sparse_files import copy_sparse
-
         root = self.model.path / SNAPSHOTS
         root.mkdir(exist_ok=True)
-        name = f"epoch-{record['epoch']:05d}-step-{record['step']:012d}"
-        tmp = root / f".{name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        for f in self.model.files():  # the weights and the optimizer's state
-            copy_sparse(f, tmp / f.name)
-        write_checkpoint(tmp, record)
-        tmp.rename(root / name)
+        self._save_copy(root / f"epoch-{record['epoch']:05d}-step-{record['step']:012d}", record)
         for old in self._snapshots()[:-self.keep_snapshots]:
             shutil.rmtree(old, ignore_errors=True)
+
+    def _save_copy(self, dest: Path, record: dict) -> None:
+        """Copy the model's files (weights, optimizer state; sparse-aware) and ``record`` into
+        ``dest``, replacing it only once the copy is whole."""
+        from .sparse_files import copy_sparse
+
+        tmp = dest.parent / f".{dest.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for f in self.model.files():
+            copy_sparse(f, tmp / f.name)
+        write_checkpoint(tmp, record)
+        old = dest.parent / f".{dest.name}.old"
+        if dest.exists():
+            dest.rename(old)
+        tmp.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
 
     def _after_divergence(self, exc: DivergenceError) -> None:
         """Roll back to the newest snapshot if one is kept; else mark the run diverged (its
@@ -427,12 +504,14 @@ def _epoch_line(record: dict, epochs: int) -> str:
     line = (f"epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.5f}, "
             f"{record['examples']:,} examples in {record['seconds']:.2f} s "
             f"({(record['examples_per_s'] or 0):,.0f}/s), lr {record['lr']:.4g}")
-    if "valid" in record:
-        line += ", valid " + ", ".join(f"{k} {v:.5f}" for k, v in record["valid"].items() if k != "n_examples")
+    for key in ("valid", "holdout"):
+        if key in record:
+            line += f", {key} " + ", ".join(f"{k} {v:.5f}" for k, v in record[key].items() if k != "n_examples")
     return line
 
 
 def fresh_state() -> dict:
     """The progress of a run that has not trained anything yet (the keys of a checkpoint's state)."""
     return {"epoch": 0, "done_blocks": [], "step": 0, "intercept": 0.0, "bstate": [0.0] * 5, "epoch_loss": 0.0,
-            "epoch_weight": 0.0, "epoch_rows": 0, "epoch_nnz": 0, "epoch_seconds": 0.0, "history": []}
+            "epoch_weight": 0.0, "epoch_rows": 0, "epoch_nnz": 0, "epoch_seconds": 0.0, "history": [],
+            "best_epoch": None, "stopped_early": False, "restoring": False}

@@ -78,8 +78,10 @@ def _warm_start_into(model: Model, source, cfg: TrainConfig) -> list[float]:
     return bstate
 
 
-_RESUMABLE_CHANGES = ("lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1", "ftrl_beta", "threads", "readers",
-                      "capacity", "sync")
+_RESUMABLE_CHANGES = ("lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1", "ftrl_beta", "initial_accumulator",
+                      "early_stopping", "threads", "readers", "capacity", "sync")
+#: What a record of an older streamhog ran with, where today's default differs.
+_OLD_RECORD_CONFIG = {"initial_accumulator": 0.0, "holdout": 0.0, "early_stopping": 0}
 
 
 def _resume(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, say):
@@ -92,7 +94,7 @@ def _resume(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, sa
     if record.get("status") == "diverged":
         raise TrainingError(f"{model_dir}: this run diverged and its weights are not usable; nothing to resume "
                             "(start again with --overwrite and a lower --lr)")
-    saved = TrainConfig(**record["config"])
+    saved = TrainConfig(**{**_OLD_RECORD_CONFIG, **record["config"]})
     if "loss" in hyper and hyper["loss"] != saved.loss:
         raise TrainingError(f"{model_dir}: the run trains the {saved.loss} loss; it cannot resume with "
                             f"--loss {hyper['loss']} (use --warm-start {model_dir} for a new run)")
@@ -144,8 +146,8 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     >>> tmp = tempfile.mkdtemp()
     >>> _ = streamhog.convert(a9a("train"), os.path.join(tmp, "a9a.parquet"))
     >>> model = streamhog.train(os.path.join(tmp, "a9a.parquet"), os.path.join(tmp, "model"), quiet=True)
-    >>> model.n_features, model.loss, len(model.meta["history"])
-    (123, 'logistic', 5)
+    >>> model.n_features, model.loss, model.meta["training"]["status"]
+    (123, 'logistic', 'complete')
     """
     model_dir = Path(model_dir)
     say = (lambda msg: None) if quiet else (log or (lambda msg: print(msg, file=sys.stderr)))
@@ -161,13 +163,19 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
         epochs = hyper.pop("epochs", None)
         model, cfg, state = _resume(model_dir, ds, hyper, epochs, n_features, say)
         cfg = cfg.resolved()  # the run's own thread counts unless given (a one-thread run stays exact)
-        if state["epoch"] >= cfg.epochs:
+        if state.get("stopped_early") and not state.get("restoring"):
+            say(f"{model_dir}: the run stopped early after epoch {state['epoch']} (its holdout or validation loss stopped improving; "
+                f"the model is epoch {state.get('best_epoch')}'s); nothing to do. Use --warm-start for a new run.")
+            return Model.open(model_dir)
+        if state["epoch"] >= cfg.epochs and not state.get("restoring"):
             say(f"{model_dir}: already trained {state['epoch']} epoch(s) (--epochs {cfg.epochs}); nothing to do. "
                 "Pass a larger --epochs to continue.")
             return Model.open(model_dir)
         say(f"resuming {model_dir} in epoch {state['epoch'] + 1} after {len(state['done_blocks'])} of "
             f"{ds.n_blocks} blocks")
     else:
+        if valid is not None and hyper.get("holdout") is None:
+            hyper["holdout"] = 0.0  # early stopping watches the validation data; every row trains
         cfg = TrainConfig(**hyper).resolved()
         if cfg.hash_bits is not None:
             if n_features is not None and n_features != 2 ** cfg.hash_bits:
@@ -200,7 +208,7 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
         raise TrainingError(f"{valid_ds.path}: the validation data has {valid_ds.n_features:,} features, "
                             f"more than the model's {model.n_features:,}")
     show = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
-    bar = _progress_bar(ds.n_rows * (cfg.epochs - state["epoch"]), show)
+    bar = _progress_bar(round(ds.n_rows * (1 - cfg.holdout)) * (cfg.epochs - state["epoch"]), show)
     if cache is None:
         cache = cfg.epochs - state["epoch"] > 1  # worth it only when an epoch will read the cache
     block_cache = BlockCache(model_dir / CACHE, ds) if cache else None

@@ -61,10 +61,11 @@ def numpy_softmax(batch, rows, n_features, K, opt, schedule, lr, power_t, t0, l1
         elif opt == "adagrad":
             G = GX + l2 * Wi
             Ai = A[idx] + G * G
-            Wi = Wi - eta * G / np.sqrt(np.where(Ai > 0, Ai, 1.0)) * (Ai > 0)
+            Di, bd = beta + Ai, beta + b_acc + g * g  # beta: the initial accumulator
+            Wi = Wi - eta * G / np.sqrt(np.where(Di > 0, Di, 1.0)) * (Di > 0)
             A[idx] = f32(Ai)
             b_acc = b_acc + g * g
-            b = b - eta * g / np.sqrt(np.where(b_acc > 0, b_acc, 1.0)) * (b_acc > 0)
+            b = b - eta * g / np.sqrt(np.where(bd > 0, bd, 1.0)) * (bd > 0)
         elif opt == "normalized":
             Si = S[idx]
             N += s * (np.sum((val / Si[:, 0]) ** 2) + (1.0 if fit_intercept else 0.0))

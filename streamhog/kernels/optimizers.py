@@ -7,7 +7,11 @@ arrays of the weights' shape, ``acc`` and ``aux`` (memory-mapped files beside
 ``weights.npy``); float64 arithmetic, float32 storage.
 
 sgd         w <- w (1 - eta l2) - eta gx                                   (no state)
-adagrad     g' = gx + l2 w;  acc += g'^2;  w <- w - eta g' / sqrt(acc)       (Duchi et al. 2011)
+adagrad     g' = gx + l2 w;  acc += g'^2;  w <- w - eta g' / sqrt(beta + acc)  (Duchi et al. 2011)
+            beta (--initial-accumulator, 1 by default) is the accumulator's starting value,
+            added at update time so that untouched state stays 0 (sparse on disk): without
+            it a feature's first step is eta sign(g) whatever |g|, which lets the rare
+            features of hashed click data swing hard on one example.
 normalized  scale-invariant AdaGrad (in the spirit of VW's default, Ross et al. 2013):
             aux = max |x_j| seen (the feature's scale s; when it grows from s to s', w is
             multiplied by s / s'), u = (gx + l2 w) / s,
@@ -86,8 +90,8 @@ def update_coordinate(opt, w, acc, aux, p, gx, eta, mult, l1, l2, beta):
         g = gx + l2 * wp
         a = acc[p] + g * g
         acc[p] = a
-        if a > 0.0:
-            w[p] = wp - eta * g / math.sqrt(a)
+        if beta + a > 0.0:
+            w[p] = wp - eta * g / math.sqrt(beta + a)
     elif opt == 2:  # NORMALIZED
         s = float(aux[p])
         if s > 0.0:
@@ -111,10 +115,15 @@ def update_intercept(opt, b, b_acc, b_aux, g, eta, mult, beta):
     """The intercept's update (feature always 1, never regularized); returns (b, b_acc, b_aux)."""
     if opt == 0:
         return b - eta * g, b_acc, b_aux
-    if opt == 1 or opt == 2:
+    if opt == 1:
+        a = b_acc + g * g
+        if beta + a > 0.0:
+            b = b - eta * g / math.sqrt(beta + a)
+        return b, a, b_aux
+    if opt == 2:
         a = b_acc + g * g
         if a > 0.0:
-            b = b - (eta if opt == 1 else mult) * g / math.sqrt(a)
+            b = b - mult * g / math.sqrt(a)
         return b, a, b_aux
     n_new = b_acc + g * g
     sigma = (math.sqrt(n_new) - math.sqrt(b_acc)) / eta
