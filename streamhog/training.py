@@ -100,7 +100,7 @@ def _resume(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, sa
                             f"--loss {hyper['loss']} (use --warm-start {model_dir} for a new run)")
     if "seed" in hyper and hyper["seed"] != saved.seed:
         raise TrainingError(f"{model_dir}: the run uses --seed {saved.seed}; a resumed run keeps its shuffling")
-    for key, flag in (("optimizer", "--optimizer"), ("hash_bits", "--hash-bits")):
+    for key, flag in (("optimizer", "--optimizer"), ("hash_bits", "--hash-bits"), ("holdout", "--holdout")):
         if key in hyper and hyper[key] != getattr(saved, key):
             raise TrainingError(f"{model_dir}: the run uses {flag} {getattr(saved, key)}; it cannot resume with "
                                 f"{flag} {hyper[key]} (use --warm-start {model_dir} for a new run)")

@@ -172,3 +172,16 @@ def test_bad_options_are_refused(criteo, tmp_path, capsys, args, message):
     assert cli_main(["train", str(criteo / "train.parquet"), "--model", str(tmp_path / "m"), *args]) != 0
     assert message in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_resume_keeps_the_holdout_it_started_with(criteo, tmp_path):
+    from streamhog.interrupt import TrainingInterrupted
+    from streamhog.trainer import TrainingError
+
+    train = criteo / "train.parquet"
+    with pytest.raises(TrainingInterrupted):
+        streamhog.train(train, tmp_path / "m", epochs=3, stop_after_blocks=4, **ONE)
+    with pytest.raises(TrainingError, match="cannot resume with --holdout 0.2"):
+        streamhog.train(train, tmp_path / "m", resume=True, holdout=0.2, quiet=True)
+    m = streamhog.train(train, tmp_path / "m", resume=True, holdout=0.1, quiet=True)  # the same: fine
+    assert m.meta["training"]["status"] == "complete"
