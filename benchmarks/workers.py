@@ -63,7 +63,7 @@ def run_kernel(args) -> dict:
                           b.values is not None, b.labels, b.weights if b.weights is not None else _EMPTY_F32,
                           b.weights is not None, perms[k], w, acc, aux, intercept, lock_cell, False,
                           OPTIMIZER_IDS[cfg.optimizer], LOSS_IDS[cfg.loss], schedule, cfg.lr, cfg.power_t, t0,
-                          cfg.l1, cfg.l2, cfg.ftrl_beta, True)
+                          cfg.l1, cfg.l2, cfg.smoothing, True)
 
     train_block(order[0], 0)  # warm-up: loads the numba cache (or compiles) before timing
     for arr in (w, acc, aux, intercept):
