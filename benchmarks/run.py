@@ -329,6 +329,16 @@ def streamhog_configs() -> list[Config]:
                         "train", getattr(d, path), "--model", w / "model", "--epochs", e, "--threads", t, "--quiet",
                         *(["--holdout", 0] if e > 1 else [])),
                     passes=epochs, evaluate=evaluate_streamhog, inspect=inspect_streamhog))
+    # Context: plain SGD, the fastest rule (one array per coordinate), the default before AdaGrad.
+    for epochs in (1, 5):
+        out.append(Config(
+            key=f"streamhog-parquet-e{epochs}-t2-sgd", system="streamhog",
+            label=f"streamhog Parquet, {epochs} epoch{'s' * (epochs > 1)}, 2 threads, --optimizer sgd"
+                  + (", --holdout 0" if epochs > 1 else ""), passes=epochs,
+            argv=lambda d, w, e=epochs: streamhog_cmd("train", d.train_parquet, "--model", w / "model", "--epochs", e,
+                                                      "--threads", 2, "--optimizer", "sgd", "--quiet",
+                                                      *(["--holdout", 0] if e > 1 else [])),
+            evaluate=evaluate_streamhog, inspect=inspect_streamhog))
     # Context, as VW's default-holdout run: the defaults with 5 epochs (10% holdout, early stopping).
     out.append(Config(
         key="streamhog-parquet-e5-t2-holdout", system="streamhog",
@@ -380,7 +390,10 @@ def sklearn_configs() -> list[Config]:
 def kernel_configs() -> list[Config]:
     return [Config(key=f"kernel-t{t}", system="kernel", label=f"kernel alone, in memory, {t} thread{'s' * (t > 1)}",
                    argv=lambda d, w, t=t: [PY, WORKERS, "kernel", d.train_parquet, "--threads", t], timing="internal")
-            for t in (1, 2)]
+            for t in (1, 2)] + [
+        Config(key="kernel-t2-sgd", system="kernel", label="kernel alone, in memory, 2 threads, --optimizer sgd",
+               argv=lambda d, w: [PY, WORKERS, "kernel", d.train_parquet, "--threads", 2, "--optimizer", "sgd"],
+               timing="internal")]
 
 
 def section_configs(quick: bool) -> list[Config]:
@@ -634,6 +647,19 @@ def ratios(S: dict[str, Summary]) -> list[Ratio]:
                       f"{a:.4f} / {c:.4f}" if a is not None and c is not None else "—"))
     out.append(judged("2 threads vs 1, end to end (Parquet, 5 epochs)", both("streamhog-parquet-e5-t1", sh5), "—",
                       None, "time 1 thread / time 2 threads"))
+    # The same targets with --optimizer sgd (context: the speed AdaGrad's second array costs).
+    g1, g5 = "streamhog-parquet-e1-t2-sgd", "streamhog-parquet-e5-t2-sgd"
+    out.append(judged("--optimizer sgd: streamhog 1 epoch (Parquet, 2 threads) vs VW 1 pass from cache",
+                      both("vw-cache-p1", g1), "—", None, "VW time / streamhog time"))
+    out.append(judged("--optimizer sgd: streamhog 1 epoch vs scikit-learn partial_fit streamed",
+                      both("sklearn-partial-e1", g1), "—", None, "sklearn time / streamhog time"))
+    out.append(judged("--optimizer sgd: streamhog 5 epochs time / VW 5 passes time", both(g5, "vw-cache-p5"), "—", None,
+                      "streamhog time / VW time"))
+    a, b = loss(g5), loss("vw-cache-p5")
+    out.append(judged("--optimizer sgd: streamhog 5 epochs test logloss / VW 5 passes test logloss",
+                      (div(a, b), None), "—", None, f"{a:.4f} / {b:.4f}" if a is not None and b is not None else "—"))
+    out.append(judged("--optimizer sgd: end to end (Parquet, 1 epoch) vs the sgd kernel, 2 threads",
+                      both("kernel-t2-sgd", g1), "—", None, "nnz/s end to end / nnz/s kernel"))
     return [r for r in out if r.value is not None or r.target != "—"]
 
 

@@ -44,7 +44,7 @@ def run_kernel(args) -> dict:
     from streamhog.model import OPTIMIZER_STATE
     from streamhog.stream import block_order
 
-    cfg = TrainConfig().resolved()
+    cfg = TrainConfig(**({"optimizer": args.optimizer} if args.optimizer else {})).resolved()
     schedule = INVSCALING if cfg.lr_schedule == "invscaling" else CONSTANT
     ds, blocks = load_blocks(args.data)
     order = block_order(ds.n_blocks, epoch=0, seed=cfg.seed).tolist()
@@ -183,6 +183,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("kernel")
     p.add_argument("data", help="train split (.parquet or .zarr)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--optimizer", default=None, help="default: streamhog's")
     p.set_defaults(run=run_kernel)
     p = sub.add_parser("sklearn-fit")
     p.add_argument("data", help="directory with train.parquet and test.parquet")
