@@ -371,8 +371,10 @@ class Trainer:
                 status = "complete"
             else:
                 status = "interrupted" if self.signal_received is not None else "running"
-            saved = self.checkpoint(status, snapshot=True)
             best = self._best_epoch()
+            if best is not None and best == len(st["history"]) - 1:
+                st["best_epoch"] = record["epoch"]  # the model in place is the best so far
+            saved = self.checkpoint(status, snapshot=True)
             if best is not None:
                 last = len(st["history"]) - 1
                 if best == last:

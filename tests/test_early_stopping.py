@@ -165,6 +165,13 @@ def test_with_valid_data_early_stopping_watches_it(criteo, tmp_path):
     assert m.evaluate(test)["logloss"] == pytest.approx(history[best - 1]["valid"]["logloss"], rel=1e-9)
 
 
+def test_best_epoch_is_recorded_when_the_last_epoch_is_best(one_feature_per_row, tmp_path):
+    path, _ = one_feature_per_row  # held-out rows have unseen features: their loss never moves
+    m = streamhog.train(path, tmp_path / "m", epochs=2, holdout=0.2, **ONE)
+    scores = [h["holdout"]["logloss"] for h in m.meta["history"]]
+    assert m.meta["training"]["best_epoch"] == 1 + scores.index(min(scores))
+
+
 @pytest.mark.parametrize("args, message", [(["--holdout", "1"], "--holdout must be in"),
                                            (["--early-stopping", "-1"], "--early-stopping must be"),
                                            (["--initial-accumulator", "-1"], "--initial-accumulator must be")])
