@@ -23,6 +23,7 @@ corrupt model.
 """
 from __future__ import annotations
 
+import math
 import shutil
 import signal
 import threading
@@ -343,6 +344,12 @@ class Trainer:
         if st.get("restoring"):  # killed while restoring the best epoch: finish that
             self._restore_best(st.get("stopped_early", False))
             return
+        best_dir = self.model.path / BEST
+        if (self._watched() and st.get("best_score") is not None and not best_dir.exists()
+                and not st["done_blocks"] and st["epoch"] < epochs):
+            # A completed run extended with more epochs: the model in place is its best one
+            # (restored, or the last epoch's); keep it as the copy later epochs must beat.
+            self._save_copy(best_dir, self.checkpoint("running"))
         while st["epoch"] < epochs and not st.get("stopped_early"):
             try:
                 complete = self._run_epoch()
@@ -371,16 +378,16 @@ class Trainer:
                 status = "complete"
             else:
                 status = "interrupted" if self.signal_received is not None else "running"
-            best = self._best_epoch()
-            if best is not None and best == len(st["history"]) - 1:
-                st["best_epoch"] = record["epoch"]  # the model in place is the best so far
+            key = self._watched()
+            score = watched_score(self.cfg.loss, record.get(key)) if key else math.nan
+            improved = score == score and (st.get("best_score") is None or score < st["best_score"])
+            if improved:  # the model in place is the best so far
+                st.update(best_epoch=record["epoch"], best_score=score)
             saved = self.checkpoint(status, snapshot=True)
-            if best is not None:
-                last = len(st["history"]) - 1
-                if best == last:
-                    if st["epoch"] < epochs:  # after the last epoch the model in place is the best
-                        self._save_copy(self.model.path / BEST, saved)
-                elif last - best >= self.cfg.early_stopping or st["epoch"] >= epochs:
+            if improved and st["epoch"] < epochs:  # after the last epoch it simply stays in place
+                self._save_copy(self.model.path / BEST, saved)
+            elif key and st.get("best_score") is not None and not improved:
+                if record["epoch"] - st["best_epoch"] >= self.cfg.early_stopping or st["epoch"] >= epochs:
                     self._restore_best(stopped_early=st["epoch"] < epochs)
                     return
             if status == "interrupted":
@@ -394,17 +401,6 @@ class Trainer:
             return None
         return "holdout" if self.cfg.holdout else ("valid" if self.valid is not None else None)
 
-    def _best_epoch(self) -> int | None:
-        """Index in the history of the epoch with the best watched score (None: not watching)."""
-        key = self._watched()
-        if key is None:
-            return None
-        scores = [watched_score(self.cfg.loss, h.get(key)) for h in self.state["history"]]
-        known = [i for i, v in enumerate(scores) if v == v]
-        if not known or scores[-1] != scores[-1]:
-            return None  # no held-out example (tiny data): nothing to judge by
-        return min(known, key=lambda i: (scores[i], i))
-
     def _restore_best(self, stopped_early: bool) -> None:
         """Put the best epoch's model back in place; the run is then complete."""
         from .sparse_files import restore_sparse
@@ -416,14 +412,11 @@ class Trainer:
         for f in self.model.files():
             restore_sparse(best_dir / f.name, f)  # in place: the maps stay valid
         self.bstate[:] = record["bstate"]
-        st.update(restoring=False, best_epoch=record["epoch"])
+        st["restoring"] = False
         self.checkpoint("complete")
         shutil.rmtree(best_dir, ignore_errors=True)
-        key = self._watched()
-        what = f"{key} {WATCHED_NAME[self.cfg.loss]}"
-        score = watched_score(self.cfg.loss, record["history"][-1].get(key))
-        self.say(f"{'early stop: ' if stopped_early else ''}the {what} was best after epoch {record['epoch']} "
-                 f"({score:.5f}); restored that epoch's model")
+        self.say(f"{'early stop: ' if stopped_early else ''}the {self._watched()} {WATCHED_NAME[self.cfg.loss]} "
+                 f"was best after epoch {st['best_epoch']} ({st['best_score']:.5f}); restored that epoch's model")
 
     def checkpoint(self, status: str, snapshot: bool = False) -> dict:
         """Flush the weights, then write the record and model.json (in that order); returns the record."""
@@ -516,4 +509,4 @@ def fresh_state() -> dict:
     """The progress of a run that has not trained anything yet (the keys of a checkpoint's state)."""
     return {"epoch": 0, "done_blocks": [], "step": 0, "intercept": 0.0, "bstate": [0.0] * 5, "epoch_loss": 0.0,
             "epoch_weight": 0.0, "epoch_rows": 0, "epoch_nnz": 0, "epoch_seconds": 0.0, "history": [],
-            "best_epoch": None, "stopped_early": False, "restoring": False}
+            "best_epoch": None, "best_score": None, "stopped_early": False, "restoring": False}

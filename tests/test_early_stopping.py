@@ -192,3 +192,17 @@ def test_resume_keeps_the_holdout_it_started_with(criteo, tmp_path):
         streamhog.train(train, tmp_path / "m", resume=True, holdout=0.2, quiet=True)
     m = streamhog.train(train, tmp_path / "m", resume=True, holdout=0.1, quiet=True)  # the same: fine
     assert m.meta["training"]["status"] == "complete"
+
+
+def test_extending_a_finished_run_keeps_its_best_model_as_the_one_to_beat(criteo, tmp_path):
+    """A run whose last epoch was not its best ends on the best model; more epochs on resume
+    must beat that one, and end on it again when they do not."""
+    train = criteo / "train.parquet"
+    m = streamhog.train(train, tmp_path / "m", epochs=2, early_stopping=5, seed=0, **ONE)
+    assert m.meta["training"]["best_epoch"] == 1 and not m.meta["training"]["stopped_early"]
+    kept = (m.path / "weights.npy").read_bytes()
+    m = streamhog.train(train, m.path, epochs=4, resume=True, quiet=True)  # 3 and 4 overfit further
+    history = m.meta["history"]
+    assert len(history) == 4 and min(h["holdout"]["logloss"] for h in history[1:]) > history[0]["holdout"]["logloss"]
+    assert m.meta["training"]["best_epoch"] == 1 and not (m.path / BEST).exists()
+    assert (m.path / "weights.npy").read_bytes() == kept
