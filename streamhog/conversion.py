@@ -128,6 +128,27 @@ def convert(src, dst, *, output_format: str | None = None, input_format: str = "
     return report
 
 
+def _hashed(batch, hash_bits, hash_ids: bool, values: str, counts: bool = False):
+    """``batch`` with its ids hashed when ``hash_ids`` (collisions in a row summed). With
+    ``values='drop'`` a hashed row of binary features becomes binary again: ids that collide
+    count once (presence, as one-hot data means), so no values column is needed. Click-log
+    readers hash already (``counts``: their values are only such collision counts)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from .hashing import hash_batch
+
+    if hash_bits is None:
+        return batch
+    binary = counts or batch.values is None or bool(np.all(batch.values == 1.0))
+    if hash_ids:
+        batch = hash_batch(batch, hash_bits)
+    if values == "drop" and binary:
+        batch = replace(batch, values=None)
+    return batch  # real values with 'drop': the writer refuses them, naming the source
+
+
 def _finish(writer, report: ConvertReport, n_features) -> None:
     writer.close(n_features)
     report.n_rows, report.nnz, report.n_groups = writer.n_rows, writer.nnz, writer.n_groups
@@ -155,8 +176,6 @@ def _text_reader(src, input_format, *, index_base, n_features, hash_bits, skip_i
 def _from_reader(reader, src, tmp, report, output_format, *, n_features, hash_bits, hash_ids, rows_per_group,
                  compression, values, progress) -> None:
     """Write what a streaming text reader yields (LibsvmReader or a click-log reader)."""
-    from .hashing import hash_batch
-
     try:
         total = Path(src).stat().st_size if str(src) != "-" else None
         writer = create_writer(output_format, tmp, rows_per_group=rows_per_group, compression=compression,
@@ -168,7 +187,7 @@ def _from_reader(reader, src, tmp, report, output_format, *, n_features, hash_bi
         with _progress(total, progress, "B") as bar:
             done = 0
             for batch in reader:
-                writer.write(hash_batch(batch, hash_bits) if hash_ids else batch)
+                writer.write(_hashed(batch, hash_bits, hash_ids, values, counts=not hash_ids))
                 bar.update(reader.bytes_in - done)
                 done = reader.bytes_in
         _finish(writer, report, n_features)
@@ -183,7 +202,6 @@ def _from_reader(reader, src, tmp, report, output_format, *, n_features, hash_bi
 
 def _from_dataset(src, tmp, report, output_format, *, n_features, hash_bits, rows_per_group, compression,
                   values, threads, progress) -> None:
-    from .hashing import hash_batch
     from .stream import BatchStream, block_order
 
     ds = open_dataset(src)
@@ -201,7 +219,7 @@ def _from_dataset(src, tmp, report, output_format, *, n_features, hash_bits, row
         with _progress(ds.n_rows, progress, "rows") as bar, \
                 BatchStream(ds, order, readers=max(1, threads), capacity=max(2, 2 * threads), ordered=True) as stream:
             for batch in stream:
-                writer.write(hash_batch(batch, hash_bits) if rehash else batch)
+                writer.write(_hashed(batch, hash_bits, rehash, values))
                 bar.update(batch.n_rows)
         _finish(writer, report, n_features if n_features is not None else ds.n_features)
     except BaseException:

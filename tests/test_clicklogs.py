@@ -372,3 +372,35 @@ def test_csv_labels_are_any_number_and_criteo_columns_are_named():
     np.testing.assert_array_equal(b.labels, np.array([-1.5, 3, 0.1, 0.3], np.float32))
     assert list(np.diff(b.indptr)) == [1, 1, 0, 1]
     assert CRITEO_COLUMNS == tuple(CRITEO_NAMES)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "zarr"])
+def test_values_drop_makes_hashed_click_logs_binary(tmp_path, fmt):
+    """--values drop: ids that collide in a row count once, and no values column is written."""
+    src = criteo_sample("train")
+    report = convert(src, tmp_path / f"c.{fmt}", input_format="criteo", hash_bits=8, values="drop")
+    labels, rows = criteo_reference(criteo_text(src), 8)
+    ds, got_labels, got_rows = dataset_rows(tmp_path / f"c.{fmt}")
+    assert not report.has_values and not ds.has_values
+    assert got_labels == labels
+    assert got_rows == [[(i, 1) for i, _ in row] for row in rows]
+    assert any(c > 1 for row in rows for _, c in row)  # 2^8 slots: collisions were there to drop
+
+
+def test_values_drop_with_training_hash_of_binary_libsvm(tmp_path):
+    src = tmp_path / "b.svm"
+    src.write_text("1 1:1 2:1 3:1\n-1 4:1 20:1\n")
+    convert(src, tmp_path / "b.parquet", hash_bits=1, values="drop")
+    ds, labels, rows = dataset_rows(tmp_path / "b.parquet")
+    # 1-based ids in the file, 0-based hashed: murmur3 of the id's 4 bytes, seed 0, masked to 2 slots.
+    expect = [sorted({int(sk_murmur(np.int32(i - 1), seed=0, positive=True)) & 1 for i in ids})
+              for ids in ([1, 2, 3], [4, 20])]
+    assert not ds.has_values and labels == [1.0, -1.0] and rows == [[(i, 1) for i in e] for e in expect]
+
+
+def test_values_drop_refuses_real_values_even_when_hashing(tmp_path):
+    src = tmp_path / "r.svm"
+    src.write_text("1 1:0.5 3:2\n-1 2:1\n")
+    with pytest.raises(ValueError, match=r"r\.svm.*values other than 1\.0 cannot be dropped"):
+        convert(src, tmp_path / "r.parquet", hash_bits=4, values="drop")
+    assert not (tmp_path / "r.parquet").exists()

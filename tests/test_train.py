@@ -215,6 +215,9 @@ def test_cli_end_to_end(a9a_data, tmp_path):
     info = json.loads(r.stdout)
     assert info["n_features"] == 123 and info["epochs_trained"] == 2 and 0 < info["nonzero_weights"] <= 123
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
-    assert meta["history"][1]["valid"]["logloss"] == pytest.approx(metrics["logloss"])
+    # --valid is watched for early stopping: the model kept is the epoch with the best valid loss.
+    kept = meta["training"]["best_epoch"]
+    assert meta["history"][kept - 1]["valid"]["logloss"] == min(h["valid"]["logloss"] for h in meta["history"])
+    assert meta["history"][kept - 1]["valid"]["logloss"] == pytest.approx(metrics["logloss"])
     r = run("evaluate", "--model", tmp_path / "nope", a9a_data / "test.parquet")
     assert r.returncode == 1 and "not a streamhog model" in r.stderr
