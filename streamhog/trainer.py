@@ -365,11 +365,14 @@ class Trainer:
                       "train_loss": st["epoch_loss"] / st["epoch_weight"] if st["epoch_weight"] else None,
                       "seconds": round(secs, 4), "examples_per_s": round(st["epoch_rows"] / secs, 1) if secs else None}
             self.model.meta["intercept"] = self._intercept()  # what evaluate() scores with
+            scoring = time.perf_counter()
             if self.valid is not None:
                 record["valid"] = evaluate(self.model, self.valid, threads=self.cfg.threads)
             if self.cfg.holdout:
                 record["holdout"] = evaluate(self.model, self._source(), threads=self.cfg.threads,
                                              rows=self._held_out)
+            if self.valid is not None or self.cfg.holdout:  # not in "seconds": training alone
+                record["scoring_seconds"] = round(time.perf_counter() - scoring, 4)
             st["history"].append(record)
             st.update(epoch=st["epoch"] + 1, done_blocks=[], epoch_rows=0, epoch_nnz=0, epoch_loss=0.0,
                       epoch_weight=0.0, epoch_seconds=0.0)

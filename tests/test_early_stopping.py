@@ -65,6 +65,7 @@ def test_held_out_rows_are_never_trained_on(one_feature_per_row, tmp_path):
     history = m.meta["history"]
     assert [h["examples"] for h in history] == [int((~held).sum())] * 3
     assert [h["holdout"]["n_examples"] for h in history] == [int(held.sum())] * 3
+    assert all(h["scoring_seconds"] > 0 for h in history)
 
 
 def _numpy_logloss(path, model, rows):
