@@ -19,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import streamhog_cmd as streamhog  # noqa: E402
 
-def streamhog(*args) -> list[str]:
-    return [sys.executable, "-m", "streamhog", *map(str, args)]
+from streamhog.checkpoint import read_checkpoint  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
             break
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        record = json.loads((model / "checkpoint.json").read_text())["record"]
+        record, _ = read_checkpoint(model)  # checksummed; the previous one if the newest is torn
         kills.append({"at_s": round(time.perf_counter() - start, 2), "epoch": record["epoch"] + 1,
                       "blocks_done": len(record["done_blocks"])})
         print(f"killed -9 at {kills[-1]['at_s']} s; last checkpoint: epoch {kills[-1]['epoch']}, "

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import shutil
 import statistics
 import sys
@@ -35,13 +34,16 @@ sys.path.insert(0, str(HERE))
 from run import (OUTPUT, VW_BITS, Data, _to_vw, check, engine_hash, finite, last_json, machine_info,  # noqa: E402
                  measure, prepare, streamhog_cmd, vw_cmd)
 
+from streamhog.datasets import a9a, criteo_sample  # noqa: E402
+from streamhog.hashing import DEFAULT_HASH_BITS, numeric_token  # noqa: E402
+from streamhog.metrics import MetricAccumulator  # noqa: E402
+
 SEEDS = (0, 1, 2)
 # a9a is small: one pass ends on a few hundred rows whose order moves the test loss by
 # +-0.001 (VW's file order is one draw of it), so its median takes 9 row orders.
 A9A_SEEDS = tuple(range(9))
-CRITEO_SHARED = Path("/work/shared/data/criteo_sample")
 CRITEO_EPOCHS = (1, 3, 5)
-CRITEO_VW_BITS = 20  # streamhog's default hash bits for click logs
+CRITEO_VW_BITS = DEFAULT_HASH_BITS  # streamhog's hash space for click logs
 
 
 # -- one model: train, score ------------------------------------------------------------------------
@@ -80,12 +82,10 @@ def vw_labels(path: Path) -> np.ndarray:
 
 
 def margin_metrics(labels: np.ndarray, margin: np.ndarray) -> dict:
-    from sklearn.metrics import roc_auc_score
-
-    # log(1 + e^-ym) from the margin itself: no clipping of probabilities that round to 0 or 1.
-    y = np.where(labels, 1.0, -1.0)
-    return {"logloss": float(np.mean(np.logaddexp(0.0, -y * margin))), "auc": float(roc_auc_score(labels, margin)),
-            "accuracy": float(np.mean((margin > 0) == labels)), "n_examples": int(len(labels))}
+    """VW's margins scored as `streamhog evaluate` scores streamhog's (streamhog.metrics)."""
+    acc = MetricAccumulator("logistic")
+    acc.update(margin, np.where(labels, 1.0, -1.0).astype(np.float32))
+    return acc.result()
 
 
 def row(rows: list, dataset: str, label: str, passes: int, runs: list[dict]) -> dict:
@@ -116,8 +116,6 @@ def one_pass(rows: list, dataset: str, train: Path, test: Path, train_vw: Path, 
 
 
 def prepare_a9a(d: Path) -> dict:
-    from streamhog.datasets import a9a
-
     d.mkdir(parents=True, exist_ok=True)
     for split, name in (("train", "train"), ("test", "test")):
         # a9a.t never uses feature 123: give it the training split's dimension.
@@ -142,21 +140,6 @@ def synthetic_data(rows: int) -> Data:
 
 # -- section 2: the Criteo sample -------------------------------------------------------------------
 
-def criteo_sources() -> dict[str, Path]:
-    if all((CRITEO_SHARED / f"{s}.txt").exists() for s in ("train", "test")):
-        return {s: CRITEO_SHARED / f"{s}.txt" for s in ("train", "test")}
-    from streamhog.datasets import criteo_sample
-
-    return {s: criteo_sample(s) for s in ("train", "test")}
-
-
-def int_token(v: str) -> str:
-    """streamhog's log-binning of a Criteo integer field (streamhog/formats/criteo.py): values
-    <= 2 keep their own token, 'SP' marking them apart from the log bins int(ln(v)^2)."""
-    x = float(v)
-    return f"SP{int(x)}" if x <= 2 else str(int(math.log(x) ** 2))
-
-
 def criteo_to_vw(src: Path, dst: Path, binned: bool) -> None:
     """Criteo TSV → VW text: namespace n holds I1..I13 (numeric `I1:v`, or binned `I1_<bin>`),
     namespace c the categoricals `C1_<hex>`; empty fields give no feature; label 0/1 → -1/1."""
@@ -165,17 +148,14 @@ def criteo_to_vw(src: Path, dst: Path, binned: bool) -> None:
         for line in f:
             fields = line.rstrip("\n").split("\t")
             ints, cats = fields[1:14], fields[14:40]
-            n = " ".join((f"I{k}_{int_token(v)}" if binned else f"I{k}:{v}") for k, v in enumerate(ints, 1) if v)
+            n = " ".join((f"I{k}_{numeric_token(v)}" if binned else f"I{k}:{v}") for k, v in enumerate(ints, 1) if v)
             c = " ".join(f"C{k}_{v}" for k, v in enumerate(cats, 1) if v)
             out.write(f"{'1' if fields[0] == '1' else '-1'} |n {n} |c {c}\n")
 
 
 def criteo(rows: list, out: Path) -> dict:
     """Returns the target's inputs: streamhog's default run and VW's best."""
-    help_text = check(measure(streamhog_cmd("convert", "--help")), "streamhog convert --help").stdout
-    if "criteo" not in help_text:
-        raise RuntimeError("`streamhog convert` has no --input-format criteo yet: the Criteo section cannot run")
-    src = criteo_sources()
+    src = {s: criteo_sample(s) for s in ("train", "test")}  # the published rows, gzipped
     d = out / "criteo"
     d.mkdir(parents=True, exist_ok=True)
     prep = {"source": {s: str(p) for s, p in src.items()}}
@@ -269,7 +249,7 @@ def markdown(res: dict) -> str:
           f"defaults: adaptive, normalized, invariant updates, learning rate 0.5; `-b {VW_BITS}` on the synthetic "
           f"data as in benchmarks/run.py, the default `-b 18` on a9a, `-b {CRITEO_VW_BITS}` on Criteo); more than one "
           "pass: `--passes P --cache_file C -k --holdout_off`. Scored by `-t -i model.vw -r raw.txt`: raw margins, "
-          "logloss = mean log(1 + e^(−y·margin)), AUC by scikit-learn.",
+          "logloss = mean log(1 + e^(−y·margin)), AUC and accuracy as `streamhog evaluate` computes them (streamhog.metrics).",
           "- a9a and the synthetic data: VW reads the LIBSVM lines as `label | id:value ...` (benchmarks/run.py's "
           "`_to_vw`); streamhog reads them converted to Parquet (`streamhog convert`).",
           "- Criteo: streamhog `convert SRC DST.parquet --input-format criteo` (2^20 hashed features; integer "

@@ -103,12 +103,12 @@ def _csr(batch, n_features):
 
 
 def _metrics(clf, X, y) -> dict:
-    from sklearn.metrics import roc_auc_score
+    """scikit-learn's margins scored as `streamhog evaluate` scores streamhog's."""
+    from streamhog.metrics import MetricAccumulator
 
-    z = clf.decision_function(X)
-    s = np.where(y > 0, 1.0, -1.0)
-    logloss = float(np.mean(np.logaddexp(0.0, -s * z)))  # exact softplus, no clipping
-    return {"logloss": logloss, "auc": float(roc_auc_score(y > 0, z)), "n_examples": int(len(y))}
+    acc = MetricAccumulator("logistic")
+    acc.update(clf.decision_function(X), np.asarray(y, np.float32))
+    return acc.result()
 
 
 def _load_split(path):

@@ -48,7 +48,8 @@ class TrainConfig:
     # a hash of the row number and the seed, the same rows every epoch) is never trained on;
     # after each epoch the model is scored on it, and when the holdout loss has not improved
     # for `early_stopping` epochs the run stops and the best epoch's model is restored.
-    # None: 0.1 with more than one epoch, else 0. early_stopping 0: train every epoch.
+    # None: 0.1 with more than one epoch, else 0 (and 0 when --valid is given: training.train;
+    # early stopping then watches the validation data). early_stopping 0: train every epoch.
     holdout: float | None = None
     early_stopping: int = 2
     hash_bits: int | None = None  # hash feature ids into 2^hash_bits slots at training time

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 from pathlib import Path
 
 from .atomic import atomic_output, check_destination
 from .formats import create_writer, detect_format, format_from_suffix, open_dataset
 from .formats.spec import DEFAULT_COMPRESSION, DEFAULT_ROWS_PER_GROUP, MAX_INDEX
-from .formats.clicklog import DEFAULT_HASH_BITS
-from .hashing import check_bits
+from .hashing import DEFAULT_HASH_BITS, check_bits, hash_batch
 from .sparse_files import apparent_size
 
 INPUT_FORMATS = ("auto", "libsvm", "parquet", "zarr", "criteo", "csv")
@@ -132,21 +133,15 @@ def _hashed(batch, hash_bits, hash_ids: bool, values: str, counts: bool = False)
     """``batch`` with its ids hashed when ``hash_ids`` (collisions in a row summed). With
     ``values='drop'`` a hashed row of binary features becomes binary again: ids that collide
     count once (presence, as one-hot data means), so no values column is needed. Click-log
-    readers hash already (``counts``: their values are only such collision counts)."""
-    from dataclasses import replace
-
-    import numpy as np
-
-    from .hashing import hash_batch
-
+    readers hash already (``counts``: their values are only such collision counts). Real
+    values are refused before hashing could sum them into ones."""
     if hash_bits is None:
         return batch
-    binary = counts or batch.values is None or bool(np.all(batch.values == 1.0))
+    if values == "drop" and not (counts or batch.values is None or bool(np.all(batch.values == 1.0))):
+        raise ValueError(f"{batch.source}: values other than 1.0 cannot be dropped (values='drop')")
     if hash_ids:
         batch = hash_batch(batch, hash_bits)
-    if values == "drop" and binary:
-        batch = replace(batch, values=None)
-    return batch  # real values with 'drop': the writer refuses them, naming the source
+    return replace(batch, values=None) if values == "drop" else batch
 
 
 def _finish(writer, report: ConvertReport, n_features) -> None:

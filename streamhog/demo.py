@@ -20,9 +20,10 @@ def main(out_dir: str = "demo-output") -> int:
     out = Path(out_dir)
     out.mkdir(exist_ok=True)
     train_path, test_path = out / "a9a-train.parquet", out / "a9a-test.parquet"
-    print(convert(a9a("train"), train_path, overwrite=True).summary())
+    report = convert(a9a("train"), train_path, overwrite=True)
+    print(report.summary())
     # a9a.t never uses feature 123: give the training split's dimension.
-    print(convert(a9a("test"), test_path, n_features=123, overwrite=True).summary())
+    print(convert(a9a("test"), test_path, n_features=report.n_features, overwrite=True).summary())
     cores = os.cpu_count() or 1
     print(f"training logistic regression with Hogwild! on {cores} threads ...")
     start = time.perf_counter()

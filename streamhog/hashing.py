@@ -33,8 +33,12 @@ from .kernels import hashing as K
 #: were hashed with, so n_features == 2**hash_bits; absent when ids are not hashed.
 META_HASH_BITS = "hash_bits"
 
-__all__ = ["META_HASH_BITS", "read_hash_bits", "murmur3", "field_seed", "categorical_feature_id", "numeric_token", "numeric_feature_id",
+__all__ = ["DEFAULT_HASH_BITS", "META_HASH_BITS", "read_hash_bits", "murmur3", "field_seed", "categorical_feature_id", "numeric_token", "numeric_feature_id",
            "hash_batch", "merge_duplicates", "check_bits"]
+
+
+#: Default hash space for click logs: 2^20 slots (1M weights, 4 MiB as float32).
+DEFAULT_HASH_BITS = 20
 
 
 def check_bits(bits: int) -> int:

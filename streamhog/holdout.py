@@ -34,16 +34,14 @@ def holdout_mask(row_start: int, n_rows: int, fraction: float, seed: int) -> np.
     return (x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53 < fraction
 
 
+#: The figure early stopping minimises for each loss: the error rate for hinge, whose margins
+#: are not probabilities.
+WATCHED_NAME = {"logistic": "logloss", "softmax": "logloss", "squared": "rmse", "hinge": "error rate"}
+
+
 def watched_score(loss: str, metrics: dict | None) -> float:
-    """The figure early stopping minimises: logloss (logistic, softmax), rmse (squared), the
-    error rate (hinge, whose margins are not probabilities). NaN when it cannot be known."""
+    """``metrics``' value of :data:`WATCHED_NAME` [loss] (lower is better); NaN when unknown."""
     if not metrics:
         return math.nan
-    if loss in ("logistic", "softmax"):
-        return float(metrics["logloss"])
-    if loss == "squared":
-        return float(metrics["rmse"])
-    return 1.0 - float(metrics["accuracy"])
-
-
-WATCHED_NAME = {"logistic": "logloss", "softmax": "logloss", "squared": "rmse", "hinge": "error rate"}
+    name = WATCHED_NAME[loss]
+    return 1.0 - float(metrics["accuracy"]) if name == "error rate" else float(metrics[name])

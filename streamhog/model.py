@@ -27,8 +27,13 @@ META = "model.json"
 LOSSES = ("logistic", "hinge", "squared", "softmax")
 OPTIMIZERS = ("sgd", "adagrad", "normalized", "ftrl")
 #: Per-coordinate state files of each optimizer, in the kernels' (acc, aux) order
-#: (streamhog/kernels/optimizers.py says what each holds).
-OPTIMIZER_STATE = {"sgd": (), "adagrad": ("accum",), "normalized": ("accum", "scale"), "ftrl": ("ftrl_n", "ftrl_z")}
+#: (streamhog/kernels/optimizers.py gives the rules).
+OPTIMIZER_STATE = {
+    "sgd": (),
+    "adagrad": ("accum",),             # acc: sum of squared gradients
+    "normalized": ("accum", "scale"),  # acc: sum of squared normalized gradients; aux: max |x|
+    "ftrl": ("ftrl_n", "ftrl_z"),      # acc: n, aux: z
+}
 CLASSIFICATION_LOSSES = ("logistic", "hinge")
 #: Largest model dimension accepted (weights of 2^34 float32 = 64 GiB, sparse on disk).
 MAX_FEATURES = 2**34

@@ -28,7 +28,7 @@ from typing import Iterator
 
 from .atomic import fsync_directory
 
-__all__ = ["allocated_bytes", "data_extents", "copy_sparse", "restore_sparse", "CHUNK"]
+__all__ = ["allocated_bytes", "apparent_size", "data_extents", "copy_sparse", "restore_sparse", "CHUNK"]
 
 #: Granularity of reads/writes and of the all-zero check; chunks are aligned to multiples of
 #: it in the file, so the same stretch is judged the same way in every file.

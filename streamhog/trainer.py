@@ -44,7 +44,7 @@ from .interrupt import TrainingInterrupted
 from .kernels.losses import LOSS_IDS
 from .kernels.optimizers import B_VALUE, OPTIMIZER_IDS
 from .kernels.sgd import CONSTANT, INVSCALING, train_rows
-from .kernels.softmax import softmax_train_rows
+from .kernels.softmax import bstate_length, softmax_train_rows
 from .model import CLASSIFICATION_LOSSES, Model
 from .stream import BatchStream, block_order
 
@@ -338,8 +338,6 @@ class Trainer:
 
     # -- the run -----------------------------------------------------------------------------
     def run(self, epochs: int) -> None:
-        from .inference import evaluate
-
         st = self.state
         if st.get("restoring"):  # killed while restoring the best epoch: finish that
             self._restore_best(st.get("stopped_early", False))
@@ -364,15 +362,7 @@ class Trainer:
                       "lr": self.cfg.epoch_lr(st["epoch"]),
                       "train_loss": st["epoch_loss"] / st["epoch_weight"] if st["epoch_weight"] else None,
                       "seconds": round(secs, 4), "examples_per_s": round(st["epoch_rows"] / secs, 1) if secs else None}
-            self.model.meta["intercept"] = self._intercept()  # what evaluate() scores with
-            scoring = time.perf_counter()
-            if self.valid is not None:
-                record["valid"] = evaluate(self.model, self.valid, threads=self.cfg.threads)
-            if self.cfg.holdout:
-                record["holdout"] = evaluate(self.model, self._source(), threads=self.cfg.threads,
-                                             rows=self._held_out)
-            if self.valid is not None or self.cfg.holdout:  # not in "seconds": training alone
-                record["scoring_seconds"] = round(time.perf_counter() - scoring, 4)
+            self._score(record)
             st["history"].append(record)
             st.update(epoch=st["epoch"] + 1, done_blocks=[], epoch_rows=0, epoch_nnz=0, epoch_loss=0.0,
                       epoch_weight=0.0, epoch_seconds=0.0)
@@ -381,23 +371,49 @@ class Trainer:
                 status = "complete"
             else:
                 status = "interrupted" if self.signal_received is not None else "running"
-            key = self._watched()
-            score = watched_score(self.cfg.loss, record.get(key)) if key else math.nan
-            improved = score == score and (st.get("best_score") is None or score < st["best_score"])
-            if improved:  # the model in place is the best so far
-                st.update(best_epoch=record["epoch"], best_score=score)
-            saved = self.checkpoint(status, snapshot=True)
-            if improved and st["epoch"] < epochs:  # after the last epoch it simply stays in place
-                self._save_copy(self.model.path / BEST, saved)
-            elif key and st.get("best_score") is not None and not improved:
-                if record["epoch"] - st["best_epoch"] >= self.cfg.early_stopping or st["epoch"] >= epochs:
-                    self._restore_best(stopped_early=st["epoch"] < epochs)
-                    return
+            if self._early_stopping(record, status, epochs):
+                return
             if status == "interrupted":
                 raise TrainingInterrupted(self._interrupt_message(), self.signal_received)
         shutil.rmtree(self.model.path / BEST, ignore_errors=True)
 
+    def _score(self, record: dict) -> None:
+        """Add the epoch's --valid and holdout metrics to its record, and the time they took
+        (apart from the training ``seconds``)."""
+        from .inference import evaluate
+
+        if self.valid is None and not self.cfg.holdout:
+            return
+        start = time.perf_counter()
+        self.model.meta["intercept"] = self._intercept()  # what evaluate() scores with
+        if self.valid is not None:
+            record["valid"] = evaluate(self.model, self.valid, threads=self.cfg.threads)
+        if self.cfg.holdout:
+            record["holdout"] = evaluate(self.model, self._source(), threads=self.cfg.threads, rows=self._held_out)
+        record["scoring_seconds"] = round(time.perf_counter() - start, 4)
+
     # -- early stopping ----------------------------------------------------------------------
+    def _early_stopping(self, record: dict, status: str, epochs: int) -> bool:
+        """Checkpoint the epoch just recorded; keep a copy of the model when it is the best so
+        far, or put the best back when patience has run out or the run ends on a worse epoch.
+        True when the run has ended that way."""
+        st, key = self.state, self._watched()
+        score = watched_score(self.cfg.loss, record.get(key)) if key else math.nan
+        improved = score == score and (st.get("best_score") is None or score < st["best_score"])
+        if improved:  # the model in place is the best so far
+            st.update(best_epoch=record["epoch"], best_score=score)
+        saved = self.checkpoint(status, snapshot=True)
+        if improved:
+            if st["epoch"] < epochs:  # after the last epoch it simply stays in place
+                self._save_copy(self.model.path / BEST, saved)
+            return False
+        if key is None or st.get("best_score") is None:
+            return False
+        if record["epoch"] - st["best_epoch"] < self.cfg.early_stopping and st["epoch"] < epochs:
+            return False
+        self._restore_best(stopped_early=st["epoch"] < epochs)
+        return True
+
     def _watched(self) -> str | None:
         """The history key early stopping watches: the holdout, else --valid, else none."""
         if not self.cfg.early_stopping:
@@ -406,15 +422,10 @@ class Trainer:
 
     def _restore_best(self, stopped_early: bool) -> None:
         """Put the best epoch's model back in place; the run is then complete."""
-        from .sparse_files import restore_sparse
-
         st, best_dir = self.state, self.model.path / BEST
         st.update(restoring=True, stopped_early=stopped_early)
         self.checkpoint("restoring-best")  # killed from here on: a resume finishes the restore
-        record, _ = read_checkpoint(best_dir)
-        for f in self.model.files():
-            restore_sparse(best_dir / f.name, f)  # in place: the maps stay valid
-        self.bstate[:] = record["bstate"]
+        self._restore_copy(best_dir)
         st["restoring"] = False
         self.checkpoint("complete")
         shutil.rmtree(best_dir, ignore_errors=True)
@@ -470,22 +481,28 @@ class Trainer:
         tmp.rename(dest)
         shutil.rmtree(old, ignore_errors=True)
 
+    def _restore_copy(self, src: Path) -> dict:
+        """Make the model files and the intercept's state those of the copy in ``src`` (a
+        snapshot or the best epoch's); returns the copy's record."""
+        from .sparse_files import restore_sparse
+
+        record, _ = read_checkpoint(src)
+        for f in self.model.files():
+            restore_sparse(src / f.name, f)  # in place: the maps stay valid
+        self.bstate[:] = record["bstate"]
+        return record
+
     def _after_divergence(self, exc: DivergenceError) -> None:
         """Roll back to the newest snapshot if one is kept; else mark the run diverged (its
         weights hold NaN/inf, so it must not be resumed as it is)."""
-        from .sparse_files import restore_sparse
-
         snaps = self._snapshots()
         if not snaps:
             self.checkpoint("diverged")
             exc.args = (f"{exc.args[0]}. The weights in {self.model.path} are not usable (no snapshot was kept: "
                         "--keep-snapshots K keeps rollback points); start again with --overwrite",)
             return
-        record, _ = read_checkpoint(snaps[-1])
-        for f in self.model.files():
-            restore_sparse(snaps[-1] / f.name, f)  # in place: the maps stay valid
+        record = self._restore_copy(snaps[-1])
         self.state = {k: record[k] for k in self.state}
-        self.bstate[:] = record["bstate"]
         self.checkpoint("rolled-back")
         exc.args = (f"{exc.args[0]}. Rolled the model back to its snapshot {snaps[-1].name} "
                     f"(after epoch {record['epoch']}); resume with a lower --lr",)
@@ -510,6 +527,6 @@ def _epoch_line(record: dict, epochs: int) -> str:
 
 def fresh_state() -> dict:
     """The progress of a run that has not trained anything yet (the keys of a checkpoint's state)."""
-    return {"epoch": 0, "done_blocks": [], "step": 0, "intercept": 0.0, "bstate": [0.0] * 5, "epoch_loss": 0.0,
+    return {"epoch": 0, "done_blocks": [], "step": 0, "intercept": 0.0, "bstate": [0.0] * bstate_length(1), "epoch_loss": 0.0,
             "epoch_weight": 0.0, "epoch_rows": 0, "epoch_nnz": 0, "epoch_seconds": 0.0, "history": [],
             "best_epoch": None, "best_score": None, "stopped_early": False, "restoring": False}

@@ -18,6 +18,7 @@ from .config import TrainConfig
 from .errors import OutputExistsError
 from .formats import open_dataset
 from .formats.block_cache import BlockCache
+from .kernels.softmax import bstate_length
 from .model import MAX_FEATURES, META, Model
 from .signals import stop_gracefully_on_signals
 from .trainer import CACHE, Trainer, TrainingError, fresh_state, check_labels, dataset_schema
@@ -198,7 +199,7 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
         model = Model.create(model_dir, n_features=n_features, loss=cfg.loss, optimizer=cfg.optimizer,
                              hash_bits=cfg.hash_bits, n_classes=n_classes, hyper_parameters=asdict(cfg), data=schema)
         if n_classes is not None:
-            state["bstate"] = [0.0] * (3 * n_classes + 2)  # K intercepts, K of each state, N, T
+            state["bstate"] = [0.0] * bstate_length(n_classes)  # K intercepts, K of each state, N, T
             state["intercept"] = [0.0] * n_classes
         if warm_start is not None:
             state["bstate"] = _warm_start_into(model, warm_start, cfg)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Convert sparse data: LIBSVM/svmlight text → Parquet or Zarr, and Parquet ↔ Zarr.
+"""Convert sparse data: LIBSVM/svmlight text or raw click logs (Criteo, CSV) → Parquet or Zarr,
+and Parquet ↔ Zarr, optionally hashing the feature ids (--hash-bits).
 
     python tools/convert.py train.svm train.parquet
     python tools/convert.py train.svm.gz train.zarr --n-features 1048576

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from streamhog.datasets.synthetic import SyntheticSpec, bayes_logloss, synthetic_batches
 from streamhog.formats import create_writer
+from streamhog.formats.spec import DEFAULT_ROWS_PER_GROUP
 
 
 def write_libsvm(path: Path, batches) -> None:
@@ -54,8 +55,8 @@ def main(argv=None) -> int:
         if args.format == "libsvm":
             write_libsvm(path, batches)
         else:
-            kw = {"rows_per_group": args.rows_per_group} if args.rows_per_group else {}
-            w = create_writer(args.format, path, **({"rows_per_group": 16_384 if args.format == "parquet" else 65_536} | kw))
+            w = create_writer(args.format, path,
+                              rows_per_group=args.rows_per_group or DEFAULT_ROWS_PER_GROUP[args.format])
             for batch in batches:
                 w.write(batch)
             w.close(spec.n_features)

@@ -20,15 +20,13 @@ import io
 import numpy as np
 
 from ..errors import DataFormatError
-from ..hashing import check_bits, field_seed, numeric_feature_id
+from ..hashing import DEFAULT_HASH_BITS, check_bits, field_seed, numeric_feature_id
 from ..kernels import clicklog_parse as K
 from ..kernels.hashing import sort_merge_rows
-from .libsvm import MAX_REPORTED_SKIPS, BlockResult, LibsvmReader, _decompress_error, _quote
+from .libsvm import MAX_REPORTED_SKIPS, BlockResult, LibsvmReader, _quote
 
 __all__ = ["ClickLogReader", "DEFAULT_HASH_BITS", "LABEL", "CATEGORICAL", "NUMERIC", "IGNORE"]
 
-#: Default hash space for click logs: 2^20 slots (1M weights, 4 MiB as float32).
-DEFAULT_HASH_BITS = 20
 LABEL, CATEGORICAL, NUMERIC, IGNORE = "label", "categorical", "numeric", "ignore"
 _KIND_CODE = {IGNORE: K.KIND_IGNORE, LABEL: K.KIND_LABEL, CATEGORICAL: K.KIND_CATEGORICAL, NUMERIC: K.KIND_NUMERIC}
 #: A header line longer than this is not a header (a binary file, a file with no newline).
@@ -80,10 +78,10 @@ class ClickLogReader(LibsvmReader):
     After iteration the counters of :class:`LibsvmReader` hold (lines include the header).
     """
 
-    separator = b","
-    quoting = True
-    binary_label = False
-    has_header = True
+    separator: bytes      # set by each subclass, with quoting, binary_label, has_header
+    quoting: bool
+    binary_label: bool
+    has_header: bool
 
     def __init__(self, source, *, hash_bits: int = DEFAULT_HASH_BITS, skip_invalid: bool = False,
                  block_bytes: int = 8 << 20, threads: int = 2, name=None):
@@ -100,7 +98,7 @@ class ClickLogReader(LibsvmReader):
             raise
         self.columns = tuple(names)
         self.kinds = tuple(kinds)
-        self.label_column = names[kinds.index(LABEL)]
+        self._n_feature_columns = sum(k in (CATEGORICAL, NUMERIC) for k in kinds)
         ro = np.array([_KIND_CODE[k] for k in kinds], dtype=np.int64)
         ro.flags.writeable = False
         self._kind_codes = ro
@@ -112,9 +110,6 @@ class ClickLogReader(LibsvmReader):
     # -- hooks --------------------------------------------------------------------------------
     def _columns(self, header: list[str] | None) -> tuple[list[str], list[str]]:
         raise NotImplementedError
-
-    def _resolve_index_base(self) -> int:
-        return 0  # no indices in click logs
 
     # -- header ---------------------------------------------------------------------------------
     def _read_header(self) -> list[str]:
@@ -129,7 +124,7 @@ class ClickLogReader(LibsvmReader):
                     break
                 data += chunk
         except Exception as exc:
-            raise _decompress_error(self.name, self._input.compression, exc) from exc
+            raise self._decompress_error(exc) from exc
         cut = data.find(b"\n")
         if cut < 0 and (len(data) > MAX_HEADER_BYTES or not data):
             raise DataFormatError(self.name, "no header line (the first line names the columns)", line=1)
@@ -153,8 +148,7 @@ class ClickLogReader(LibsvmReader):
         sep = self.separator[0]
         n_newlines, n_seps = K.count_lines_and_separators(arr, length, sep)
         rows_cap = n_newlines + 1
-        n_features = sum(k in (CATEGORICAL, NUMERIC) for k in self.kinds)
-        ids_cap = min(rows_cap * n_features, n_seps + rows_cap)  # a feature needs a field
+        ids_cap = min(rows_cap * self._n_feature_columns, n_seps + rows_cap)  # a feature needs a field
         indptr = np.empty(rows_cap + 1, dtype=np.int64)
         ids = np.empty(ids_cap, dtype=np.uint32)
         labels = np.empty(rows_cap, dtype=np.float32)

@@ -40,9 +40,8 @@ def parquet_schema(with_values: bool, with_weights: bool) -> pa.Schema:
 class ParquetSparseWriter(SparseWriter):
     """Writes a single Parquet file, one row group per ``rows_per_group`` rows."""
 
-    def __init__(self, path, *, hash_bits: int | None = None, **kwargs):
+    def __init__(self, path, **kwargs):
         super().__init__(path, **kwargs)
-        self.hash_bits = hash_bits  # recorded in the metadata when the ids are hashed
         if self.compression not in _CODEC:
             raise ValueError(f"Parquet compression must be one of {spec.PARQUET_COMPRESSIONS}, got {self.compression!r}")
         self._writer: pq.ParquetWriter | None = None
@@ -91,8 +90,6 @@ class ParquetSparseWriter(SparseWriter):
 
     def _finish(self) -> None:
         meta = {k: str(v) for k, v in self.metadata().items()}
-        if self.hash_bits is not None:
-            meta[META_HASH_BITS] = str(int(self.hash_bits))
         self._writer.add_key_value_metadata(meta)
         self._writer.close()
         self._writer = None

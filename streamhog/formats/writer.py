@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..batch import SparseBatch, concat_batches, slice_rows
+from ..hashing import META_HASH_BITS
 from .spec import FORMAT_VERSION, MAX_INDEX
 
 VALUES_MODES = ("auto", "keep", "drop")
@@ -22,7 +23,8 @@ class SparseWriter:
     """Base class: subclasses implement ``_write_group``, ``_add_values_column`` and ``_finish``."""
 
     def __init__(self, path, *, rows_per_group: int = 16_384, compression: str = "none",
-                 values: str = "auto", has_weights: bool = False, n_features: int | None = None):
+                 values: str = "auto", has_weights: bool = False, n_features: int | None = None,
+                 hash_bits: int | None = None):
         if rows_per_group < 1:
             raise ValueError(f"rows_per_group must be >= 1, got {rows_per_group}")
         if values not in VALUES_MODES:
@@ -33,6 +35,7 @@ class SparseWriter:
         self.values_mode = values
         self.has_weights = has_weights
         self.n_features = n_features
+        self.hash_bits = hash_bits  # recorded in the metadata when the ids are hashed
         self.with_values: bool | None = None  # decided by the first group
         self.n_rows = 0
         self.nnz = 0
@@ -77,7 +80,8 @@ class SparseWriter:
     def metadata(self) -> dict:
         """Dataset-level keys every format stores (docs/formats.md)."""
         return {"n_features": int(self.n_features), "format_version": FORMAT_VERSION,
-                "n_rows": int(self.n_rows), "nnz": int(self.nnz)}
+                "n_rows": int(self.n_rows), "nnz": int(self.nnz),
+                **({META_HASH_BITS: int(self.hash_bits)} if self.hash_bits is not None else {})}
 
     # -- subclass hooks ---------------------------------------------------------------------
     def _start(self) -> None:

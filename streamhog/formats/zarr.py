@@ -80,9 +80,8 @@ class _ShardAppender:
 class ZarrSparseWriter(SparseWriter):
     """Writes a Zarr v3 group; ``rows_per_group`` becomes the dataset's ``rows_per_block``."""
 
-    def __init__(self, path, *, hash_bits: int | None = None, **kwargs):
+    def __init__(self, path, **kwargs):
         super().__init__(path, **kwargs)
-        self.hash_bits = hash_bits  # recorded in the attributes when the ids are hashed
         self._codec = _compressors(self.compression)  # validate early
         self._group: zarr.Group | None = None
         self._arrays: dict[str, _ShardAppender] = {}
@@ -136,8 +135,6 @@ class ZarrSparseWriter(SparseWriter):
             app.flush()
         attrs = self.metadata()
         attrs["rows_per_block"] = self.rows_per_group
-        if self.hash_bits is not None:
-            attrs[META_HASH_BITS] = int(self.hash_bits)
         self._group.attrs.update(attrs)
 
 

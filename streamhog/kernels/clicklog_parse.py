@@ -19,8 +19,9 @@ import math
 import numpy as np
 from numba import njit, types
 
-from .hashing import murmur3_range
-from .libsvm_parse import _beyond_float32, _scan_number
+from .hashing import RO_I64, murmur3_range
+from .hashing import RW_BYTES as U8_1D
+from .libsvm_parse import BUF, F32_1D, I64_1D, I64_2D, U32_1D, _beyond_float32, _scan_number
 
 KIND_IGNORE, KIND_LABEL, KIND_CATEGORICAL, KIND_NUMERIC = 0, 1, 2, 3
 
@@ -43,13 +44,6 @@ SLOW_START, SLOW_END, SLOW_SLOT, SLOW_COLUMN = 0, 1, 2, 3
 ERR_CODE, ERR_LINE, ERR_START, ERR_END, ERR_COLUMN, ERR_FOUND = 0, 1, 2, 3, 4, 5
 ERR_FIELDS = 6
 
-BUF = types.Array(types.uint8, 1, "C", readonly=True)
-RO_I64 = types.Array(types.int64, 1, "C", readonly=True)
-I64_1D = types.Array(types.int64, 1, "C")
-I64_2D = types.Array(types.int64, 2, "C")
-U32_1D = types.Array(types.uint32, 1, "C")
-F32_1D = types.Array(types.float32, 1, "C")
-U8_1D = types.Array(types.uint8, 1, "C")
 
 _MIN_I64_F = -9.2e18  # int(v) of a smaller v does not fit int64: left to Python ("slow")
 
@@ -65,6 +59,18 @@ def count_lines_and_separators(buf, end, sep):
         nl += c == 10
         ns += c == sep
     return nl, ns
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _record_slow(slow, n_slow, start, end, slot, column):
+    """Note a field Python must finish (row/entry ``slot``) while there is room; returns
+    the new count (counted on when full: the caller then parses the block again with room)."""
+    if n_slow < slow.shape[0]:
+        slow[n_slow, SLOW_START] = start
+        slow[n_slow, SLOW_END] = end
+        slow[n_slow, SLOW_SLOT] = slot
+        slow[n_slow, SLOW_COLUMN] = column
+    return n_slow + 1
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -184,7 +190,6 @@ def parse_clicklog_block(buf, start, end, sep, quoting, kinds, seeds, bits, bina
     line = 0
     n_slow = 0
     n_err = 0
-    slow_cap = slow.shape[0]
     err_cap = errors.shape[0]
     stopped = False
     indptr[0] = 0
@@ -229,12 +234,7 @@ def parse_clicklog_block(buf, start, end, sep, quoting, kinds, seeds, bits, bina
                             code = E_LABEL_RANGE
                         else:
                             if status == 1:
-                                if n_slow < slow_cap:
-                                    slow[n_slow, SLOW_START] = cs
-                                    slow[n_slow, SLOW_END] = ce
-                                    slow[n_slow, SLOW_SLOT] = n_rows
-                                    slow[n_slow, SLOW_COLUMN] = col
-                                n_slow += 1
+                                n_slow = _record_slow(slow, n_slow, cs, ce, n_rows, col)
                             labels[n_rows] = np.float32(v)
                 elif kind == KIND_CATEGORICAL:
                     if ce > cs:
@@ -259,12 +259,7 @@ def parse_clicklog_block(buf, start, end, sep, quoting, kinds, seeds, bits, bina
                         else:
                             n = -1 if status == 1 or v < _MIN_I64_F else _number_token(v, scratch)
                             if n < 0:  # Python decides this one
-                                if n_slow < slow_cap:
-                                    slow[n_slow, SLOW_START] = cs
-                                    slow[n_slow, SLOW_END] = ce
-                                    slow[n_slow, SLOW_SLOT] = nnz
-                                    slow[n_slow, SLOW_COLUMN] = col
-                                n_slow += 1
+                                n_slow = _record_slow(slow, n_slow, cs, ce, nnz, col)
                                 ids[nnz] = 0  # filled in by the caller
                             else:
                                 ids[nnz] = np.uint32(murmur3_range(scratch, 0, n, np.uint64(seeds[col])) & mask)

@@ -2,9 +2,10 @@
 
 Every rule updates one coordinate ``p`` of the weights ``w`` from ``gx``, the gradient of
 the example's (importance-weighted) loss with respect to that coordinate (``g * x_j``;
-no regularization: each rule adds its own). Per-coordinate state lives in two float32
-arrays of the weights' shape, ``acc`` and ``aux`` (memory-mapped files beside
-``weights.npy``); float64 arithmetic, float32 storage.
+no regularization: each rule adds its own). Per-coordinate state lives in float32 arrays
+``acc`` and ``aux`` of the weights' shape (memory-mapped files beside ``weights.npy``, named
+in model.OPTIMIZER_STATE), or of length 0 where a rule keeps none (sgd: both, adagrad:
+``aux``); float64 arithmetic, float32 storage.
 
 sgd         w <- w (1 - eta l2) - eta gx                                   (no state)
 adagrad     g' = gx + l2 w;  acc += g'^2;  w <- w - eta g' / sqrt(beta + acc)  (Duchi et al. 2011)
@@ -16,7 +17,8 @@ normalized  scale-invariant AdaGrad (in the spirit of VW's default, Ross et al. 
             aux = max |x_j| seen (the feature's scale s; when it grows from s to s', w is
             multiplied by s / s'), u = (gx + l2 w) / s,
             acc += u^2;  w <- w - mult u / (s sqrt(acc)), where mult = eta sqrt(T / N),
-            N / T = the mean over examples of sum_j (x_j / s_j)^2 (+1 for the intercept):
+            N / T = the importance-weighted mean over examples of sum_j (x_j / s_j)^2 (+1
+            when an intercept is fitted):
             rescaling a feature by c rescales its learned weight by 1/c, and the step does
             not grow with the number of active features.
 ftrl        FTRL-Proximal (McMahan et al. 2013), alpha = eta, beta, l1, l2 on the summed
@@ -39,13 +41,6 @@ ADAGRAD = 1
 NORMALIZED = 2
 FTRL = 3
 OPTIMIZER_IDS = {"sgd": SGD, "adagrad": ADAGRAD, "normalized": NORMALIZED, "ftrl": FTRL}
-#: State arrays (beside weights.npy) each optimizer keeps: name -> role.
-STATE_FILES = {
-    "sgd": (),
-    "adagrad": ("accum",),            # acc: sum of squared gradients
-    "normalized": ("accum", "scale"),  # acc: sum of squared normalized gradients; aux: max |x|
-    "ftrl": ("ftrl_n", "ftrl_z"),     # acc: n, aux: z
-}
 #: The intercept's state in the kernels' float64 ``bstate`` array (binary models; a softmax
 #: model holds K of each of the first three, then N and T).
 B_VALUE, B_ACC, B_AUX, NORM_N, NORM_T = range(5)
@@ -84,15 +79,15 @@ def observe_scale(opt, w, aux, p, x):
 def update_coordinate(opt, w, acc, aux, p, gx, eta, mult, l1, l2, beta):
     """Apply optimizer ``opt`` to coordinate p of ``w`` (see the module docstring)."""
     wp = float(w[p])
-    if opt == 0:  # SGD
+    if opt == SGD:
         w[p] = wp * (1.0 - eta * l2) - eta * gx
-    elif opt == 1:  # ADAGRAD
+    elif opt == ADAGRAD:
         g = gx + l2 * wp
         a = acc[p] + g * g
         acc[p] = a
         if beta + a > 0.0:
             w[p] = wp - eta * g / math.sqrt(beta + a)
-    elif opt == 2:  # NORMALIZED
+    elif opt == NORMALIZED:
         s = float(aux[p])
         if s > 0.0:
             u = (gx + l2 * wp) / s
@@ -113,14 +108,14 @@ def update_coordinate(opt, w, acc, aux, p, gx, eta, mult, l1, l2, beta):
 @njit(inline="always", cache=True)
 def update_intercept(opt, b, b_acc, b_aux, g, eta, mult, beta):
     """The intercept's update (feature always 1, never regularized); returns (b, b_acc, b_aux)."""
-    if opt == 0:
+    if opt == SGD:
         return b - eta * g, b_acc, b_aux
-    if opt == 1:
+    if opt == ADAGRAD:
         a = b_acc + g * g
         if beta + a > 0.0:
             b = b - eta * g / math.sqrt(beta + a)
         return b, a, b_aux
-    if opt == 2:
+    if opt == NORMALIZED:
         a = b_acc + g * g
         if a > 0.0:
             b = b - mult * g / math.sqrt(a)

@@ -15,13 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
-OK = 0
-BAD_INDPTR = 1          # indptr of the wrong length, decreasing, or past nnz
-INDEX_OUT_OF_RANGE = 2  # a feature index >= len(weights)
-
-_ro_i64 = types.Array(types.int64, 1, "C", readonly=True)
-_ro_u32 = types.Array(types.uint32, 1, "C", readonly=True)
-_ro_f32 = types.Array(types.float32, 1, "C", readonly=True)
+from .validate import BAD_INDPTR, INDEX_OUT_OF_RANGE, OK, _ro_f32, _ro_i64, _ro_u32  # noqa: F401  (codes re-exported)
 _f64 = types.Array(types.float64, 1, "C")
 
 

@@ -36,7 +36,7 @@ from numba import njit, types
 from .losses import SQUARED, loss_and_dloss
 from .optimizers import (ADAGRAD, B_ACC, B_AUX, B_VALUE, FTRL, NORM_N, NORM_T, NORMALIZED, SGD, observe_scale,
                          update_coordinate, update_intercept)
-from .prefetch import prefetch
+from .prefetch import prefetch, prefetch_rows_ahead
 from .spinlock import spin_acquire, spin_release
 
 CONSTANT = 0
@@ -76,9 +76,11 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
     """Train on ``rows`` of the block, in that order. ``acc``/``aux`` are the optimizer's
     per-coordinate state (empty for sgd); ``bstate`` the intercept's value and state and the
     normalized rule's N and T (optimizers.B_VALUE...NORM_T). Returns (sum of s * loss before
-    each update, sum of s, number of rows whose margin was not finite: divergence, number of
-    indices >= len(w): the block is refused before its row is updated, so hostile data
-    never writes outside the arrays, whatever was validated upstream)."""
+    each update, sum of s, number of rows whose margin was not finite: divergence, 1.0 if an
+    index >= len(w) stopped the block (or the state arrays do not match w), else 0.0). Such
+    an index is never written or read, whatever was validated upstream: the rows before it
+    are trained and the block stops there (under ``normalized``, the row's features before
+    it have had their scales widened already)."""
     loss_sum = 0.0
     weight_sum = 0.0
     n_bad = 0.0
@@ -95,6 +97,7 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
     start = bstate.copy()
     b, b_acc, b_aux = start[B_VALUE], start[B_ACC], start[B_AUX]
     norm_n, norm_t = start[NORM_N], start[NORM_T]
+    out_of_range = False
     for k in range(n):
         # Memory latency, not arithmetic, bounds this loop: prefetch the next row's weights
         # (and state) and the data of rows further ahead (see prefetch.py). Hints only.
@@ -106,14 +109,7 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
                     prefetch(acc, indices[p])
                     if with_aux:
                         prefetch(aux, indices[p])
-            if k + 4 < n:
-                ahead = indptr[rows[k + 4]]
-                for off in range(0, 48, 16):
-                    prefetch(indices, ahead + off)
-                    if has_values:
-                        prefetch(values, ahead + off)
-                if k + 8 < n:
-                    prefetch(indptr, rows[k + 8])
+            prefetch_rows_ahead(indptr, indices, values, has_values, rows, k, n)
         i = rows[k]
         lo = indptr[i]
         hi = indptr[i + 1]
@@ -131,7 +127,6 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
             norm_n, norm_t = bstate[NORM_N], bstate[NORM_T]
         z = b
         nx = 0.0
-        out_of_range = False
         for p in range(lo, hi):
             j = indices[p]
             if j >= n_w:
@@ -143,7 +138,6 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
         if out_of_range:
             if use_lock:
                 spin_release(lock)
-                return loss_sum, weight_sum, n_bad, 1.0
             break
         if not np.isfinite(z):
             n_bad += 1.0
@@ -177,9 +171,7 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
         bstate[B_AUX] += b_aux - start[B_AUX]
         bstate[NORM_N] += norm_n - start[NORM_N]
         bstate[NORM_T] += norm_t - start[NORM_T]
-        if out_of_range:
-            return loss_sum, weight_sum, n_bad, 1.0
-    return loss_sum, weight_sum, n_bad, 0.0
+    return loss_sum, weight_sum, n_bad, 1.0 if out_of_range else 0.0
 
 
 @njit(TRAIN_SIGNATURE, nogil=True, cache=True)

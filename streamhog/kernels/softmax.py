@@ -26,23 +26,21 @@ import numpy as np
 from numba import njit, types
 
 from .optimizers import FTRL, NORMALIZED, SGD, observe_scale, update_coordinate, update_intercept
-from .predict import BAD_INDPTR, INDEX_OUT_OF_RANGE, OK
-from .prefetch import prefetch
-from .sgd import CONSTANT, INVSCALING  # noqa: F401  (INVSCALING: re-exported for callers)
+from .validate import BAD_INDPTR, INDEX_OUT_OF_RANGE, OK, _ro_f32, _ro_i64, _ro_u32
+from .prefetch import prefetch, prefetch_rows_ahead
+from .sgd import CONSTANT, INVSCALING, _ro, _rw  # noqa: F401  (INVSCALING: re-exported for callers)
 from .spinlock import spin_acquire, spin_release
 
 #: A margins-kernel error: arrays whose shapes disagree (weights not a multiple of K, ``out``
 #: not (n_rows, K), fewer than K intercepts, values and indices of different lengths).
 BAD_SHAPE = 3
 
-_ro = lambda dt: types.Array(dt, 1, "C", readonly=True)  # noqa: E731
-_rw = lambda dt: types.Array(dt, 1, "C")  # noqa: E731
-
 _FLOATS_PER_LINE = 16  # float32 entries per 64-byte cache line
 
 
 def bstate_length(n_classes: int) -> int:
-    """Length of a softmax model's ``bstate``: K intercepts, K of each state, N and T."""
+    """Length of the kernels' ``bstate``: K intercepts, K of each state, N and T (a binary
+    model is K = 1: optimizers.B_VALUE ... NORM_T)."""
     return 3 * n_classes + 2
 
 
@@ -73,8 +71,8 @@ def softmax_train_rows(indptr, indices, values, has_values, labels, sample_weigh
                        l1, l2, beta, fit_intercept, n_classes):
     """Train the softmax model on ``rows`` of the block, in that order (see the module
     docstring for the layouts). Returns (sum of s * loss before each update, sum of s,
-    number of rows whose margins were not all finite: divergence, number of feature
-    indices >= n_features, number of labels that are not an integer in [0, K)).
+    number of rows whose margins were not all finite: divergence, 1.0 if a feature index
+    >= n_features stopped the block, 1.0 if a label that is not an integer in [0, K) did).
 
     A bad index or label stops the block before its row is touched (not even the
     normalized rule's scales): the rows before it are trained, the counts say why it
@@ -131,14 +129,7 @@ def softmax_train_rows(indptr, indices, values, has_values, labels, sample_weigh
                         _prefetch_run(acc, j * n_cls, n_cls)
                         if with_aux:
                             _prefetch_run(aux, j * n_cls, n_cls)
-            if k + 4 < n:
-                ahead = indptr[rows[k + 4]]
-                for off in range(0, 48, 16):
-                    prefetch(indices, ahead + off)
-                    if has_values:
-                        prefetch(values, ahead + off)
-                if k + 8 < n:
-                    prefetch(indptr, rows[k + 8])
+            prefetch_rows_ahead(indptr, indices, values, has_values, rows, k, n)
         i = rows[k]
         lo = indptr[i]
         hi = indptr[i + 1]
@@ -224,9 +215,6 @@ def softmax_train_rows(indptr, indices, values, has_values, labels, sample_weigh
     return loss_sum, weight_sum, n_bad, n_out, n_label
 
 
-_ro_i64 = _ro(types.int64)
-_ro_u32 = _ro(types.uint32)
-_ro_f32 = _ro(types.float32)
 _ro_f64 = _ro(types.float64)
 _f64_2d = types.Array(types.float64, 2, "C")
 
