@@ -27,7 +27,6 @@ import numpy as np
 
 from .batch import SparseBatch
 from .errors import DataFormatError
-from .kernels import hashing as K
 
 #: Dataset metadata key (Parquet key-value metadata, Zarr attribute): the ``bits`` the ids
 #: were hashed with, so n_features == 2**hash_bits; absent when ids are not hashed.
@@ -59,6 +58,13 @@ def read_hash_bits(value, path) -> int | None:
     return int(text)
 
 
+def _kernels():
+    """The numba hashing kernels, imported on first use: reading a dataset's ``hash_bits``
+    (every Parquet/Zarr open) must not load numba (start-up, issue 5)."""
+    from .kernels import hashing
+    return hashing
+
+
 def _bytes(data) -> np.ndarray:
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -71,7 +77,7 @@ def murmur3(data, seed: int = 0) -> int:
     if not 0 <= int(seed) < 2**32:
         raise ValueError(f"seed must be in [0, 2^32), got {seed}")
     arr = _bytes(data)
-    return int(K.murmur3_32(arr, 0, len(arr), np.uint32(seed)))
+    return int(_kernels().murmur3_32(arr, 0, len(arr), np.uint32(seed)))
 
 
 def field_seed(field: str) -> int:
@@ -113,7 +119,7 @@ def merge_duplicates(batch: SparseBatch) -> SparseBatch:
     out_values = np.empty(n, dtype=np.float32)
     has_values = batch.values is not None
     values = np.ascontiguousarray(batch.values, dtype=np.float32) if has_values else np.empty(0, np.float32)
-    nnz = K.sort_merge_rows(_readonly(np.ascontiguousarray(batch.indptr, dtype=np.int64)),
+    nnz = _kernels().sort_merge_rows(_readonly(np.ascontiguousarray(batch.indptr, dtype=np.int64)),
                             np.ascontiguousarray(batch.indices, dtype=np.uint32), _readonly(values),
                             has_values, out_indptr, out_ids, out_values)
     out_values = out_values[:nnz]
@@ -130,7 +136,7 @@ def hash_batch(batch: SparseBatch, bits: int, *, merge: bool = True, seed: int =
     """
     bits = check_bits(bits)
     out = np.empty(batch.nnz, dtype=np.uint32)
-    K.hash_ids(np.ascontiguousarray(batch.indices, dtype=np.uint32), bits, np.uint32(seed), out)
+    _kernels().hash_ids(np.ascontiguousarray(batch.indices, dtype=np.uint32), bits, np.uint32(seed), out)
     hashed = replace(batch, indices=out)
     return merge_duplicates(hashed) if merge else hashed
 
