@@ -284,23 +284,20 @@ def evaluate_streamhog(data: Data, work: Path) -> tuple[dict, Proc]:
 
 
 def evaluate_vw(data: Data, work: Path) -> tuple[dict, Proc]:
+    """`vw -t -i model -r raw` on the test split: exact raw margins (not `-p --link logistic`'s
+    6 printed digits), scored as `streamhog evaluate` scores streamhog (streamhog.metrics)."""
     import pyarrow.parquet as pq
 
-    preds = work / "preds.txt"
-    p = check(measure(vw_cmd("-d", data.test_vw, "-t", "-i", work / "model.vw", "-p", preds, "--link", "logistic",
-                             "--quiet"), cwd=work), "vw -t")
-    prob = np.loadtxt(preds, usecols=0, ndmin=1)
+    from streamhog.metrics import MetricAccumulator
+
+    raw = work / "raw.txt"
+    p = check(measure(vw_cmd("-d", data.test_vw, "-t", "-i", work / "model.vw", "-r", raw, "--quiet"), cwd=work),
+              "vw -t")
+    margin = np.loadtxt(raw, usecols=0, ndmin=1)
     labels = pq.read_table(data.test_parquet, columns=["label"]).column("label").to_numpy() > 0
-    return binary_metrics(labels, prob), p
-
-
-def binary_metrics(labels: np.ndarray, prob: np.ndarray) -> dict:
-    from sklearn.metrics import roc_auc_score
-
-    # VW prints 6 significant digits: clip so that a printed 1 or 0 stays finite.
-    p = np.clip(prob, 1e-15, 1 - 1e-15)
-    logloss = float(-np.mean(np.where(labels, np.log(p), np.log1p(-p))))
-    return {"logloss": logloss, "auc": float(roc_auc_score(labels, prob)), "n_examples": int(len(labels))}
+    acc = MetricAccumulator("logistic")
+    acc.update(margin, np.where(labels, 1.0, -1.0).astype(np.float32))
+    return acc.result(), p
 
 
 def inspect_streamhog(work: Path) -> dict:
@@ -847,7 +844,8 @@ def markdown(result: dict, S: dict[str, Summary], R: list[Ratio], runs: list[Run
           "invariant updates, learning rate 0.5); input converted from the LIBSVM file (`label | id:value ...`; "
           "numeric ids hash to themselves, so no collisions). The cache is built once by a first pass over the "
           "text (`--cache_file`); 5 passes use `--passes 5 --holdout_off`. Test predictions: `-t -i model "
-          "--link logistic`. VW parses on a second thread.",
+          "-r raw` (exact margins), scored by streamhog.metrics as `streamhog evaluate` scores streamhog. VW "
+          "parses on a second thread.",
           "- scikit-learn: `SGDClassifier(loss=\"log_loss\", max_iter=epochs, tol=None)` with its defaults "
           "(alpha 1e-4, `optimal` learning rate); partial_fit gets one Parquet row group at a time "
           "(pyarrow `read_row_group` → scipy CSR float64), in a random order.",
