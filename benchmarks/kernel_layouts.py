@@ -32,6 +32,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from streamhog.kernels.losses import LOGISTIC, loss_and_dloss
 from streamhog.kernels.prefetch import prefetch, prefetch_rows_ahead
 
 X86 = platform.machine().lower() in ("x86_64", "amd64")
@@ -54,12 +55,6 @@ def _rsqrt_estimate(typingctx, x):
 def _rsqrt(x):
     r = np.float64(_rsqrt_estimate(np.float32(x)))
     return r * (1.5 - 0.5 * x * r * r)  # one Newton step: ~23 bits, float32's precision
-
-
-@njit(inline="always")
-def _logistic(y, z):
-    m = y * z
-    return (math.log1p(math.exp(-m)) if m > -30.0 else -m), -y / (1.0 + math.exp(m))
 
 
 def make_kernel(variant: str):
@@ -86,7 +81,7 @@ def make_kernel(variant: str):
             z = 0.0
             for p in range(off[i], off[i + 1]):
                 z += (pairs[2 * idx[p]] if interleaved else w[idx[p]]) * val[p]
-            loss, g = _logistic(y[i], z)
+            loss, g = loss_and_dloss(LOGISTIC, z, y[i])
             loss_sum += loss
             for p in range(off[i], off[i + 1]):
                 j = idx[p]
@@ -157,7 +152,7 @@ def hot_private(off, idx, val, y, w, acc, lr, rows, hot, keys, slots, shift, syn
             s = _slot(keys, slots, shift, mask, idx[p])
             row_slots[p - lo] = s
             z += (lw[s] if s >= 0 else w[idx[p]]) * val[p]
-        loss, g = _logistic(y[i], z)
+        loss, g = loss_and_dloss(LOGISTIC, z, y[i])
         loss_sum += loss
         for p in range(lo, off[i + 1]):
             gx = g * val[p]
