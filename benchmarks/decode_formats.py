@@ -1,8 +1,8 @@
 """How fast each on-disk layout decodes into CSR blocks: the rate that bounds streaming training.
 
 Writes one synthetic dataset (RCV1-like: Zipf ids, ~39 nnz/row) in each layout — Parquet
-and Zarr, codec none/snappy/zstd/lz4, with and without the values column, two row-group
-sizes — then reads every block with one reader (as one reader thread does), from the page
+(packed and list columns) and Zarr, codec none/snappy/zstd/lz4, with and without the values
+column, two row-group sizes — then reads every block with one reader (as one reader thread does), from the page
 cache, interleaved and repeated. Prints nnz/s (median, min-max), the share of the time
 spent in read-time validation, and the size on disk. The fastest layout is the default
 of ``streamhog convert``.
@@ -25,8 +25,9 @@ from streamhog.formats import create_writer, open_dataset
 from streamhog.kernels.validate import describe_csr_problem
 
 
-def write(fmt, path, batches, n_features, rows_per_group, compression, values):
-    w = create_writer(fmt, path, rows_per_group=rows_per_group, compression=compression, values=values)
+def write(fmt, layout, path, batches, n_features, rows_per_group, compression, values):
+    extra = {"layout": layout} if fmt == "parquet" else {}
+    w = create_writer(fmt, path, rows_per_group=rows_per_group, compression=compression, values=values, **extra)
     for b in batches:
         w.write(b)
     w.close(n_features)
@@ -54,22 +55,24 @@ def main(argv=None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     layouts = []
     for rpg in (16_384, 65_536):
-        for comp in ("none", "snappy", "zstd", "lz4"):
-            layouts.append(("parquet", rpg, comp, "keep"))
-        layouts.append(("parquet", rpg, "none", "binary"))
+        for layout in ("packed", "list"):
+            for comp in ("none", "snappy", "zstd", "lz4"):
+                layouts.append(("parquet", layout, rpg, comp, "keep"))
+            layouts.append(("parquet", layout, rpg, "none", "binary"))
         for comp in ("none", "zstd"):
-            layouts.append(("zarr", rpg, comp, "keep"))
+            layouts.append(("zarr", "-", rpg, comp, "keep"))
     print(f"writing {len(layouts)} layouts of {args.rows:,} synthetic rows to {root} ...", file=sys.stderr)
     datasets = {}
     generated = {}
-    for fmt, rpg, comp, vals in layouts:
+    for fmt, layout, rpg, comp, vals in layouts:
         spec = SyntheticSpec(n_rows=args.rows, binary=(vals == "binary"), seed=0)
         if spec not in generated:
             generated[spec] = list(synthetic_batches(spec, rows_per_block=16_384))
-        path = root / f"{fmt}-{rpg}-{comp}-{vals}.{fmt}"
+        path = root / f"{fmt}-{layout}-{rpg}-{comp}-{vals}.{fmt}"
         if not path.exists():
-            write(fmt, path, generated[spec], spec.n_features, rpg, comp, "drop" if vals == "binary" else "keep")
-        datasets[(fmt, rpg, comp, vals)] = open_dataset(path)
+            write(fmt, layout, path, generated[spec], spec.n_features, rpg, comp,
+                  "drop" if vals == "binary" else "keep")
+        datasets[(fmt, layout, rpg, comp, vals)] = open_dataset(path)
     times = {k: [] for k in datasets}
     nnz = {}
     for _ in range(args.repeats):  # interleaved: every layout once per round
@@ -79,13 +82,13 @@ def main(argv=None) -> int:
             nnz[key] = sum(reader.read(k).nnz for k in range(ds.n_blocks))
             times[key].append(time.perf_counter() - t0)
             reader.close()
-    print(f"\n{'format':8} {'rows/group':>10} {'codec':7} {'values':7} {'M nnz/s (median, min-max)':>28} "
+    print(f"\n{'format':8} {'layout':7} {'rows/group':>10} {'codec':7} {'values':7} {'M nnz/s (median, min-max)':>28} "
           f"{'validate':>9} {'MB on disk':>10}")
     for key, ds in datasets.items():
         rates = sorted(nnz[key] / t / 1e6 for t in times[key])
         share = _validation_seconds(ds) / statistics.median(times[key])
-        fmt, rpg, comp, vals = key
-        print(f"{fmt:8} {rpg:>10,} {comp:7} {vals:7} {statistics.median(rates):>12.1f} "
+        fmt, layout, rpg, comp, vals = key
+        print(f"{fmt:8} {layout:7} {rpg:>10,} {comp:7} {vals:7} {statistics.median(rates):>12.1f} "
               f"({rates[0]:6.1f}-{rates[-1]:6.1f}) {share:>8.0%} {apparent_size(ds.path) / 1e6:>10.1f}")
     if args.dir is None:
         shutil.rmtree(root, ignore_errors=True)

@@ -34,6 +34,7 @@ from numba.extending import intrinsic
 
 from streamhog.kernels.losses import LOGISTIC, loss_and_dloss
 from streamhog.kernels.prefetch import prefetch, prefetch_rows_ahead
+from workers import table_csr  # benchmarks/: either Parquet layout with pyarrow and NumPy alone
 
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -191,12 +192,8 @@ def main() -> int:
     ap.add_argument("--sync", type=int, default=4096, help="hot-private: rows between merges")
     args = ap.parse_args()
 
-    t = pq.read_table(args.data)
-    ind = t.column("indices").combine_chunks()
-    off = ind.offsets.to_numpy().astype(np.int64)
-    idx = ind.values.to_numpy()
-    val = t.column("values").combine_chunks().values.to_numpy()
-    y = np.where(t.column("label").to_numpy() > 0, 1.0, -1.0)
+    off, idx, val, labels = table_csr(pq.read_table(args.data))
+    y = np.where(labels > 0, 1.0, -1.0)
     nf, n, nnz = int(idx.max()) + 1, len(y), len(idx)
     rng = np.random.default_rng(0)
     blocks = [s + rng.permutation(min(16_384, n - s)) for s in range(0, n, 16_384)]

@@ -144,6 +144,28 @@ def run_sklearn_fit(args) -> dict:
     return {"seconds": seconds, "rows": rows * args.epochs, "nnz": nnz * args.epochs, **_metrics(clf, Xt, yt)}
 
 
+def table_csr(t):
+    """(indptr int64 from 0, indices, values float32 or None, labels) of a streamhog Parquet
+    table, with pyarrow and NumPy only, as a user of another library would read it: the
+    packed layout's binary cells by their byte offsets (docs/formats.md), or list columns."""
+    def parts(name, dtype):
+        col = t.column(name).combine_chunks()
+        if col.type == pa.binary():
+            _, off, data = col.buffers()
+            offsets = np.frombuffer(off, np.int32, count=len(col) + 1, offset=4 * col.offset).astype(np.int64)
+            flat = np.frombuffer(data, dtype, count=(offsets[-1] - offsets[0]) // 4, offset=int(offsets[0])) \
+                if offsets[-1] > offsets[0] else np.zeros(0, dtype)
+            return (offsets - offsets[0]) // 4, flat
+        offsets = col.offsets.to_numpy().astype(np.int64)
+        return offsets - offsets[0], col.values.to_numpy()[offsets[0]:offsets[-1]]
+
+    import pyarrow as pa
+
+    indptr, indices = parts("indices", "<u4")
+    values = parts("values", "<f4")[1] if "values" in t.column_names else None
+    return indptr, indices, values, t.column("label").to_numpy()
+
+
 def run_sklearn_partial(args) -> dict:
     """One epoch of partial_fit, streamed: pyarrow read_row_group → scipy CSR → partial_fit,
     row groups in a seeded random order (as streamhog reads blocks)."""
@@ -159,16 +181,10 @@ def run_sklearn_partial(args) -> dict:
     start = time.perf_counter()
     for g in np.random.default_rng(0).permutation(pf.num_row_groups).tolist():
         t = pf.read_row_group(g)
-        idx = t.column("indices").combine_chunks()
-        indptr = idx.offsets.to_numpy().astype(np.int64)
-        indices = idx.values.to_numpy()
-        if "values" in t.column_names:
-            values = t.column("values").combine_chunks().values.to_numpy().astype(np.float64)
-        else:
-            values = np.ones(len(indices))
-        indptr -= indptr[0]
+        indptr, indices, values, labels = table_csr(t)
+        values = values.astype(np.float64) if values is not None else np.ones(len(indices))
         X = sp.csr_matrix((values, indices, indptr), shape=(t.num_rows, n_features))
-        y = t.column("label").to_numpy().astype(np.float64)
+        y = labels.astype(np.float64)
         clf.partial_fit(X, y, classes=classes)
         rows += t.num_rows
         nnz += len(indices)

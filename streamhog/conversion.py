@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .atomic import atomic_output, check_destination
 from .formats import create_writer, detect_format, format_from_suffix, open_dataset
-from .formats.spec import DEFAULT_COMPRESSION, DEFAULT_ROWS_PER_GROUP, MAX_INDEX
+from .formats.spec import DEFAULT_COMPRESSION, DEFAULT_PARQUET_LAYOUT, DEFAULT_ROWS_PER_GROUP, MAX_INDEX
 from .hashing import DEFAULT_HASH_BITS, check_bits, hash_batch
 from .sparse_files import apparent_size
 
@@ -68,8 +68,8 @@ def _progress(total_bytes: int | None, enabled: bool | None, unit: str):
 
 def convert(src, dst, *, output_format: str | None = None, input_format: str = "auto",
             index_base="1", n_features: int | None = None, rows_per_group: int | None = None,
-            compression: str = DEFAULT_COMPRESSION, values: str = "auto", skip_invalid: bool = False,
-            overwrite: bool = False, threads: int = 2, progress: bool | None = False,
+            compression: str = DEFAULT_COMPRESSION, values: str = "auto", layout: str | None = None,
+            skip_invalid: bool = False, overwrite: bool = False, threads: int = 2, progress: bool | None = False,
             hash_bits: int | None = None, label_column: str | None = None, categorical=None, numeric=None,
             ignore=None) -> ConvertReport:
     """Convert ``src`` into the sparse ``dst`` dataset and return what was written.
@@ -102,6 +102,8 @@ def convert(src, dst, *, output_format: str | None = None, input_format: str = "
         if n_features is not None and n_features != 1 << hash_bits:
             raise ValueError(f"--n-features {n_features} contradicts --hash-bits {hash_bits}: hashed ids "
                              f"have n_features = 2^{hash_bits} = {1 << hash_bits:,}")
+    if layout is not None and output_format != "parquet":
+        raise ValueError(f"--layout applies to Parquet output only, not {output_format}")
     rows_per_group = rows_per_group or DEFAULT_ROWS_PER_GROUP[output_format]
     if n_features is not None and not 0 <= n_features <= MAX_INDEX + 1:
         raise ValueError(f"n_features must be between 0 and 2^32, got {n_features}")
@@ -110,6 +112,8 @@ def convert(src, dst, *, output_format: str | None = None, input_format: str = "
         raise ValueError(f"{dst}: source and destination are the same")
     report = ConvertReport(str(src), str(dst), input_format, output_format, hash_bits=hash_bits)
     options = dict(rows_per_group=rows_per_group, compression=compression, values=values)
+    if output_format == "parquet":
+        options["layout"] = layout or DEFAULT_PARQUET_LAYOUT
     start = time.perf_counter()
     with atomic_output(dst, overwrite=overwrite) as tmp:
         if input_format in ("parquet", "zarr"):
@@ -168,13 +172,13 @@ def _text_reader(src, input_format, *, index_base, n_features, hash_bits, skip_i
                         skip_invalid=skip_invalid, threads=threads)
 
 
-def _from_reader(reader, src, tmp, report, output_format, *, n_features, hash_bits, hash_ids, rows_per_group,
-                 compression, values, progress) -> None:
+def _from_reader(reader, src, tmp, report, output_format, *, n_features, hash_bits, hash_ids, progress,
+                 **options) -> None:
     """Write what a streaming text reader yields (LibsvmReader or a click-log reader)."""
     try:
         total = Path(src).stat().st_size if str(src) != "-" else None
-        writer = create_writer(output_format, tmp, rows_per_group=rows_per_group, compression=compression,
-                               values=values, has_weights=False, n_features=n_features, hash_bits=hash_bits)
+        writer = create_writer(output_format, tmp, has_weights=False, n_features=n_features, hash_bits=hash_bits,
+                               **options)
     except BaseException:
         reader.close()
         raise
@@ -182,7 +186,7 @@ def _from_reader(reader, src, tmp, report, output_format, *, n_features, hash_bi
         with _progress(total, progress, "B") as bar:
             done = 0
             for batch in reader:
-                writer.write(_hashed(batch, hash_bits, hash_ids, values, counts=not hash_ids))
+                writer.write(_hashed(batch, hash_bits, hash_ids, options["values"], counts=not hash_ids))
                 bar.update(reader.bytes_in - done)
                 done = reader.bytes_in
         _finish(writer, report, n_features)
@@ -195,8 +199,8 @@ def _from_reader(reader, src, tmp, report, output_format, *, n_features, hash_bi
     report.n_skipped, report.skipped = reader.n_skipped, list(reader.skipped)
 
 
-def _from_dataset(src, tmp, report, output_format, *, n_features, hash_bits, rows_per_group, compression,
-                  values, threads, progress) -> None:
+def _from_dataset(src, tmp, report, output_format, *, n_features, hash_bits, threads, progress,
+                  **options) -> None:
     from .stream import BatchStream, block_order
 
     ds = open_dataset(src)
@@ -207,14 +211,14 @@ def _from_dataset(src, tmp, report, output_format, *, n_features, hash_bits, row
         raise ValueError(f"{src}: --n-features {n_features} is below the dataset's n_features {ds.n_features}")
     elif ds.hash_bits is not None and n_features in (None, ds.n_features):
         report.hash_bits = hash_bits = ds.hash_bits  # still the same hashed ids: keep saying so
-    writer = create_writer(output_format, tmp, rows_per_group=rows_per_group, compression=compression,
-                           values=values, has_weights=ds.has_weights, n_features=n_features, hash_bits=hash_bits)
+    writer = create_writer(output_format, tmp, has_weights=ds.has_weights, n_features=n_features, hash_bits=hash_bits,
+                           **options)
     order = block_order(ds.n_blocks, epoch=0, seed=0, shuffle=False)
     try:
         with _progress(ds.n_rows, progress, "rows") as bar, \
                 BatchStream(ds, order, readers=max(1, threads), capacity=max(2, 2 * threads), ordered=True) as stream:
             for batch in stream:
-                writer.write(_hashed(batch, hash_bits, rehash, values))
+                writer.write(_hashed(batch, hash_bits, rehash, options["values"]))
                 bar.update(batch.n_rows)
         _finish(writer, report, n_features if n_features is not None else ds.n_features)
     except BaseException:

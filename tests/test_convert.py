@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zarr
@@ -138,6 +139,29 @@ def test_weights_survive_parquet_zarr_parquet(tmp_path, rng):
     np.testing.assert_array_equal(weights, b.weights)
     np.testing.assert_array_equal(values, b.values)
     assert nf == 40 and zarr.open_group(str(tmp_path / "w.zarr")).attrs["rows_per_block"] == 100
+
+
+def test_convert_between_parquet_layouts(tmp_path, rng, capsys):
+    """packed -> list -> packed through the CLI keeps every row; the layouts are what was asked."""
+    from conftest import random_batch
+    from test_formats import write
+
+    b = random_batch(rng, 200, 60, weights=True)
+    write("parquet", tmp_path / "p.parquet", [b], n_features=60, has_weights=True, rows_per_group=64)
+    assert main(["convert", str(tmp_path / "p.parquet"), str(tmp_path / "l.parquet"), "--layout", "list",
+                 "--quiet"]) == 0
+    assert main(["convert", str(tmp_path / "l.parquet"), str(tmp_path / "p2.parquet"), "--quiet"]) == 0
+    assert pa.types.is_list(pq.read_schema(tmp_path / "l.parquet").field("indices").type)
+    assert pq.read_schema(tmp_path / "p2.parquet").field("indices").type == pa.binary()
+    for name in ("l", "p2"):
+        indptr, indices, values, labels, weights, nf = read_raw("parquet", tmp_path / f"{name}.parquet")
+        np.testing.assert_array_equal(indptr, b.indptr)
+        np.testing.assert_array_equal(indices, b.indices)
+        np.testing.assert_array_equal(values, b.values)
+        np.testing.assert_array_equal(weights, b.weights)
+    assert main(["convert", str(tmp_path / "p.parquet"), str(tmp_path / "x.zarr"), "--layout", "list"]) == 1
+    assert "--layout applies to Parquet output only" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists()
 
 
 def test_existing_output_is_never_replaced_unasked(tmp_path, capsys):

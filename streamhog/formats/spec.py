@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 FORMAT_VERSION = 1
+#: Version 2 adds the packed Parquet layout. A file carries the lowest version that
+#: describes it (list-layout Parquet and Zarr stay 1, readable by older streamhogs).
+PACKED_FORMAT_VERSION = 2
 #: Versions this code reads. A file written by a newer streamhog is refused, not misread.
-READABLE_VERSIONS = (1,)
+READABLE_VERSIONS = (1, 2)
 
 # Column / array names, shared by Parquet and Zarr where they coincide.
 LABEL = "label"          # Parquet column
@@ -25,5 +28,11 @@ MAX_INDEX = 2**32 - 1
 #: cost per block read and needs 64K-row blocks to reach the same rate.
 DEFAULT_ROWS_PER_GROUP = {"parquet": 16_384, "zarr": 65_536}
 DEFAULT_COMPRESSION = "none"
+#: Parquet layouts of ``indices``/``values`` (docs/formats.md): ``packed`` stores each row's
+#: ids as one binary cell of little-endian uint32 (values: float32), which Arrow decodes
+#: with a copy, 3x faster than ``list`` (list<uint32>), whose repetition levels Arrow
+#: decodes per element (benchmarks/decode_formats.py). ``list`` is what other tools write.
+PARQUET_LAYOUTS = ("packed", "list")
+DEFAULT_PARQUET_LAYOUT = "packed"
 PARQUET_COMPRESSIONS = ("none", "snappy", "zstd", "lz4", "gzip")
 ZARR_COMPRESSIONS = ("none", "zstd", "lz4", "gzip")
