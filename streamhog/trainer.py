@@ -54,6 +54,38 @@ CACHE = "cache"
 BEST = "best-epoch"  # a copy of the model of the best epoch so far (early stopping)
 
 
+def finish_interrupted_copies(root: Path) -> None:
+    """Complete or undo the copies (best epoch, snapshots) that a killed run left in ``root``.
+
+    Trainer._save_copy writes ``.NAME.tmp``, then moves NAME aside to ``.NAME.old`` and
+    renames the copy into place. A ``.NAME.old`` therefore means the copy was whole: put it
+    in place if NAME is missing (the kill fell between the two renames), else it is the
+    replaced one. A ``.NAME.tmp`` without ``.NAME.old`` may be partial: drop it, as any
+    ``.NAME.deleted`` (remove_copy's).
+    """
+    if not root.is_dir():
+        return
+    for gone in root.glob(".*.deleted"):
+        shutil.rmtree(gone, ignore_errors=True)
+    for old in root.glob(".*.old"):
+        dest, tmp = root / old.name[1:-4], root / (old.name[:-4] + ".tmp")
+        if not dest.exists():
+            (tmp if tmp.is_dir() else old).rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in root.glob(".*.tmp"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_copy(path: Path) -> None:
+    """Remove a copy so that a kill midway never leaves a partial one under its name (a
+    later rollback or best-epoch restore would read it): hide it first, then delete."""
+    if path.exists():
+        gone = path.with_name(f".{path.name}.deleted")
+        shutil.rmtree(gone, ignore_errors=True)
+        path.rename(gone)
+        shutil.rmtree(gone, ignore_errors=True)
+
+
 class TrainingError(StreamhogError):
     """Training stopped: labels that do not fit the loss, divergence, or bad options."""
 
@@ -375,7 +407,7 @@ class Trainer:
                 return
             if status == "interrupted":
                 raise TrainingInterrupted(self._interrupt_message(), self.signal_received)
-        shutil.rmtree(self.model.path / BEST, ignore_errors=True)
+        remove_copy(self.model.path / BEST)
 
     def _score(self, record: dict) -> None:
         """Add the epoch's --valid and holdout metrics to its record, and the time they took
@@ -428,7 +460,7 @@ class Trainer:
         self._restore_copy(best_dir)
         st["restoring"] = False
         self.checkpoint("complete")
-        shutil.rmtree(best_dir, ignore_errors=True)
+        remove_copy(best_dir)
         self.say(f"{'early stop: ' if stopped_early else ''}the {self._watched()} {WATCHED_NAME[self.cfg.loss]} "
                  f"was best after epoch {st['best_epoch']} ({st['best_score']:.5f}); restored that epoch's model")
 
@@ -462,7 +494,7 @@ class Trainer:
         root.mkdir(exist_ok=True)
         self._save_copy(root / f"epoch-{record['epoch']:05d}-step-{record['step']:012d}", record)
         for old in self._snapshots()[:-self.keep_snapshots]:
-            shutil.rmtree(old, ignore_errors=True)
+            remove_copy(old)
 
     def _save_copy(self, dest: Path, record: dict) -> None:
         """Copy the model's files (weights, optimizer state; sparse-aware) and ``record`` into
@@ -477,7 +509,7 @@ class Trainer:
         write_checkpoint(tmp, record)
         old = dest.parent / f".{dest.name}.old"
         if dest.exists():
-            dest.rename(old)
+            dest.rename(old)  # from here until old is gone, tmp is whole: see finish_interrupted_copies
         tmp.rename(dest)
         shutil.rmtree(old, ignore_errors=True)
 

@@ -21,7 +21,7 @@ from .formats.block_cache import BlockCache
 from .kernels.softmax import bstate_length
 from .model import MAX_FEATURES, META, Model
 from .signals import stop_gracefully_on_signals
-from .trainer import CACHE, Trainer, TrainingError, fresh_state, check_labels, dataset_schema
+from .trainer import CACHE, SNAPSHOTS, Trainer, finish_interrupted_copies, TrainingError, fresh_state, check_labels, dataset_schema
 
 
 def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
@@ -89,6 +89,8 @@ def _resume(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, sa
     """The model, config and state to continue; refuses a changed dataset or loss."""
     for stale in model_dir.glob(".*.tmp-*"):  # temporaries of a run killed while writing
         stale.unlink()
+    for root in (model_dir, model_dir / SNAPSHOTS):  # copies it was making (best epoch, snapshots)
+        finish_interrupted_copies(root)
     record, warnings = read_checkpoint(model_dir)
     for w in warnings:
         say(f"warning: {w}; using the previous checkpoint")

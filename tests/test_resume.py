@@ -162,7 +162,7 @@ def test_kill_9_at_random_moments_always_resumes(data, tmp_path):
     model = Model.open(m)
     assert model.meta["training"]["status"] == "complete" and len(model.meta["history"]) == 3
     assert _logloss(m, data) == pytest.approx(_logloss(ref, data), rel=0.01)
-    assert not any(p.name.startswith(".") for p in m.iterdir())  # stale temporaries cleaned on resume
+    assert not [p.name for p in m.iterdir() if p.name.startswith(".")]  # stale temporaries cleaned on resume
 
 
 def test_damaged_records_fall_back_or_say_so(data, tmp_path):
@@ -234,3 +234,40 @@ def test_snapshots_are_sparse_and_roll_back_a_divergence(data, tmp_path):
     assert record["status"] == "rolled-back" and record["epoch"] == 3
     streamhog.train(data / "train.parquet", m, epochs=4, resume=True, lr=0.02, quiet=True)  # a lower --lr
     assert len(Model.open(m).meta["history"]) == 4
+
+
+def _copy_dir(path, content):
+    path.mkdir()
+    (path / "weights.npy").write_text(content)
+
+
+@pytest.mark.parametrize("killed", ["writing the copy", "between the renames", "removing the replaced copy",
+                                    "deleting a copy"])
+def test_a_copy_interrupted_at_any_step_is_finished_or_undone(tmp_path, killed):
+    """Trainer._save_copy writes .NAME.tmp, moves NAME to .NAME.old, renames the copy in;
+    remove_copy hides NAME as .NAME.deleted before deleting it: whatever step a kill falls
+    on, the resume leaves NAME whole (old or new) or absent, and no temporaries."""
+    from streamhog.trainer import finish_interrupted_copies, remove_copy
+
+    name, tmp, old = tmp_path / "best-epoch", tmp_path / ".best-epoch.tmp", tmp_path / ".best-epoch.old"
+    if killed == "writing the copy":
+        _copy_dir(name, "previous")
+        _copy_dir(tmp, "partial")
+        expected = "previous"
+    elif killed == "between the renames":
+        _copy_dir(old, "previous")
+        _copy_dir(tmp, "new")
+        expected = "new"
+    elif killed == "removing the replaced copy":
+        _copy_dir(name, "new")
+        _copy_dir(old, "previous")
+        expected = "new"
+    else:
+        _copy_dir(tmp_path / ".best-epoch.deleted", "partly deleted")
+        expected = None
+    finish_interrupted_copies(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if expected is None else ["best-epoch"])
+    if expected is not None:
+        assert (name / "weights.npy").read_text() == expected
+        remove_copy(name)
+        assert not list(tmp_path.iterdir())

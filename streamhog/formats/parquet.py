@@ -361,6 +361,8 @@ def _packed_parts(arr: pa.Array, name: str, dtype: str) -> tuple[np.ndarray, np.
     """A packed column's cell offsets, counted in entries and rebased to 0, and the entries
     of this array's cells as ``dtype`` (little-endian), zero-copy when aligned."""
     _, offset_buf, data_buf = arr.buffers()
+    if offset_buf is None:  # no rows
+        return np.zeros(1, np.int32), np.zeros(0, np.dtype(dtype).newbyteorder("="))
     offsets = np.frombuffer(offset_buf, np.int32, count=len(arr) + 1, offset=4 * arr.offset)
     ragged = np.diff(offsets) & 3
     if ragged.any():
