@@ -868,7 +868,8 @@ def markdown(result: dict, S: dict[str, Summary], R: list[Ratio], runs: list[Run
           "parses on a second thread.",
           "- scikit-learn: `SGDClassifier(loss=\"log_loss\", max_iter=epochs, tol=None)` with its defaults "
           "(alpha 1e-4, `optimal` learning rate); partial_fit gets one Parquet row group at a time "
-          "(pyarrow `read_row_group` → scipy CSR float64), in a random order.",
+          "(pyarrow `read_row_group`, the packed cells read by their byte offsets with NumPy, → scipy CSR "
+          "float64: the fast decode of streamhog's layout serves it too), in a random order.",
           "- The kernel: `streamhog.kernels.sgd.train_rows` over the train split decoded into memory by "
           "streamhog's readers, with the trainer's defaults, block order, row shuffling and step counter; 2 "
           "Python threads share one weight vector and claim blocks from a shared queue.",
