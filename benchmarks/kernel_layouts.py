@@ -9,6 +9,9 @@ Hogwild! threads (alternate blocks), interleaved and repeated:
   adagrad-rsqrt  the same, 1/sqrt by the CPU's estimate + one Newton step (x86 only)
   interleaved    (w, acc) pairs in one array: one cache line per non-zero
   interleaved-rsqrt
+  strided-views  the two-array kernel given w = pairs[0::2], acc = pairs[1::2]: the interleaved
+                 memory with the kernel unchanged (numba indexes a strided array by a
+                 run-time stride; each line is prefetched twice)
   hot-private    two arrays, the 256 most frequent features kept per thread and merged
                  into the shared arrays every 4096 rows (a hash-set lookup per non-zero)
 
@@ -212,6 +215,9 @@ def main() -> int:
     for v in variants:
         k = make_kernel(v)
         runners[v] = (lambda k: lambda rows, w, acc, pairs: k(off, idx, val, y, w, acc, pairs, 0.1, rows))(k)
+    two_arrays = make_kernel("adagrad")
+    runners["strided-views"] = lambda rows, w, acc, pairs: two_arrays(off, idx, val, y, pairs[0::2], pairs[1::2],
+                                                                      pairs, 0.1, rows)
     runners["hot-private"] = lambda rows, w, acc, pairs: hot_private(off, idx, val, y, w, acc, 0.1, rows, hot,
                                                                      keys, slots, 64 - bits, args.sync)
     for f in runners.values():  # compile
