@@ -509,6 +509,7 @@ class Trainer:
         write_checkpoint(tmp, record)
         old = dest.parent / f".{dest.name}.old"
         if dest.exists():
+            shutil.rmtree(old, ignore_errors=True)  # a stale one would make the rename fail
             dest.rename(old)  # from here until old is gone, tmp is whole: see finish_interrupted_copies
         tmp.rename(dest)
         shutil.rmtree(old, ignore_errors=True)

@@ -21,7 +21,8 @@ from .formats.block_cache import BlockCache
 from .kernels.softmax import bstate_length
 from .model import MAX_FEATURES, META, Model
 from .signals import stop_gracefully_on_signals
-from .trainer import CACHE, SNAPSHOTS, Trainer, finish_interrupted_copies, TrainingError, fresh_state, check_labels, dataset_schema
+from .trainer import (CACHE, SNAPSHOTS, Trainer, TrainingError, check_labels, dataset_schema,
+                      finish_interrupted_copies, fresh_state)
 
 
 def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
