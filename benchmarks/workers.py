@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-_EMPTY_F32 = np.zeros(0, np.float32)
 
 
 def load_blocks(path):
@@ -34,13 +33,14 @@ def load_blocks(path):
 
 
 def run_kernel(args) -> dict:
-    """The ceiling: ``train_rows`` over in-memory blocks for one epoch, as the trainer
+    """The ceiling: ``train_block`` over in-memory blocks for one epoch, as the trainer
     calls it (same block order, row order, step counter, default optimizer and
     hyper-parameters), without I/O."""
     from streamhog.config import TrainConfig
     from streamhog.kernels.losses import LOSS_IDS
     from streamhog.kernels.optimizers import OPTIMIZER_IDS
-    from streamhog.kernels.sgd import CONSTANT, INVSCALING, train_rows
+    from streamhog.kernels.block import ModelArrays, UpdateRule, train_block
+    from streamhog.kernels.linear import CONSTANT, INVSCALING
     from streamhog.model import OPTIMIZER_STATE
     from streamhog.stream import block_order
 
@@ -50,23 +50,15 @@ def run_kernel(args) -> dict:
     order = block_order(ds.n_blocks, epoch=0, seed=cfg.seed).tolist()
     # Row permutations are drawn before the clock starts: the ceiling is the kernel alone.
     perms = {k: np.random.default_rng([cfg.seed, 0, k]).permutation(blocks[k].n_rows) for k in order}
-    w = np.zeros(ds.n_features, np.float32)
-    n_state = len(OPTIMIZER_STATE[cfg.optimizer])
-    acc = np.zeros(ds.n_features if n_state > 0 else 0, np.float32)
-    aux = np.zeros(ds.n_features if n_state > 1 else 0, np.float32)
-    intercept = np.zeros(5, np.float64)
-    lock_cell = np.zeros(1, np.int32)
+    arrays = ModelArrays.zeros(ds.n_features, len(OPTIMIZER_STATE[cfg.optimizer]))
+    rule = UpdateRule.for_threads(args.threads, OPTIMIZER_IDS[cfg.optimizer], LOSS_IDS[cfg.loss], schedule,
+                                  power_t=cfg.power_t, l1=cfg.l1, l2=cfg.l2, beta=cfg.smoothing)
 
-    def train_block(k: int, t0: int):
-        b = blocks[k]
-        return train_rows(b.indptr, b.indices, b.values if b.values is not None else _EMPTY_F32,
-                          b.values is not None, b.labels, b.weights if b.weights is not None else _EMPTY_F32,
-                          b.weights is not None, perms[k], w, acc, aux, intercept, lock_cell, False,
-                          OPTIMIZER_IDS[cfg.optimizer], LOSS_IDS[cfg.loss], schedule, cfg.lr, cfg.power_t, t0,
-                          cfg.l1, cfg.l2, cfg.smoothing, True)
+    def train(k: int, t0: int):
+        return train_block(blocks[k], perms[k], arrays, rule, lr=cfg.lr, t0=t0)
 
-    train_block(order[0], 0)  # warm-up: loads the numba cache (or compiles) before timing
-    for arr in (w, acc, aux, intercept):
+    train(order[0], 0)  # warm-up: loads the numba cache (or compiles) before timing
+    for arr in (arrays.w, arrays.acc, arrays.aux, arrays.bstate):
         arr[:] = 0.0
 
     claim = threading.Lock()
@@ -81,7 +73,7 @@ def run_kernel(args) -> dict:
                 state["next"] += 1
                 t0 = state["step"]
                 state["step"] += blocks[k].n_rows
-            result = train_block(k, t0)  # (loss sum, weight sum, ...): the tail has grown before
+            result = train(k, t0)  # (loss sum, weight sum, ...): the tail has grown before
             with claim:
                 state["loss"] += result[0]
                 state["weight"] += result[1]

@@ -1,6 +1,6 @@
 """Training: reader threads → bounded stream → N consumer threads → one shared weight vector.
 
-Consumers run the nogil training kernel (kernels/sgd.py, or kernels/softmax.py for K
+Consumers run the nogil training kernels through kernels/block.py (linear, or softmax for K
 classes) on whole blocks and write the memory-mapped weights and optimizer state without
 locks (Hogwild!). Each block arrives with its learning-rate state: the step
 counter of its first row, claimed under a lock once per block (not per example). With
@@ -41,14 +41,14 @@ from .describe import label_counts
 from .hashing import hash_batch
 from .holdout import WATCHED_NAME, holdout_mask, watched_score
 from .interrupt import TrainingInterrupted
+from .kernels.block import ModelArrays, UpdateRule, train_block
+from .kernels.linear import CONSTANT, INVSCALING
 from .kernels.losses import LOSS_IDS
 from .kernels.optimizers import B_VALUE, OPTIMIZER_IDS
-from .kernels.sgd import CONSTANT, INVSCALING, train_rows
-from .kernels.softmax import bstate_length, softmax_train_rows
+from .kernels.softmax import bstate_length
 from .model import CLASSIFICATION_LOSSES, Model
 from .stream import BatchStream, block_order
 
-_EMPTY_F32 = np.zeros(0, np.float32)
 SNAPSHOTS = "snapshots"
 CACHE = "cache"
 BEST = "best-epoch"  # a copy of the model of the best epoch so far (early stopping)
@@ -219,18 +219,19 @@ class Trainer:
         self.keep_snapshots = keep_snapshots
         self.say = say or (lambda msg: None)
         self.bar = bar
-        self.loss_id = LOSS_IDS.get(config.loss, -1)  # softmax has its own kernel
-        self.schedule = INVSCALING if config.lr_schedule == "invscaling" else CONSTANT
-        # Plain flat ndarray views (cheaper to pass to numba; a softmax matrix row-major, j*K + k).
-        self.w = np.asarray(model.weights).reshape(-1)
         self.n_classes = model.n_classes
-        self.optimizer_id = OPTIMIZER_IDS[config.optimizer]
+        # Plain flat ndarray views (cheaper to pass to numba; a softmax matrix row-major, j*K + k).
         state_arrays = [np.asarray(a).reshape(-1) for a in model.state.values()]
-        self.acc = state_arrays[0] if state_arrays else np.zeros(0, np.float32)
-        self.aux = state_arrays[1] if len(state_arrays) > 1 else np.zeros(0, np.float32)
+        empty = np.zeros(0, np.float32)
         # The intercept, its optimizer state and the normalized rule's N and T (optimizers.py).
         self.bstate = np.array(state["bstate"], dtype=np.float64)
-        self.lock_cell = np.zeros(1, np.int32)
+        self.arrays = ModelArrays(np.asarray(model.weights).reshape(-1), state_arrays[0] if state_arrays else empty,
+                                  state_arrays[1] if len(state_arrays) > 1 else empty, self.bstate,
+                                  self.n_classes or 1)
+        self.rule = UpdateRule.for_threads(
+            config.threads, OPTIMIZER_IDS[config.optimizer], LOSS_IDS.get(config.loss, -1),
+            INVSCALING if config.lr_schedule == "invscaling" else CONSTANT, power_t=config.power_t, l1=config.l1,
+            l2=config.l2, beta=config.smoothing, use_lock=config.sync == "lock")
         self.signal_received: int | None = None
         self._last_checkpoint = time.monotonic()
         self._blocks_left = stop_after_blocks
@@ -252,35 +253,24 @@ class Trainer:
                     rows = rows[~self._held_out(batch)[rows]]
                     nnz = int(np.diff(batch.indptr)[rows].sum())
                 t0 = ctl.claim_steps(len(rows))
-                values = batch.values if batch.values is not None else _EMPTY_F32
-                weights = batch.weights if batch.weights is not None else _EMPTY_F32
                 # Training-time --hash-bits: each row keeps its (possibly colliding) ids, as scoring does.
-                indices = batch.indices if cfg.hash_bits is None else hash_batch(batch, cfg.hash_bits, merge=False).indices
-                if self.n_classes is None:
-                    loss, weight, n_bad, n_out = train_rows(
-                        batch.indptr, indices, values, batch.values is not None, batch.labels, weights,
-                        batch.weights is not None, rows, self.w, self.acc, self.aux, self.bstate, self.lock_cell,
-                        cfg.sync == "lock", self.optimizer_id, self.loss_id, self.schedule, lr, cfg.power_t, t0,
-                        cfg.l1, cfg.l2, cfg.smoothing, True)
-                else:
-                    loss, weight, n_bad, n_out, n_label = softmax_train_rows(
-                        batch.indptr, indices, values, batch.values is not None, batch.labels, weights,
-                        batch.weights is not None, rows, self.w, self.acc, self.aux, self.bstate, self.lock_cell,
-                        cfg.sync == "lock", self.optimizer_id, self.schedule, lr, cfg.power_t, t0,
-                        cfg.l1, cfg.l2, cfg.smoothing, True, self.n_classes)
-                    if n_label:
-                        raise DataFormatError(batch.source, f"a label is not a class id 0..{self.n_classes - 1}; "
-                                                            "the block was refused")
-                if n_out:
+                indices = None if cfg.hash_bits is None else hash_batch(batch, cfg.hash_bits, merge=False).indices
+                res = train_block(batch, rows, self.arrays, self.rule, lr=lr, t0=t0, indices=indices)
+                if res.bad_label:
+                    raise DataFormatError(batch.source, f"a label is not a class id 0..{self.n_classes - 1}; "
+                                                        "the block was refused")
+                if res.out_of_range:
                     raise DataFormatError(batch.source, f"a feature index is >= the model's n_features "
-                                                        f"{len(self.w):,}; the block was refused")
-                if n_bad or not np.isfinite(loss) or not np.isfinite(self.bstate).all():
+                                                        f"{self.model.n_features:,}; the block was refused")
+                if res.bad_call:
+                    raise RuntimeError(f"{batch.source}: the training kernel refused the model's arrays")
+                if res.n_nonfinite or not np.isfinite(res.loss_sum) or not np.isfinite(self.bstate).all():
                     raise DivergenceError(
                         f"training diverged in epoch {epoch + 1}, {batch.source}: the margin became NaN or "
                         f"infinite; lower --lr (now {cfg.lr:g})")
                 if self.cache is not None:
                     self.cache.offer(batch)  # background write; later epochs memory-map it
-                ctl.block_done(batch.block, len(rows), nnz, loss, weight)
+                ctl.block_done(batch.block, len(rows), nnz, res.loss_sum, res.weight_sum)
                 if self._blocks_left is not None:
                     with ctl.cond:
                         self._blocks_left -= 1

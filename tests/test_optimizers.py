@@ -13,7 +13,8 @@ from streamhog.describe import model_info
 from streamhog.interrupt import TrainingInterrupted
 from streamhog.kernels.losses import LOSS_IDS
 from streamhog.kernels.optimizers import OPTIMIZER_IDS
-from streamhog.kernels.sgd import CONSTANT, INVSCALING, train_rows
+from streamhog.kernels.block import ModelArrays, UpdateRule, train_block
+from streamhog.kernels.linear import CONSTANT, INVSCALING
 from streamhog.model import OPTIMIZER_STATE, Model
 
 from conftest import random_batch
@@ -110,9 +111,9 @@ def test_kernel_matches_numpy_reference(rng, opt, loss, schedule, binary, weight
     acc = np.zeros(30 if n_state > 0 else 0, np.float32)
     aux = np.zeros(30 if n_state > 1 else 0, np.float32)
     bstate = np.zeros(5)
-    out = train_rows(batch.indptr, batch.indices, batch.values if not binary else E, not binary, batch.labels,
-                     batch.weights if weights else E, weights, rows, w, acc, aux, bstate, np.zeros(1, np.int32),
-                     False, OPTIMIZER_IDS[opt], LOSS_IDS[loss], schedule, lr, power_t, t0, l1, l2, beta, True)
+    out = train_block(batch, rows, ModelArrays(w, acc, aux, bstate),
+                      UpdateRule(OPTIMIZER_IDS[opt], LOSS_IDS[loss], schedule, power_t=power_t, l1=l1, l2=l2, beta=beta),
+                      lr=lr, t0=t0)
     ref_w, ref_acc, ref_aux, ref_b = numpy_train(batch, rows, 30, opt, loss, schedule, lr, power_t, t0, l1, l2, beta)
     np.testing.assert_allclose(w, ref_w, rtol=2e-5, atol=1e-6)
     if n_state > 0:
@@ -120,7 +121,7 @@ def test_kernel_matches_numpy_reference(rng, opt, loss, schedule, binary, weight
     if n_state > 1:
         np.testing.assert_allclose(aux, ref_aux, rtol=2e-5, atol=1e-5)
     np.testing.assert_allclose(bstate, ref_b, rtol=1e-6, atol=1e-9)
-    assert out[3] == 0.0 and out[2] == 0.0
+    assert out.flags == 0 and out.n_nonfinite == 0
 
 
 @pytest.mark.parametrize("opt", ["adagrad", "normalized", "ftrl"])
@@ -131,9 +132,8 @@ def test_lock_baseline_equals_lock_free_on_one_thread(rng, opt):
     for use_lock in (False, True):
         w, acc, aux, bstate = (np.zeros(40, np.float32), np.zeros(40, np.float32), np.zeros(40, np.float32),
                                np.zeros(5))
-        train_rows(batch.indptr, batch.indices, batch.values, True, batch.labels, E, False, rows, w, acc, aux,
-                   bstate, np.zeros(1, np.int32), use_lock, OPTIMIZER_IDS[opt], 0, CONSTANT, 0.1, 0.5, 0, 0.1, 1e-3,
-                   1.0, True)
+        train_block(batch, rows, ModelArrays(w, acc, aux, bstate),
+                    UpdateRule(OPTIMIZER_IDS[opt], 0, CONSTANT, l1=0.1, l2=1e-3, use_lock=use_lock), lr=0.1, t0=0)
         results.append((w, acc, aux, bstate))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
@@ -149,9 +149,8 @@ def test_normalized_is_invariant_to_feature_scale(rng):
     ws = []
     for b in (batch, scaled):
         w, acc, aux, bstate = np.zeros(20, np.float32), np.zeros(20, np.float32), np.zeros(20, np.float32), np.zeros(5)
-        train_rows(b.indptr, b.indices, b.values, True, b.labels, E, False, rows, w, acc, aux, bstate,
-                   np.zeros(1, np.int32), False, OPTIMIZER_IDS["normalized"], 0, CONSTANT, 0.5, 0.5, 0, 0.0, 0.0,
-                   1.0, True)
+        train_block(b, rows, ModelArrays(w, acc, aux, bstate), UpdateRule(OPTIMIZER_IDS["normalized"], 0, CONSTANT),
+                    lr=0.5, t0=0)
         ws.append(w.astype(np.float64))
     np.testing.assert_allclose(ws[1] * scale, ws[0], rtol=1e-3, atol=1e-6)
 

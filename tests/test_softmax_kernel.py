@@ -12,12 +12,13 @@ import pytest
 
 from streamhog.kernels.optimizers import OPTIMIZER_IDS
 from streamhog.kernels.predict import BAD_INDPTR, INDEX_OUT_OF_RANGE, OK
-from streamhog.kernels.softmax import (BAD_SHAPE, CONSTANT, INVSCALING, bstate_length, softmax_margins,
-                                       softmax_probabilities, softmax_train_rows)
+from streamhog.kernels.linear import BAD_CALL, BAD_LABEL, CONSTANT, INVSCALING, OUT_OF_RANGE
+from streamhog.kernels.softmax import BAD_SHAPE, bstate_length, softmax_margins, softmax_probabilities, softmax_train
 
 from conftest import random_batch
 
 E = np.zeros(0, np.float32)
+NO_GATE = np.zeros(0, np.int32)
 OPTIMIZERS = ["sgd", "adagrad", "normalized", "ftrl"]
 HYPER = dict(lr=0.1, power_t=0.5, l1=0.5, l2=0.01, beta=1.0)  # l1: ftrl only
 
@@ -123,10 +124,13 @@ class State:
             for a in ins:
                 a.flags.writeable = False
         indptr, indices, values, labels, weights, rows = ins
-        return softmax_train_rows(indptr, indices, values, has_values, labels, weights, has_weights, rows,
-                                  self.w.reshape(-1), self.acc.reshape(-1), self.aux.reshape(-1), self.bstate,
-                                  self.lock, use_lock, OPTIMIZER_IDS[self.opt], schedule, lr, power_t, t0,
-                                  l1, l2, beta, fit_intercept, self.K)
+        loss, weight, n_bad, flags = softmax_train(
+            indptr, indices, values, has_values, labels, weights, has_weights, rows, self.w.reshape(-1),
+            self.acc.reshape(-1), self.aux.reshape(-1), self.bstate, self.lock, NO_GATE, self.K,
+            OPTIMIZER_IDS[self.opt], 0, schedule, lr, power_t, t0, l1, l2, beta, fit_intercept, use_lock, 1 << 30,
+            np.inf)
+        # (loss, weight, non-finite rows, index refused, label refused), as floats
+        return (loss, weight, float(n_bad), float(bool(flags & OUT_OF_RANGE)), float(bool(flags & BAD_LABEL)))
 
     def arrays(self):
         return [a.copy() for a in (self.w, self.acc, self.aux, self.bstate)]
@@ -281,9 +285,9 @@ def test_malformed_blocks_are_refused_before_anything_is_written(rng, case):
         bstate = np.zeros(bstate_length(K) + 1)
     elif case == "w_not_k_multiple":
         w, acc, aux = w[:-1], acc[:-1], aux[:-1]
-    out = softmax_train_rows(indptr, indices, values, True, labels, E, False, rows, w, acc, aux, bstate,
-                             m.lock, False, OPTIMIZER_IDS["adagrad"], CONSTANT, 0.1, 0.5, 0, 0.0, 0.0, 1.0, True, K)
-    assert out == (0.0, 0.0, 0.0, 1.0, 0.0)
+    out = softmax_train(indptr, indices, values, True, labels, E, False, rows, w, acc, aux, bstate, m.lock, NO_GATE,
+                        K, OPTIMIZER_IDS["adagrad"], 0, CONSTANT, 0.1, 0.5, 0, 0.0, 0.0, 1.0, True, False, 1024, 0.05)
+    assert out == (0.0, 0.0, 0, BAD_CALL)
     assert not m.w.any() and not m.acc.any() and not bstate.any()
 
 

@@ -13,7 +13,9 @@ import streamhog
 from streamhog.cli import main
 from streamhog.datasets import a9a
 from streamhog.kernels.losses import LOSS_IDS
-from streamhog.kernels.sgd import CONSTANT, INVSCALING, train_rows
+from streamhog.kernels.block import ModelArrays, UpdateRule, train_block
+from streamhog.kernels.linear import CONSTANT, INVSCALING
+from streamhog.kernels.optimizers import SGD
 from streamhog.model import Model
 from streamhog.trainer import TrainingError
 
@@ -37,22 +39,20 @@ def test_kernel_matches_numpy_reference(rng, loss, schedule, binary, weights):
     lr, power_t, t0, l2 = 0.1, 0.5, 7, 0.01
     # The NumPy reference of every optimizer (tests/test_optimizers.py), here plain SGD.
     ref_w, _, _, (ref_b, *_) = numpy_train(batch, rows, 30, "sgd", loss, schedule, lr, power_t, t0, 0.0, l2, 1.0)
-    out = train_rows(batch.indptr, batch.indices, batch.values if not binary else E, not binary, batch.labels,
-                     batch.weights if weights else E, weights, rows, w, E.copy(), E.copy(), b, np.zeros(1, np.int32),
-                     False, 0, LOSS_IDS[loss], schedule, lr, power_t, t0, 0.0, l2, 1.0, True)
+    out = train_block(batch, rows, ModelArrays(w, E.copy(), E.copy(), b),
+                      UpdateRule(SGD, LOSS_IDS[loss], schedule, power_t=power_t, l2=l2), lr=lr, t0=t0)
     np.testing.assert_allclose(w, ref_w, rtol=1e-5, atol=1e-6)
     assert b[0] == pytest.approx(ref_b, rel=1e-6, abs=1e-9)
-    assert out[1] == pytest.approx(batch.weights.sum() if weights else 200, rel=1e-6)
-    assert out[3] == 0.0
+    assert out.weight_sum == pytest.approx(batch.weights.sum() if weights else 200, rel=1e-6)
+    assert out.flags == 0
 
 
 def test_kernel_refuses_an_index_beyond_the_weights(rng):
     batch = random_batch(rng, 50, 30, max_nnz=6)
     w = np.zeros(20, np.float32)  # smaller than the data's 30 features
-    out = train_rows(batch.indptr, batch.indices, batch.values, True, batch.labels, E, False,
-                     np.arange(50), w, E.copy(), E.copy(), np.zeros(5), np.zeros(1, np.int32), False, 0, 0, CONSTANT,
-                     0.1, 0.5, 0, 0.0, 0.0, 1.0, True)
-    assert out[3] == 1.0
+    out = train_block(batch, np.arange(50), ModelArrays(w, E.copy(), E.copy(), np.zeros(5)),
+                      UpdateRule(SGD, 0, CONSTANT), lr=0.1, t0=0)
+    assert out.out_of_range
 
 
 @pytest.fixture(scope="module")

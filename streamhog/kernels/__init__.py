@@ -1,8 +1,8 @@
 """numba ``nogil`` kernels (see each module).
 
 numba's on-disk cache (``cache=True``) is keyed on the source file of each compiled function
-alone: a kernel that compiles in functions from another module (e.g. ``sgd.py`` inlines
-``optimizers.py``, ``losses.py`` and ``spinlock.py``; ``clicklog_parse.py`` compiles in
+alone: a kernel that compiles in functions from another module (e.g. ``linear.py`` inlines
+``optimizers.py``, ``losses.py`` and ``atomics.py``; ``clicklog_parse.py`` compiles in
 ``libsvm_parse.py`` and ``hashing.py``) keeps its old machine code when only that module
 changes. An editable install that pulls such a change would run the old arithmetic. So one
 digest of every kernel source is kept beside numba's cache, which is emptied when it differs.

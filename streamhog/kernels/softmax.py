@@ -16,7 +16,8 @@ For row i with class y (a label in {0, ..., K-1}) and importance weight s:
 
 and every entry (j, k) of the row is updated by the optimizer's per-coordinate rule
 (kernels/optimizers.py) from g_k x_ij, intercept k from g_k. Regularization, step sizes
-and the lock / lock-free conventions are those of the binary kernel (kernels/sgd.py).
+and the lock / lock-free conventions (the intercepts published every ``sync_rows`` rows) are those
+of the linear kernel (kernels/linear.py).
 """
 from __future__ import annotations
 
@@ -25,11 +26,12 @@ import math
 import numpy as np
 from numba import njit, types
 
+from .atomics import gate_wait, publish, read_shared, spin_acquire, spin_release
+from .linear import BAD_CALL, BAD_LABEL, CONSTANT, OUT_OF_RANGE, TRAIN_SIGNATURE
 from .optimizers import FTRL, NORMALIZED, SGD, observe_scale, update_coordinate, update_intercept
-from .validate import BAD_INDPTR, INDEX_OUT_OF_RANGE, OK, _ro_f32, _ro_i64, _ro_u32
 from .prefetch import prefetch, prefetch_rows_ahead
-from .sgd import CONSTANT, INVSCALING, _ro, _rw  # noqa: F401  (INVSCALING: re-exported for callers)
-from .spinlock import spin_acquire, spin_release
+from .types import RO_F32, RO_F64, RO_I64, RO_U32, RW_F64_2D
+from .validate import BAD_INDPTR, INDEX_OUT_OF_RANGE, OK
 
 #: A margins-kernel error: arrays whose shapes disagree (weights not a multiple of K, ``out``
 #: not (n_rows, K), fewer than K intercepts, values and indices of different lengths).
@@ -44,19 +46,6 @@ def bstate_length(n_classes: int) -> int:
     return 3 * n_classes + 2
 
 
-SOFTMAX_TRAIN_SIGNATURE = types.UniTuple(types.float64, 5)(
-    _ro(types.int64), _ro(types.uint32), _ro(types.float32), types.boolean,   # indptr, indices, values, has_values
-    _ro(types.float32), _ro(types.float32), types.boolean,                    # labels, weights, has_weights
-    _ro(types.int64),                                                         # rows: visiting order
-    _rw(types.float32), _rw(types.float32), _rw(types.float32),               # w, acc, aux: flat (n_features * K)
-    _rw(types.float64), _rw(types.int32), types.boolean,                      # bstate, lock, use_lock
-    types.int64, types.int64,                                                 # optimizer, schedule
-    types.float64, types.float64, types.int64,                                # lr, power_t, t0
-    types.float64, types.float64, types.float64, types.boolean,               # l1, l2, beta, fit_intercept
-    types.int64,                                                              # n_classes
-)
-
-
 @njit(inline="always", cache=True)
 def _prefetch_run(a, base, n_classes):
     """Hint the cache lines holding a[base : base + K] (one per line; usually one or two)."""
@@ -65,58 +54,68 @@ def _prefetch_run(a, base, n_classes):
         prefetch(a, line * _FLOATS_PER_LINE)
 
 
-@njit(SOFTMAX_TRAIN_SIGNATURE, nogil=True, cache=True)
-def softmax_train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows,
-                       w, acc, aux, bstate, lock, use_lock, opt, schedule, lr, power_t, t0,
-                       l1, l2, beta, fit_intercept, n_classes):
+@njit(TRAIN_SIGNATURE, nogil=True, cache=True)
+def softmax_train(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows,
+                  w, acc, aux, bstate, lock, gate, n_classes, opt, loss_id, schedule, lr, power_t, t0,
+                  l1, l2, beta, fit_intercept, use_lock, sync_rows, sync_change):
     """Train the softmax model on ``rows`` of the block, in that order (see the module
-    docstring for the layouts). Returns (sum of s * loss before each update, sum of s,
-    number of rows whose margins were not all finite: divergence, 1.0 if a feature index
-    >= n_features stopped the block, 1.0 if a label that is not an integer in [0, K) did).
-
-    A bad index or label stops the block before its row is touched (not even the
-    normalized rule's scales): the rows before it are trained, the counts say why it
-    stopped. A row with a non-finite margin is skipped (the normalized rule has observed
-    its scales, as in the binary kernel). A malformed call (n_classes < 1, state arrays of
-    the wrong length, ``rows`` or ``indptr`` pointing outside the block, short ``values``,
-    ``labels`` or weights) is refused before anything is written, as (0, 0, 0, 1, 0).
-    Whatever the data, nothing is read or written out of bounds."""
+    docstring for the layouts; the arguments and results are the linear kernel's,
+    ``loss_id`` unused). A bad index (flag OUT_OF_RANGE) or label (BAD_LABEL: not an
+    integer in [0, K)) stops the block before its row is touched (not even the normalized
+    rule's scales): the rows before it are trained. A row with a non-finite margin is
+    skipped (the normalized rule has observed its scales, as in the linear kernel). A
+    malformed call (n_classes < 1, state arrays of the wrong length, ``rows`` or ``indptr``
+    pointing outside the block, short ``values``, ``labels`` or weights) is refused before
+    anything is written: flag BAD_CALL. Whatever the data, nothing is read or written out
+    of bounds."""
     loss_sum = 0.0
     weight_sum = 0.0
-    n_bad = 0.0
+    n_bad = 0
     n = rows.shape[0]
     n_w = w.shape[0]
     n_cls = n_classes
     if n_cls < 1 or n_w % n_cls != 0 or bstate.shape[0] != 3 * n_cls + 2 or lock.shape[0] < 1:
-        return 0.0, 0.0, 0.0, 1.0, 0.0
+        return 0.0, 0.0, 0, BAD_CALL
     n_features = n_w // n_cls
     stateful = opt != SGD
     with_aux = opt == NORMALIZED or opt == FTRL  # adagrad keeps no aux
     if (stateful and acc.shape[0] != n_w) or (with_aux and aux.shape[0] != n_w):
-        return 0.0, 0.0, 0.0, 1.0, 0.0
+        return 0.0, 0.0, 0, BAD_CALL
     # The rows, their offsets and the per-row arrays are checked once up front (cheap next
     # to the K updates per nonzero), so the loop below, its prefetches included, can trust them.
     n_rows = indptr.shape[0] - 1
     nnz = indices.shape[0]
     if (has_values and values.shape[0] != nnz) or labels.shape[0] < n_rows or \
             (has_weights and sample_weights.shape[0] < n_rows):
-        return 0.0, 0.0, 0.0, 1.0, 0.0
+        return 0.0, 0.0, 0, BAD_CALL
     for r in range(n):
         i = rows[r]
         if i < 0 or i >= n_rows or indptr[i] < 0 or indptr[i + 1] < indptr[i] or indptr[i + 1] > nnz:
-            return 0.0, 0.0, 0.0, 1.0, 0.0
+            return 0.0, 0.0, 0, BAD_CALL
     # Every example updates all K intercepts (and N, T): lock-free, the block works on a
-    # local copy and adds its change once at the end, as the binary kernel does; the lock
-    # baseline works on the shared values themselves, under the lock.
-    start = bstate.copy()
-    local = bstate.copy()
+    # local copy and publishes its change every sync_rows rows or sync_change of change, as
+    # the linear kernel does;
+    # the lock baseline works on the shared values themselves, under the lock.
+    local = np.empty(bstate.shape[0])
+    base = np.empty(bstate.shape[0])
+    read_shared(bstate, local, base)
+    gate_wait(gate)
     st = bstate if use_lock else local
+    period = max(sync_rows, 1)
+    countdown = period
     i_n = 3 * n_cls  # N, then T
     z = np.empty(n_cls)
     g = np.empty(n_cls)
-    n_out = 0.0
-    n_label = 0.0
+    flags = 0
     for k in range(n):
+        if not use_lock:
+            countdown -= 1
+            moved = 0.0
+            for c in range(n_cls):
+                moved = max(moved, abs(local[c] - base[c]))
+            if countdown <= 0 or moved >= sync_change:
+                publish(bstate, local, base)
+                countdown = period
         # Memory latency bounds this loop: prefetch the next row's weight runs (and state)
         # and the data of rows further ahead (see prefetch.py). Hints only.
         if k + 1 < n:
@@ -135,14 +134,14 @@ def softmax_train_rows(indptr, indices, values, has_values, labels, sample_weigh
         hi = indptr[i + 1]
         yf = np.float64(labels[i])
         if not (yf >= 0.0 and yf < n_cls and yf == math.floor(yf)):  # NaN fails every compare
-            n_label = 1.0
+            flags |= BAD_LABEL
             break
         y = np.int64(yf)
         for p in range(lo, hi):
             if indices[p] >= n_features:
-                n_out = 1.0
+                flags |= OUT_OF_RANGE
                 break
-        if n_out != 0.0:
+        if flags != 0:
             break
         s = np.float64(sample_weights[i]) if has_weights else 1.0
         if schedule == CONSTANT:
@@ -155,17 +154,17 @@ def softmax_train_rows(indptr, indices, values, has_values, labels, sample_weigh
             z[c] = st[c]
         nx = 0.0
         for p in range(lo, hi):
-            base = np.int64(indices[p]) * n_cls
+            base_j = np.int64(indices[p]) * n_cls
             x = np.float64(values[p]) if has_values else 1.0
             if opt == NORMALIZED:
-                # As the binary kernel: feature j's scale is observed (and its weights
+                # As the linear kernel: feature j's scale is observed (and its weights
                 # rescaled) before the margin, on each of its K entries, since each entry's
                 # update reads its own; N counts the feature once (the k = 0 entry's ratio).
-                nx += observe_scale(opt, w, aux, base, x)
+                nx += observe_scale(opt, w, aux, base_j, x)
                 for c in range(1, n_cls):
-                    observe_scale(opt, w, aux, base + c, x)
+                    observe_scale(opt, w, aux, base_j + c, x)
             for c in range(n_cls):
-                z[c] += w[base + c] * x
+                z[c] += w[base_j + c] * x
         zmax = z[0]
         finite = True
         for c in range(n_cls):
@@ -173,7 +172,7 @@ def softmax_train_rows(indptr, indices, values, has_values, labels, sample_weigh
                 finite = False
             zmax = max(zmax, z[c])
         if not finite:
-            n_bad += 1.0
+            n_bad += 1
             if use_lock:
                 spin_release(lock)
             continue
@@ -198,10 +197,10 @@ def softmax_train_rows(indptr, indices, values, has_values, labels, sample_weigh
                 mult = eta * math.sqrt(st[i_n + 1] / st[i_n])
         if g_any or (opt != FTRL and l2 != 0.0):
             for p in range(lo, hi):
-                base = np.int64(indices[p]) * n_cls
+                base_j = np.int64(indices[p]) * n_cls
                 x = np.float64(values[p]) if has_values else 1.0
                 for c in range(n_cls):
-                    update_coordinate(opt, w, acc, aux, base + c, g[c] * x, eta, mult, l1, l2, beta)
+                    update_coordinate(opt, w, acc, aux, base_j + c, g[c] * x, eta, mult, l1, l2, beta)
             if fit_intercept:
                 for c in range(n_cls):
                     if g[c] != 0.0:
@@ -210,17 +209,12 @@ def softmax_train_rows(indptr, indices, values, has_values, labels, sample_weigh
         if use_lock:
             spin_release(lock)
     if not use_lock:
-        for q in range(bstate.shape[0]):
-            bstate[q] += local[q] - start[q]
-    return loss_sum, weight_sum, n_bad, n_out, n_label
-
-
-_ro_f64 = _ro(types.float64)
-_f64_2d = types.Array(types.float64, 2, "C")
+        publish(bstate, local, base)
+    return loss_sum, weight_sum, n_bad, flags
 
 
 @njit(
-    types.UniTuple(types.int64, 3)(_ro_i64, _ro_u32, _ro_f32, types.boolean, _ro_f32, types.int64, _ro_f64, _f64_2d),
+    types.UniTuple(types.int64, 3)(RO_I64, RO_U32, RO_F32, types.boolean, RO_F32, types.int64, RO_F64, RW_F64_2D),
     nogil=True,
     cache=True,
 )

@@ -1,0 +1,133 @@
+"""Atomic operations usable inside nogil numba code (LLVM ``cmpxchg`` and atomic loads).
+
+numba has no locks or atomics in nopython mode. The training kernels need three things:
+
+* ``spin_acquire``/``spin_release``: a spin lock around each example's update, the locking
+  baseline of ``--sync lock`` that the Hogwild! paper compares against;
+* ``publish``: a thread adds its change of a small shared array (the intercept and the
+  optimizer's scalars, kept locally between publications) to the shared values, entry by
+  entry with a compare-and-swap, so that no thread's change is lost;
+* ``gate_wait``: a test hook that holds every block of a call at a rendezvous right after it
+  read the shared values, which makes T blocks overlap deterministically.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+
+def _item_pointer(context, builder, aryty, arr, idx, idxty):
+    ary = context.make_array(aryty)(context, builder, arr)
+    index = context.cast(builder, idx, idxty, types.intp)
+    return cgutils.get_item_pointer(context, builder, aryty, ary, [index])
+
+
+@intrinsic
+def _compare_and_swap_int32(typingctx, cells, index, expected, desired):
+    """Atomically: old = cells[index]; if old == expected: cells[index] = desired; return old."""
+    if not (isinstance(cells, types.Array) and cells.dtype == types.int32):
+        return None
+    sig = types.int32(cells, index, types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):
+        arr, idx, exp, des = args
+        ptr = _item_pointer(context, builder, signature.args[0], arr, idx, signature.args[1])
+        pair = builder.cmpxchg(ptr, exp, des, "seq_cst", "seq_cst")
+        return builder.extract_value(pair, 0)
+
+    return sig, codegen
+
+
+@intrinsic
+def compare_and_swap_f64(typingctx, cells, index, expected, desired):
+    """Atomically: if cells[index] has the bits of ``expected``, store ``desired``; True if
+    it did. Compares bits, so a NaN matches itself."""
+    if not (isinstance(cells, types.Array) and cells.dtype == types.float64):
+        return None
+    sig = types.boolean(cells, index, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        arr, idx, exp, des = args
+        ptr = _item_pointer(context, builder, signature.args[0], arr, idx, signature.args[1])
+        i64 = ir.IntType(64)
+        iptr = builder.bitcast(ptr, i64.as_pointer())
+        pair = builder.cmpxchg(iptr, builder.bitcast(exp, i64), builder.bitcast(des, i64), "seq_cst", "seq_cst")
+        return builder.extract_value(pair, 1)
+
+    return sig, codegen
+
+
+@intrinsic
+def atomic_load(typingctx, cells, index):
+    """cells[index], read atomically: never cached in a register, never torn."""
+    if not isinstance(cells, types.Array) or cells.dtype not in (types.float64, types.int32):
+        return None
+    sig = cells.dtype(cells, index)
+
+    def codegen(context, builder, signature, args):
+        arr, idx = args
+        ptr = _item_pointer(context, builder, signature.args[0], arr, idx, signature.args[1])
+        width = 8 if signature.args[0].dtype == types.float64 else 4
+        return builder.load_atomic(ptr, "acquire", width)
+
+    return sig, codegen
+
+
+@njit(inline="always", cache=True)
+def spin_acquire(cells):
+    while _compare_and_swap_int32(cells, 0, types.int32(0), types.int32(1)) != 0:
+        pass
+
+
+@njit(inline="always", cache=True)
+def spin_release(cells):
+    _compare_and_swap_int32(cells, 0, types.int32(1), types.int32(0))
+
+
+@njit(inline="always", cache=True)
+def read_shared(shared, local, base):
+    """local[:] = base[:] = shared[:], entry by entry with atomic loads."""
+    for q in range(shared.shape[0]):
+        v = atomic_load(shared, q)
+        local[q] = v
+        base[q] = v
+
+
+@njit(inline="always", cache=True)
+def publish(shared, local, base):
+    """Add this thread's change since it read ``base`` (``local - base``) to ``shared``, then
+    refresh ``local`` and ``base`` with the shared values, which now hold the other threads'
+    changes too.
+
+    When nobody else changed an entry meanwhile, the CAS stores ``local`` itself, so one
+    thread gets bit for bit the values it computed; otherwise it adds its delta to theirs."""
+    for q in range(shared.shape[0]):
+        mine = local[q]
+        seen = base[q]
+        if mine != seen or mine != mine:  # changed here (NaN: let it show)
+            if not compare_and_swap_f64(shared, q, seen, mine):
+                delta = mine - seen
+                while True:
+                    cur = atomic_load(shared, q)
+                    if compare_and_swap_f64(shared, q, cur, cur + delta):
+                        break
+        v = atomic_load(shared, q)
+        local[q] = v
+        base[q] = v
+
+
+@njit(inline="always", cache=True)
+def gate_wait(gate):
+    """Test hook: with ``gate = [0, T]`` (int32), each caller arrives and waits until T have;
+    an empty ``gate`` returns at once."""
+    if gate.shape[0] < 2:
+        return
+    while True:  # arrive: gate[0] += 1, atomically
+        cur = atomic_load(gate, 0)
+        if _compare_and_swap_int32(gate, 0, cur, types.int32(cur + 1)) == cur:
+            break
+    target = gate[1]
+    while atomic_load(gate, 0) < target:
+        pass

@@ -1,0 +1,224 @@
+"""Per-example stochastic gradient training of a linear model over a CSR block, writing
+shared weights without locks (Hogwild!): logistic regression, linear SVM, least squares.
+
+Every hyper-parameter is an explicit argument (scikit-learn's ``_sgd_fast`` style); the
+learning rate comes with the block (gensim style): the caller passes the schedule and the
+global step ``t0`` of the block's first row. ``kernels/block.py`` is the one adapter that
+calls this kernel and the softmax one (same arguments, same results).
+
+For row i with margin z = b + sum_j w_j x_ij, target y and importance weight s, the loss
+gradient is g = s * dloss(z, y), and every coordinate j of the row is updated by the
+optimizer's per-coordinate rule from g x_ij (kernels/optimizers.py: sgd, adagrad,
+normalized, ftrl); the intercept likewise, from g.
+
+Regularization is applied to the touched coordinates only (the Hogwild! paper's sparse
+form). For sgd, adagrad and normalized, ``l2`` is per example: over an epoch coordinate j
+is shrunk once per example that holds it, so the objective minimized is
+
+    (1/n) sum_i s_i loss(z_i, y_i)  +  (l2 / 2) sum_j (n_j / n) w_j^2
+
+(n_j: the number of examples in which feature j appears; the update costs O(nnz), not
+O(n_features)). For ftrl, ``l1`` and ``l2`` are FTRL-Proximal's, on the summed loss.
+
+Step size: eta_t = lr (constant; the per-epoch decay lr * decay^epoch is folded into lr by
+the caller) or eta_t = lr / (1 + t)^power_t (inverse scaling, t = examples seen before).
+
+Threads call this concurrently on different blocks and the same arrays; reads and writes
+of a coordinate may interleave (Hogwild!). Every example also updates the intercept (and
+the normalized rule's N, T): ``bstate``, shared by all threads. Written per example, its
+cache line would bounce between the cores on every row; so a block works on a local copy
+and publishes its change (atomics.publish: its delta is added, the others' are read back)
+every ``sync_rows`` rows, or as soon as its unpublished change of the intercept reaches
+``sync_change``. A thread's view of the intercept then misses at most the others'
+unpublished rows and change; the caller keeps ``threads x sync_rows`` and ``threads x
+sync_change`` constant (kernels/block.py), so that staleness does not grow with the thread
+count. The change bound matters early on, when adaptive steps are large: with rows alone,
+T threads each moved the intercept to its optimum from the same stale start, T times too
+far. (Publishing once per block did that for whole blocks: 16 threads broke the model.)
+With ``use_lock`` each example's read-update runs under a spin lock on the shared values
+instead: the locking baseline.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, types
+
+from .atomics import gate_wait, publish, read_shared, spin_acquire, spin_release
+from .losses import SQUARED, loss_and_dloss
+from .optimizers import (ADAGRAD, B_ACC, B_AUX, B_VALUE, FTRL, NORM_N, NORM_T, NORMALIZED, SGD, observe_scale,
+                         update_coordinate, update_intercept)
+from .prefetch import prefetch, prefetch_rows_ahead
+from .types import RO_F32, RO_I64, RO_U32, RW_F32, RW_F64, RW_I32
+
+CONSTANT = 0
+INVSCALING = 1
+
+#: Bits of a kernel's ``flags`` result.
+OUT_OF_RANGE = 1  # a feature index >= n_features stopped the block
+BAD_LABEL = 2     # a label the head cannot take stopped the block (softmax: not a class id)
+BAD_CALL = 4      # arrays whose shapes disagree: nothing was written
+
+#: The signature of both training kernels (this one and softmax.py's): the block, the
+#: model's arrays, then the explicit scalars. Returns (sum of s * loss before each update,
+#: sum of s, rows whose margin was not finite, flags).
+TRAIN_SIGNATURE = types.Tuple((types.float64, types.float64, types.int64, types.int64))(
+    RO_I64, RO_U32, RO_F32, types.boolean,         # indptr, indices, values, has_values
+    RO_F32, RO_F32, types.boolean,                 # labels, sample weights, has_weights
+    RO_I64,                                        # rows: visiting order
+    RW_F32, RW_F32, RW_F32,                        # w, acc, aux (flat; softmax: n_features * K)
+    RW_F64, RW_I32, RW_I32,                        # bstate, lock, gate (test hook; empty)
+    types.int64, types.int64, types.int64,         # n_classes, optimizer, loss
+    types.int64,                                   # schedule
+    types.float64, types.float64, types.int64,     # lr, power_t, t0
+    types.float64, types.float64, types.float64,   # l1, l2, beta
+    types.boolean, types.boolean,                  # fit_intercept, use_lock
+    types.int64, types.float64,                    # sync_rows, sync_change
+)
+
+
+@njit(inline="always", cache=True)
+def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows,
+                w, acc, aux, bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0,
+                l1, l2, beta, fit_intercept, use_lock, sync_rows, sync_change, opt):
+    """Train on ``rows`` of the block, in that order. ``acc``/``aux`` are the optimizer's
+    per-coordinate state (empty for sgd); ``bstate`` the intercept's value and state and the
+    normalized rule's N and T (optimizers.B_VALUE...NORM_T). An index >= len(w) is never
+    written or read, whatever was validated upstream: the rows before it are trained and
+    the block stops there (under ``normalized``, the row's features before it have had
+    their scales widened already)."""
+    loss_sum = 0.0
+    weight_sum = 0.0
+    n_bad = 0
+    n = rows.shape[0]
+    n_w = w.shape[0]
+    stateful = opt != SGD
+    with_aux = opt == NORMALIZED or opt == FTRL
+    if (n_classes != 1 or optimizer != opt or bstate.shape[0] != 5 or lock.shape[0] < 1 or (stateful and acc.shape[0] != n_w)
+            or (with_aux and aux.shape[0] != n_w)):
+        return 0.0, 0.0, 0, BAD_CALL  # never index arrays that do not match the weights
+    local = np.empty(5)
+    base = np.empty(5)
+    read_shared(bstate, local, base)
+    gate_wait(gate)
+    period = max(sync_rows, 1)
+    countdown = period
+    flags = 0
+    for k in range(n):
+        if not use_lock:
+            countdown -= 1
+            if countdown <= 0 or abs(local[B_VALUE] - base[B_VALUE]) >= sync_change:
+                publish(bstate, local, base)
+                countdown = period
+        # Memory latency, not arithmetic, bounds this loop: prefetch the next row's weights
+        # (and state) and the data of rows further ahead (see prefetch.py). Hints only.
+        if k + 1 < n:
+            nxt = rows[k + 1]
+            for p in range(indptr[nxt], indptr[nxt + 1]):
+                prefetch(w, indices[p])
+                if stateful:
+                    prefetch(acc, indices[p])
+                    if with_aux:
+                        prefetch(aux, indices[p])
+            prefetch_rows_ahead(indptr, indices, values, has_values, rows, k, n)
+        i = rows[k]
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        y = np.float64(labels[i])
+        if loss_id != SQUARED:
+            y = 1.0 if y > 0.0 else -1.0  # {0, 1} and {-1, +1} labels alike
+        s = np.float64(sample_weights[i]) if has_weights else 1.0
+        if schedule == CONSTANT:
+            eta = lr
+        else:
+            eta = lr / (1.0 + np.float64(t0 + k)) ** power_t
+        if use_lock:
+            spin_acquire(lock)
+            read_shared(bstate, local, base)
+        z = local[B_VALUE]
+        nx = 0.0
+        for p in range(lo, hi):
+            j = indices[p]
+            if j >= n_w:
+                flags |= OUT_OF_RANGE
+                break
+            x = np.float64(values[p]) if has_values else 1.0
+            nx += observe_scale(opt, w, aux, j, x)
+            z += w[j] * x
+        if flags != 0:
+            if use_lock:
+                spin_release(lock)
+            break
+        if not np.isfinite(z):
+            n_bad += 1
+            if use_lock:
+                spin_release(lock)
+            continue
+        loss, dloss = loss_and_dloss(loss_id, z, y)
+        loss_sum += s * loss
+        weight_sum += s
+        g = s * dloss
+        mult = eta
+        if opt == NORMALIZED:
+            local[NORM_N] += s * (nx + (1.0 if fit_intercept else 0.0))
+            local[NORM_T] += s
+            if local[NORM_N] > 0.0:
+                mult = eta * math.sqrt(local[NORM_T] / local[NORM_N])
+        if g != 0.0 or (opt != FTRL and l2 != 0.0):
+            for p in range(lo, hi):
+                j = indices[p]
+                x = np.float64(values[p]) if has_values else 1.0
+                update_coordinate(opt, w, acc, aux, j, g * x, eta, mult, l1, l2, beta)
+            if fit_intercept and g != 0.0:
+                local[B_VALUE], local[B_ACC], local[B_AUX] = update_intercept(
+                    opt, local[B_VALUE], local[B_ACC], local[B_AUX], g, eta, mult, beta)
+        if use_lock:
+            for q in range(5):
+                bstate[q] = local[q]
+            spin_release(lock)
+    if not use_lock:
+        publish(bstate, local, base)
+    return loss_sum, weight_sum, n_bad, flags
+
+
+@njit(TRAIN_SIGNATURE, nogil=True, cache=True)
+def linear_train_sgd(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                     bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+                     fit_intercept, use_lock, sync_rows, sync_change):
+    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                       bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+                       fit_intercept, use_lock, sync_rows, sync_change, SGD)
+
+
+@njit(TRAIN_SIGNATURE, nogil=True, cache=True)
+def linear_train_adagrad(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                         bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+                         fit_intercept, use_lock, sync_rows, sync_change):
+    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                       bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+                       fit_intercept, use_lock, sync_rows, sync_change, ADAGRAD)
+
+
+@njit(TRAIN_SIGNATURE, nogil=True, cache=True)
+def linear_train_normalized(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc,
+                            aux, bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+                            fit_intercept, use_lock, sync_rows, sync_change):
+    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                       bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+                       fit_intercept, use_lock, sync_rows, sync_change, NORMALIZED)
+
+
+@njit(TRAIN_SIGNATURE, nogil=True, cache=True)
+def linear_train_ftrl(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                      bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+                      fit_intercept, use_lock, sync_rows, sync_change):
+    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
+                       bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+                       fit_intercept, use_lock, sync_rows, sync_change, FTRL)
+
+
+#: One compiled kernel per optimizer: the optimizer is a constant inside each, so the
+#: compiler drops the other rules' branches from the per-nonzero loops.
+LINEAR_KERNELS = {SGD: linear_train_sgd, ADAGRAD: linear_train_adagrad, NORMALIZED: linear_train_normalized,
+                  FTRL: linear_train_ftrl}
