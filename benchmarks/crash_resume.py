@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import streamhog_cmd as streamhog  # noqa: E402
 
-from streamhog.checkpoint import read_checkpoint  # noqa: E402
+from streamhog.training.checkpoint import read_checkpoint  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from streamhog.sparse_files import apparent_size
+from streamhog._fs.sparse_files import apparent_size
 from streamhog.datasets.synthetic import SyntheticSpec, synthetic_batches
-from streamhog.formats import create_writer, open_dataset
+from streamhog.io.formats import create_writer, open_dataset
 from streamhog.kernels.validate import describe_csr_problem
 
 

@@ -150,7 +150,7 @@ def make_a9a_replicated(path: Path, size_mb: float) -> Path:
 
 def _worker(method: str, file: str, threads: int, index_base: str) -> None:
     if method == "streamhog":
-        from streamhog.formats.libsvm import LibsvmReader
+        from streamhog.io.formats.libsvm import LibsvmReader
 
         base = index_base if index_base == "auto" else int(index_base)
         rss0 = _rss_kib()

@@ -35,8 +35,8 @@ from run import (OUTPUT, VW_BITS, Data, _to_vw, check, engine_hash, finite, last
                  measure, prepare, streamhog_cmd, vw_cmd)
 
 from streamhog.datasets import a9a, criteo_sample  # noqa: E402
-from streamhog.hashing import DEFAULT_HASH_BITS, numeric_token  # noqa: E402
-from streamhog.metrics import MetricAccumulator  # noqa: E402
+from streamhog.io.hashing import DEFAULT_HASH_BITS, numeric_token  # noqa: E402
+from streamhog.model.metrics import MetricAccumulator  # noqa: E402
 
 SEEDS = (0, 1, 2)
 # a9a is small: one pass ends on a few hundred rows whose order moves the test loss by
@@ -82,7 +82,7 @@ def vw_labels(path: Path) -> np.ndarray:
 
 
 def margin_metrics(labels: np.ndarray, margin: np.ndarray) -> dict:
-    """VW's margins scored as `streamhog evaluate` scores streamhog's (streamhog.metrics)."""
+    """VW's margins scored as `streamhog evaluate` scores streamhog's (streamhog.model.metrics)."""
     acc = MetricAccumulator("logistic")
     acc.update(margin, np.where(labels, 1.0, -1.0).astype(np.float32))
     return acc.result()
@@ -249,7 +249,7 @@ def markdown(res: dict) -> str:
           f"defaults: adaptive, normalized, invariant updates, learning rate 0.5; `-b {VW_BITS}` on the synthetic "
           f"data as in benchmarks/run.py, the default `-b 18` on a9a, `-b {CRITEO_VW_BITS}` on Criteo); more than one "
           "pass: `--passes P --cache_file C -k --holdout_off`. Scored by `-t -i model.vw -r raw.txt`: raw margins, "
-          "logloss = mean log(1 + e^(−y·margin)), AUC and accuracy as `streamhog evaluate` computes them (streamhog.metrics).",
+          "logloss = mean log(1 + e^(−y·margin)), AUC and accuracy as `streamhog evaluate` computes them (streamhog.model.metrics).",
           "- a9a and the synthetic data: VW reads the LIBSVM lines as `label | id:value ...` (benchmarks/run.py's "
           "`_to_vw`); streamhog reads them converted to Parquet (`streamhog convert`).",
           "- Criteo: streamhog `convert SRC DST.parquet --input-format criteo` (2^20 hashed features; integer "

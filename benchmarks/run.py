@@ -163,7 +163,7 @@ def _upgrade_parquet_layout(data: Data, log: dict) -> None:
     default (docs/formats.md): convert it, as a user would, so that every run measures the
     default."""
     from streamhog import open_dataset
-    from streamhog.formats.spec import DEFAULT_PARQUET_LAYOUT
+    from streamhog.io.formats.spec import DEFAULT_PARQUET_LAYOUT
 
     for path in (data.train_parquet, data.test_parquet):
         if not path.exists() or open_dataset(path).layout == DEFAULT_PARQUET_LAYOUT:
@@ -305,10 +305,10 @@ def evaluate_streamhog(data: Data, work: Path) -> tuple[dict, Proc]:
 
 def evaluate_vw(data: Data, work: Path) -> tuple[dict, Proc]:
     """`vw -t -i model -r raw` on the test split: exact raw margins (not `-p --link logistic`'s
-    6 printed digits), scored as `streamhog evaluate` scores streamhog (streamhog.metrics)."""
+    6 printed digits), scored as `streamhog evaluate` scores streamhog (streamhog.model.metrics)."""
     import pyarrow.parquet as pq
 
-    from streamhog.metrics import MetricAccumulator
+    from streamhog.model.metrics import MetricAccumulator
 
     raw = work / "raw.txt"
     p = check(measure(vw_cmd("-d", data.test_vw, "-t", "-i", work / "model.vw", "-r", raw, "--quiet"), cwd=work),
@@ -328,7 +328,7 @@ def inspect_streamhog(work: Path) -> dict:
 
 
 def inspect_bigmodel(work: Path) -> dict:
-    from streamhog.sparse_files import allocated_bytes, apparent_size
+    from streamhog._fs.sparse_files import allocated_bytes, apparent_size
 
     weights = work / "model" / "weights.npy"
     return {**inspect_streamhog(work), "weights_apparent_bytes": apparent_size(weights),
@@ -864,7 +864,7 @@ def markdown(result: dict, S: dict[str, Summary], R: list[Ratio], runs: list[Run
           "invariant updates, learning rate 0.5); input converted from the LIBSVM file (`label | id:value ...`; "
           "numeric ids hash to themselves, so no collisions). The cache is built once by a first pass over the "
           "text (`--cache_file`); 5 passes use `--passes 5 --holdout_off`. Test predictions: `-t -i model "
-          "-r raw` (exact margins), scored by streamhog.metrics as `streamhog evaluate` scores streamhog. VW "
+          "-r raw` (exact margins), scored by streamhog.model.metrics as `streamhog evaluate` scores streamhog. VW "
           "parses on a second thread.",
           "- scikit-learn: `SGDClassifier(loss=\"log_loss\", max_iter=epochs, tol=None)` with its defaults "
           "(alpha 1e-4, `optimal` learning rate); partial_fit gets one Parquet row group at a time "

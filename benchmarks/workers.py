@@ -36,13 +36,13 @@ def run_kernel(args) -> dict:
     """The ceiling: ``train_block`` over in-memory blocks for one epoch, as the trainer
     calls it (same block order, row order, step counter, default optimizer and
     hyper-parameters), without I/O."""
-    from streamhog.config import TrainConfig
+    from streamhog.training.config import TrainConfig
     from streamhog.kernels.losses import LOSS_IDS
     from streamhog.kernels.optimizers import OPTIMIZER_IDS
     from streamhog.kernels.block import ModelArrays, UpdateRule, train_block
     from streamhog.kernels.linear import CONSTANT, INVSCALING
-    from streamhog.model import OPTIMIZER_STATE
-    from streamhog.stream import block_order
+    from streamhog.model.directory import OPTIMIZER_STATE
+    from streamhog.io.stream import block_order
 
     cfg = TrainConfig(**({"optimizer": args.optimizer} if args.optimizer else {})).resolved()
     schedule = INVSCALING if cfg.lr_schedule == "invscaling" else CONSTANT
@@ -96,7 +96,7 @@ def _csr(batch, n_features):
 
 def _metrics(clf, X, y) -> dict:
     """scikit-learn's margins scored as `streamhog evaluate` scores streamhog's."""
-    from streamhog.metrics import MetricAccumulator
+    from streamhog.model.metrics import MetricAccumulator
 
     acc = MetricAccumulator("logistic")
     acc.update(clf.decision_function(X), np.asarray(y, np.float32))

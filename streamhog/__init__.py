@@ -8,17 +8,17 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .batch import SparseBatch
+from .io.batch import SparseBatch
 from .errors import DataFormatError, OutputExistsError, StreamhogError
 
 # The heavy parts (numba kernels, pyarrow, zarr) load on first use, so that importing
 # streamhog, or running `streamhog --help`, stays fast.
 _LAZY = {
-    "train": ("training", "train"),
-    "TrainConfig": ("config", "TrainConfig"),
-    "Model": ("model", "Model"),
-    "convert": ("conversion", "convert"),
-    "open_dataset": ("formats", "open_dataset"),
+    "train": ("training.job", "train"),
+    "TrainConfig": ("training.config", "TrainConfig"),
+    "Model": ("model.directory", "Model"),
+    "convert": ("io.conversion", "convert"),
+    "open_dataset": ("io.formats", "open_dataset"),
 }
 
 

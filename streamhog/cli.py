@@ -8,8 +8,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import StreamhogError
-from .interrupt import TrainingInterrupted
-from .formats.spec import DEFAULT_COMPRESSION, PARQUET_COMPRESSIONS, PARQUET_LAYOUTS
+from .training.interrupt import TrainingInterrupted
+from .io.formats.spec import DEFAULT_COMPRESSION, PARQUET_COMPRESSIONS, PARQUET_LAYOUTS
 
 
 def _positive_int(text: str) -> int:
@@ -121,8 +121,8 @@ def _add_scoring_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from .config import LR_SCHEDULES, OPTIMIZER_DEFAULTS, TrainConfig
-    from .model import OPTIMIZERS
+    from .training.config import LR_SCHEDULES, OPTIMIZER_DEFAULTS, TrainConfig
+    from .model.directory import OPTIMIZERS
 
     d = TrainConfig()
     # Hyper-parameters default to None here so that a resumed run knows which ones the user
@@ -192,7 +192,7 @@ _HYPER = ("loss", "epochs", "optimizer", "threads", "readers", "lr", "lr_schedul
 
 
 def run_convert(args) -> int:
-    from .conversion import convert
+    from .io.conversion import convert
 
     report = convert(args.src, args.dst, output_format=args.output_format, input_format=args.input_format,
                      index_base=args.index_base, n_features=args.n_features, rows_per_group=args.rows_per_group,
@@ -206,7 +206,7 @@ def run_convert(args) -> int:
 
 
 def run_train(args) -> int:
-    from .training import train
+    from .training.job import train
 
     given = {k: getattr(args, k) for k in _HYPER if getattr(args, k) is not None}
     model = train(args.data, args.model, n_features=args.n_features, valid=args.valid, overwrite=args.overwrite,
@@ -219,7 +219,7 @@ def run_train(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from .model import Model
+    from .model.directory import Model
 
     metrics = Model.open(args.model).evaluate(args.data, threads=args.threads)
     if args.json:
@@ -230,8 +230,8 @@ def run_evaluate(args) -> int:
 
 
 def run_predict(args) -> int:
-    from .inference import predict_to_parquet
-    from .model import Model
+    from .model.inference import predict_to_parquet
+    from .model.directory import Model
 
     n = predict_to_parquet(Model.open(args.model), args.data, args.out, overwrite=args.overwrite, threads=args.threads)
     print(f"wrote {args.out}: {n:,} predictions")
@@ -239,8 +239,8 @@ def run_predict(args) -> int:
 
 
 def run_info(args) -> int:
-    from .formats import open_dataset
-    from .describe import label_counts, model_info
+    from .io.formats import open_dataset
+    from .model.info import label_counts, model_info
 
     if (Path(args.path) / "model.json").is_file():
         info = model_info(args.path)

@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from .conversion import convert
+from .io.conversion import convert
 from .datasets import a9a
-from .training import train
+from .training.job import train
 
 
 def main(out_dir: str = "demo-output") -> int:

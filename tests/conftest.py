@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamhog.batch import SparseBatch
+from streamhog.io.batch import SparseBatch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import streamhog
-from streamhog.batch import concat_batches
+from streamhog.io.batch import concat_batches
 from streamhog.errors import DataFormatError
-from streamhog.formats import create_writer, open_dataset
-from streamhog.formats.block_cache import BlockCache
+from streamhog.io.formats import create_writer, open_dataset
+from streamhog.io.block_cache import BlockCache
 
 from conftest import random_batch
 

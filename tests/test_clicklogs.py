@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from sklearn.utils import murmurhash3_32 as sk_murmur
 
-from streamhog.batch import concat_batches
+from streamhog.io.batch import concat_batches
 from streamhog.cli import main
-from streamhog.conversion import convert
+from streamhog.io.conversion import convert
 from streamhog.datasets import CRITEO_SAMPLE_SHA256, criteo_sample
 from streamhog.errors import DataFormatError
-from streamhog.formats import open_dataset
-from streamhog.formats.criteo import CRITEO_COLUMNS, CriteoReader
-from streamhog.formats.csv import CsvReader
+from streamhog.io.formats import open_dataset
+from streamhog.io.formats.criteo import CRITEO_COLUMNS, CriteoReader
+from streamhog.io.formats.csv import CsvReader
 
 from test_formats import read_all
 

@@ -17,7 +17,7 @@ import zarr
 from sklearn.datasets import load_svmlight_file
 
 from streamhog.cli import main
-from streamhog.conversion import convert
+from streamhog.io.conversion import convert
 from streamhog.datasets import a9a
 from streamhog.errors import OutputExistsError
 

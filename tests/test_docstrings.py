@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-MODULES = ["streamhog", "streamhog.datasets", "streamhog.datasets.synthetic", "streamhog.training"]
+MODULES = ["streamhog", "streamhog.datasets", "streamhog.datasets.synthetic", "streamhog.training.job"]
 
 
 @pytest.mark.parametrize("name", MODULES)

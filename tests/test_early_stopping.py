@@ -11,15 +11,15 @@ import pytest
 from scipy.stats import binom
 
 import streamhog
-import streamhog.trainer
-from streamhog.checkpoint import CHECKPOINT
+import streamhog.training.engine
+from streamhog.training.checkpoint import CHECKPOINT
 from streamhog.cli import main as cli_main
-from streamhog.batch import SparseBatch
+from streamhog.io.batch import SparseBatch
 from streamhog.datasets import criteo_sample
-from streamhog.formats import create_writer, open_dataset
-from streamhog.holdout import holdout_mask
-from streamhog.model import Model
-from streamhog.trainer import BEST
+from streamhog.io.formats import create_writer, open_dataset
+from streamhog.training.early_stopping import holdout_mask
+from streamhog.model.directory import Model
+from streamhog.training.engine import BEST
 
 ONE = dict(threads=1, readers=1, quiet=True)
 
@@ -125,7 +125,7 @@ def test_early_stopping_keeps_the_best_epoch(criteo, tmp_path):
 def test_a_crash_while_restoring_the_best_epoch_is_finished_by_resume(criteo, tmp_path, monkeypatch):
     train = criteo / "train.parquet"
     ref = streamhog.train(train, tmp_path / "ref", epochs=5, seed=0, **ONE)
-    import streamhog.sparse_files as sf
+    import streamhog._fs.sparse_files as sf
 
     real = sf.restore_sparse
 
@@ -183,8 +183,8 @@ def test_bad_options_are_refused(criteo, tmp_path, capsys, args, message):
 
 
 def test_resume_keeps_the_holdout_it_started_with(criteo, tmp_path):
-    from streamhog.interrupt import TrainingInterrupted
-    from streamhog.trainer import TrainingError
+    from streamhog.training.interrupt import TrainingInterrupted
+    from streamhog.training.engine import TrainingError
 
     train = criteo / "train.parquet"
     with pytest.raises(TrainingInterrupted):

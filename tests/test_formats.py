@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 import zarr
 
-from streamhog.batch import concat_batches
+from streamhog.io.batch import concat_batches
 from streamhog.errors import DataFormatError, OutputExistsError
-from streamhog.atomic import atomic_output
-from streamhog.formats import create_writer, open_dataset
+from streamhog._fs.atomic import atomic_output
+from streamhog.io.formats import create_writer, open_dataset
 
 from conftest import random_batch
 

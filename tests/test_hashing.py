@@ -11,14 +11,14 @@ import pytest
 from sklearn.datasets import load_svmlight_file
 from sklearn.utils import murmurhash3_32 as sk_murmur
 
-import streamhog.hashing as hashing_module
-from streamhog.batch import SparseBatch
+import streamhog.io.hashing as hashing_module
+from streamhog.io.batch import SparseBatch
 from streamhog.cli import main
-from streamhog.conversion import convert
+from streamhog.io.conversion import convert
 from streamhog.datasets import a9a
 from streamhog.errors import DataFormatError
-from streamhog.formats import open_dataset
-from streamhog.hashing import (categorical_feature_id, check_bits, field_seed, hash_batch, merge_duplicates,
+from streamhog.io.formats import open_dataset
+from streamhog.io.hashing import (categorical_feature_id, check_bits, field_seed, hash_batch, merge_duplicates,
                                murmur3, numeric_token)
 from streamhog.kernels import hashing as K
 

@@ -12,13 +12,13 @@ import pytest
 from scipy.special import expit
 from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, mean_squared_error, roc_auc_score
 
-from streamhog.batch import SparseBatch, concat_batches
+from streamhog.io.batch import SparseBatch, concat_batches
 from streamhog.errors import DataFormatError, OutputExistsError
-from streamhog.formats import create_writer, open_dataset
-from streamhog.inference import IncompatibleDataError, evaluate, predict, predict_to_parquet
+from streamhog.io.formats import create_writer, open_dataset
+from streamhog.model.inference import IncompatibleDataError, evaluate, predict, predict_to_parquet
 from streamhog.kernels.predict import batch_margins
-from streamhog.metrics import AUC_BINS, MetricAccumulator, margin_bin
-from streamhog.model import Model
+from streamhog.model.metrics import AUC_BINS, MetricAccumulator, margin_bin
+from streamhog.model.directory import Model
 
 from conftest import random_batch
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_svmlight_file
 
-from streamhog.batch import concat_batches
+from streamhog.io.batch import concat_batches
 from streamhog.errors import DataFormatError
-from streamhog.formats.libsvm import LibsvmReader, open_binary_input, parse_block
-from streamhog.formats.spec import MAX_INDEX
+from streamhog.io.formats.libsvm import LibsvmReader, open_binary_input, parse_block
+from streamhog.io.formats.spec import MAX_INDEX
 from streamhog.kernels import libsvm_parse as K
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -498,7 +498,7 @@ def test_random_files_match_sklearn(tmp_path, seed):
 STDIN_SNIPPET = """
 import json, sys
 import numpy as np
-from streamhog.formats.libsvm import LibsvmReader
+from streamhog.io.formats.libsvm import LibsvmReader
 r = LibsvmReader("-", block_bytes=int(sys.argv[1]))
 labels, indices, values = [], [], []
 for b in r:
@@ -525,7 +525,7 @@ def test_stdin_pipe(packed):
 
 
 def test_stdin_auto_base_on_a_pipe_is_refused():
-    code = ("from streamhog.formats.libsvm import LibsvmReader\n"
+    code = ("from streamhog.io.formats.libsvm import LibsvmReader\n"
             "LibsvmReader('-', index_base='auto')\n")
     proc = subprocess.run([sys.executable, "-c", code], input=b"1 1:1\n", capture_output=True, timeout=120)
     assert proc.returncode != 0

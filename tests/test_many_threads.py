@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 import streamhog
-from streamhog.batch import SparseBatch
+from streamhog.io.batch import SparseBatch
 from streamhog.datasets.synthetic import SyntheticSpec, synthetic_batches
-from streamhog.formats import create_writer
+from streamhog.io.formats import create_writer
 from streamhog.kernels.block import ModelArrays, UpdateRule, sync_change_for, sync_rows_for, train_block
 from streamhog.kernels.linear import CONSTANT
 from streamhog.kernels.losses import LOSS_IDS
 from streamhog.kernels.optimizers import NORM_T, OPTIMIZER_IDS
-from streamhog.model import OPTIMIZER_STATE
+from streamhog.model.directory import OPTIMIZER_STATE
 
 T = 8  # blocks in flight: four times this machine's cores
 ROWS = 3000

@@ -9,13 +9,13 @@ import pytest
 
 import streamhog
 from streamhog.datasets import a9a
-from streamhog.describe import model_info
-from streamhog.interrupt import TrainingInterrupted
+from streamhog.model.info import model_info
+from streamhog.training.interrupt import TrainingInterrupted
 from streamhog.kernels.losses import LOSS_IDS
 from streamhog.kernels.optimizers import OPTIMIZER_IDS
 from streamhog.kernels.block import ModelArrays, UpdateRule, train_block
 from streamhog.kernels.linear import CONSTANT, INVSCALING
-from streamhog.model import OPTIMIZER_STATE, Model
+from streamhog.model.directory import OPTIMIZER_STATE, Model
 
 from conftest import random_batch
 

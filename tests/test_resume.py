@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 import streamhog
-from streamhog.checkpoint import CHECKPOINT, PREVIOUS, CheckpointError
+from streamhog.training.checkpoint import CHECKPOINT, PREVIOUS, CheckpointError
 from streamhog.datasets.synthetic import SyntheticSpec, synthetic_batches
-from streamhog.formats import create_writer
-from streamhog.interrupt import TrainingInterrupted
-from streamhog.model import Model
-from streamhog.trainer import TrainingError
+from streamhog.io.formats import create_writer
+from streamhog.training.interrupt import TrainingInterrupted
+from streamhog.model.directory import Model
+from streamhog.training.engine import TrainingError
 
 SPEC = SyntheticSpec(n_rows=70_000, n_features=20_000, nnz_per_row=20, seed=5)
 ONE_THREAD = dict(threads=1, readers=2, seed=7, lr=0.5, quiet=True)
@@ -247,7 +247,7 @@ def test_a_copy_interrupted_at_any_step_is_finished_or_undone(tmp_path, killed):
     """Trainer._save_copy writes .NAME.tmp, moves NAME to .NAME.old, renames the copy in;
     remove_copy hides NAME as .NAME.deleted before deleting it: whatever step a kill falls
     on, the resume leaves NAME whole (old or new) or absent, and no temporaries."""
-    from streamhog.trainer import finish_interrupted_copies, remove_copy
+    from streamhog.training.engine import finish_interrupted_copies, remove_copy
 
     name, tmp, old = tmp_path / "best-epoch", tmp_path / ".best-epoch.tmp", tmp_path / ".best-epoch.old"
     if killed == "writing the copy":

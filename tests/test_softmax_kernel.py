@@ -380,13 +380,13 @@ def learnable_problem(rng, n_rows, n_features, K, nnz=20):
     z = np.einsum("rn,rnk->rk", values.astype(np.float64), W[indices])
     p = softmax_probabilities(z)
     labels = (p.cumsum(axis=1) < rng.random((n_rows, 1))).sum(axis=1).astype(np.float32)
-    from streamhog.batch import SparseBatch
+    from streamhog.io.batch import SparseBatch
 
     return SparseBatch(indptr, indices.reshape(-1).astype(np.uint32), values.reshape(-1), labels)
 
 
 def test_two_hogwild_threads_reach_the_one_thread_loss():
-    from streamhog.batch import slice_rows
+    from streamhog.io.batch import slice_rows
 
     rng = np.random.default_rng(7)
     K, d, block = 5, 2000, 5000
@@ -433,7 +433,7 @@ def digits(tmp_path_factory):
     pytest.importorskip("sklearn")
     from sklearn.datasets import load_svmlight_file
 
-    from streamhog.batch import SparseBatch
+    from streamhog.io.batch import SparseBatch
 
     out = tmp_path_factory.mktemp("digits")
     assert _make_digits().main([str(out)]) == 0

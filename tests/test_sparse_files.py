@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from streamhog import sparse_files
-from streamhog.sparse_files import (
+from streamhog._fs import sparse_files
+from streamhog._fs.sparse_files import (
     CHUNK,
     allocated_bytes,
     copy_sparse,

@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 
-from streamhog.batch import SparseBatch
-from streamhog.formats import create_writer
+from streamhog.io.batch import SparseBatch
+from streamhog.io.formats import create_writer
 
 HEAVY = ("numba", "zarr", "pyarrow")
 

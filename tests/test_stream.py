@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from streamhog.batch import SparseBatch
+from streamhog.io.batch import SparseBatch
 from streamhog.errors import DataFormatError, StreamhogError
-from streamhog.stream import BatchStream, ReaderError, block_order, iter_epoch
+from streamhog.io.stream import BatchStream, ReaderError, block_order, iter_epoch
 
 DEADLINE = 5.0  # seconds; any wait longer than this is a hang
 

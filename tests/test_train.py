@@ -16,8 +16,8 @@ from streamhog.kernels.losses import LOSS_IDS
 from streamhog.kernels.block import ModelArrays, UpdateRule, train_block
 from streamhog.kernels.linear import CONSTANT, INVSCALING
 from streamhog.kernels.optimizers import SGD
-from streamhog.model import Model
-from streamhog.trainer import TrainingError
+from streamhog.model.directory import Model
+from streamhog.training.engine import TrainingError
 
 from conftest import random_batch
 from test_optimizers import numpy_train
@@ -100,7 +100,7 @@ def test_evaluate_agrees_with_numpy_from_weights_npy(a9a_data, tmp_path):
     model = streamhog.train(a9a_data / "train.parquet", tmp_path / "m", epochs=1, quiet=True)
     test = streamhog.open_dataset(a9a_data / "test.parquet")
     reader = test.open_reader()
-    from streamhog.batch import concat_batches
+    from streamhog.io.batch import concat_batches
 
     t = concat_batches([reader.read(k) for k in range(test.n_blocks)])
     w = np.load(tmp_path / "m" / "weights.npy")
@@ -114,8 +114,8 @@ def test_evaluate_agrees_with_numpy_from_weights_npy(a9a_data, tmp_path):
 
 
 def _write(path, labels, n_features=5, values=None):
-    from streamhog.batch import SparseBatch
-    from streamhog.formats import create_writer
+    from streamhog.io.batch import SparseBatch
+    from streamhog.io.formats import create_writer
 
     n = len(labels)
     indptr = np.arange(n + 1, dtype=np.int64)
@@ -137,8 +137,8 @@ def test_labels_that_do_not_fit_the_loss_are_refused_before_training(tmp_path):
 
 
 def test_squared_loss_accepts_real_labels_and_fits_least_squares(tmp_path, rng):
-    from streamhog.batch import SparseBatch
-    from streamhog.formats import create_writer
+    from streamhog.io.batch import SparseBatch
+    from streamhog.io.formats import create_writer
 
     n, d = 4000, 20
     X = rng.normal(size=(n, d)).astype(np.float32)
@@ -188,7 +188,7 @@ def test_huge_model_is_sparse_on_disk(tmp_path):
     assert st.st_size > 2**33  # 8 GiB of float32 ...
     assert st.st_blocks * 512 < 2**22  # ... of which almost nothing is allocated
     assert np.count_nonzero(np.asarray(model.weights[:5])) == 5
-    from streamhog.describe import model_info
+    from streamhog.model.info import model_info
 
     info = model_info(tmp_path / "m")  # scans data extents only: never reads the 8 GiB
     assert info["nonzero_weights"] == 5 and info["weights_allocated_bytes"] < 2**22

@@ -18,8 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from streamhog.datasets.synthetic import SyntheticSpec, bayes_logloss, synthetic_batches
-from streamhog.formats import create_writer
-from streamhog.formats.spec import DEFAULT_ROWS_PER_GROUP
+from streamhog.io.formats import create_writer
+from streamhog.io.formats.spec import DEFAULT_ROWS_PER_GROUP
 
 
 def write_libsvm(path: Path, batches) -> None:

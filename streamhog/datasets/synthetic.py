@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..batch import SparseBatch
+from ..io.batch import SparseBatch
 
 
 @dataclass(frozen=True)

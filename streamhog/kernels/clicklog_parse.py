@@ -4,13 +4,13 @@ byte block into hashed feature ids, one row per line, in field order (not yet so
 Each column has a kind (label, categorical, numeric, ignored) and a seed (the hash of its
 name): a categorical value is hashed with its column's seed, a numeric value is first
 turned into a token ("SP<int(v)>" for v <= 2, else "<int(ln(v)^2)>") and that token is
-hashed the same way (``streamhog.hashing`` is the definition; the tests check both agree).
+hashed the same way (``streamhog.io.hashing`` is the definition; the tests check both agree).
 The caller sorts each row and merges collisions (``kernels.hashing.sort_merge_rows``).
 
 Numbers are scanned with the LIBSVM parser's ``_scan_number`` (exact for the usual
 numbers); the rare ones it can only approximate ("slow"), and numeric values whose
 ``ln(v)**2`` falls within rounding of a bin edge, are listed for the caller, which converts
-them with ``float()`` / ``streamhog.hashing.numeric_token`` and fills in the label or id.
+them with ``float()`` / ``streamhog.io.hashing.numeric_token`` and fills in the label or id.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Numba kernels that parse LIBSVM/svmlight text held in a byte block.
 
-The reader (``streamhog.formats.libsvm``) cuts the input into blocks that end at a line
+The reader (``streamhog.io.formats.libsvm``) cuts the input into blocks that end at a line
 break and hands each block to :func:`parse_libsvm_block`, which fills caller-owned CSR
 arrays.  The kernels release the GIL (``nogil``) so several blocks parse at once, and take
 the block as a read-only ``uint8`` array: bytes read from a file arrive read-only.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
-from ..formats.spec import MAX_INDEX
+from ..io.formats.spec import MAX_INDEX
 
 # --- error codes (the reader turns them into messages) -------------------------------------
 E_LABEL_NOT_NUMBER = 1

@@ -73,7 +73,7 @@ def weight_vector(weights) -> np.ndarray:
 
 
 def batch_margins(batch, weights, intercept: float, out: np.ndarray | None = None) -> np.ndarray:
-    """Margins ``x·w + b`` (float64, one per row) of a :class:`~streamhog.batch.SparseBatch`.
+    """Margins ``x·w + b`` (float64, one per row) of a :class:`~streamhog.io.batch.SparseBatch`.
 
     ``weights`` is the model's float32 weight vector (a memmap is fine, read-only too).
     ``out``, when given, is a float64 C-contiguous array of ``batch.n_rows`` to write into.

@@ -45,7 +45,7 @@ from typing import Iterator, Protocol
 import numpy as np
 
 from .batch import SparseBatch
-from .errors import StreamhogError
+from ..errors import StreamhogError
 
 __all__ = [
     "BlockReader",

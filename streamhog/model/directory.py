@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .errors import StreamhogError
+from .. import __version__
+from ..errors import StreamhogError
 
 MODEL_FORMAT_VERSION = 1
 WEIGHTS = "weights.npy"

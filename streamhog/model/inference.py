@@ -1,6 +1,6 @@
 """Scoring datasets with a model: metrics, in-memory predictions, predictions to Parquet.
 
-Every function streams the dataset's blocks with a :class:`~streamhog.stream.BatchStream`
+Every function streams the dataset's blocks with a :class:`~streamhog.io.stream.BatchStream`
 (reader threads) to ``threads`` consumer threads that score batches with the nogil
 :func:`~streamhog.kernels.predict.csr_margins` kernel against the shared weight vector.
 The first error anywhere (a reader's ``DataFormatError``, a consumer's failure, Ctrl-C)
@@ -21,15 +21,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import expit
 
-from .atomic import atomic_output
-from .config import default_readers
-from .errors import StreamhogError
-from .formats import open_dataset
-from .hashing import hash_batch
-from .kernels.predict import BAD_INDPTR, INDEX_OUT_OF_RANGE, batch_margins, weight_vector
-from .kernels.softmax import softmax_margins, softmax_probabilities
+from .._fs.atomic import atomic_output
+from ..training.config import default_readers
+from ..errors import StreamhogError
+from ..io.formats import open_dataset
+from ..io.hashing import hash_batch
+from ..kernels.predict import BAD_INDPTR, INDEX_OUT_OF_RANGE, batch_margins, weight_vector
+from ..kernels.softmax import softmax_margins, softmax_probabilities
 from .metrics import MetricAccumulator, MulticlassAccumulator
-from .stream import BatchStream, block_order
+from ..io.stream import BatchStream, block_order
 
 __all__ = ["IncompatibleDataError", "evaluate", "predict", "predict_to_parquet", "PREDICTION_SCHEMA"]
 
@@ -169,7 +169,7 @@ def evaluate(model, data, *, threads: int | None = None, readers: int | None = N
 
     ``{"logloss", "auc", "accuracy", "n_examples"}`` for classifiers (logistic, hinge),
     ``{"rmse", "mae", "n_examples"}`` for squared loss; importance-weighted when the data
-    has weights (see :mod:`streamhog.metrics`). ``threads`` consumer threads score batches
+    has weights (see :mod:`streamhog.model.metrics`). ``threads`` consumer threads score batches
     (default: one per CPU), ``readers`` threads read them (default 2). ``rows(batch)``, when
     given, picks the rows of each batch to score (a boolean mask: a training run's holdout).
     """

@@ -1,5 +1,5 @@
 """Criteo Display Advertising Challenge logs (Kaggle 2014, Criteo 1TB): tab-separated text in,
-hashed :class:`~streamhog.batch.SparseBatch` blocks out.
+hashed :class:`~streamhog.io.batch.SparseBatch` blocks out.
 
 A line is 40 tab-separated fields and no header: the label (``0`` or ``1``), 13 integer
 fields ``I1``..``I13`` and 26 categorical fields ``C1``..``C26`` (32-bit hex strings). Any

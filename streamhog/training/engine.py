@@ -35,19 +35,19 @@ import numpy as np
 
 from .checkpoint import read_checkpoint, write_checkpoint
 from .config import TrainConfig
-from .errors import DataFormatError, StreamhogError
-from .formats.block_cache import BlockCache
-from .describe import label_counts
-from .hashing import hash_batch
-from .holdout import WATCHED_NAME, holdout_mask, watched_score
+from ..errors import DataFormatError, StreamhogError
+from ..io.block_cache import BlockCache
+from ..model.info import label_counts
+from ..io.hashing import hash_batch
+from .early_stopping import WATCHED_NAME, holdout_mask, watched_score
 from .interrupt import TrainingInterrupted
-from .kernels.block import ModelArrays, UpdateRule, train_block
-from .kernels.linear import CONSTANT, INVSCALING
-from .kernels.losses import LOSS_IDS
-from .kernels.optimizers import B_VALUE, OPTIMIZER_IDS
-from .kernels.softmax import bstate_length
-from .model import CLASSIFICATION_LOSSES, Model
-from .stream import BatchStream, block_order
+from ..kernels.block import ModelArrays, UpdateRule, train_block
+from ..kernels.linear import CONSTANT, INVSCALING
+from ..kernels.losses import LOSS_IDS
+from ..kernels.optimizers import B_VALUE, OPTIMIZER_IDS
+from ..kernels.softmax import bstate_length
+from ..model.directory import CLASSIFICATION_LOSSES, Model
+from ..io.stream import BatchStream, block_order
 
 SNAPSHOTS = "snapshots"
 CACHE = "cache"
@@ -402,7 +402,7 @@ class Trainer:
     def _score(self, record: dict) -> None:
         """Add the epoch's --valid and holdout metrics to its record, and the time they took
         (apart from the training ``seconds``)."""
-        from .inference import evaluate
+        from ..model.inference import evaluate
 
         if self.valid is None and not self.cfg.holdout:
             return
@@ -489,7 +489,7 @@ class Trainer:
     def _save_copy(self, dest: Path, record: dict) -> None:
         """Copy the model's files (weights, optimizer state; sparse-aware) and ``record`` into
         ``dest``, replacing it only once the copy is whole."""
-        from .sparse_files import copy_sparse
+        from .._fs.sparse_files import copy_sparse
 
         tmp = dest.parent / f".{dest.name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -507,7 +507,7 @@ class Trainer:
     def _restore_copy(self, src: Path) -> dict:
         """Make the model files and the intercept's state those of the copy in ``src`` (a
         snapshot or the best epoch's); returns the copy's record."""
-        from .sparse_files import restore_sparse
+        from .._fs.sparse_files import restore_sparse
 
         record, _ = read_checkpoint(src)
         for f in self.model.files():

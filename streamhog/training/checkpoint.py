@@ -26,8 +26,8 @@ import os
 import time
 from pathlib import Path
 
-from .atomic import fsync_directory
-from .errors import StreamhogError
+from .._fs.atomic import fsync_directory
+from ..errors import StreamhogError
 
 CHECKPOINT = "checkpoint.json"
 PREVIOUS = "checkpoint.prev.json"

@@ -1,7 +1,7 @@
 """The exception a stopped (SIGINT/SIGTERM) training run raises, kept light for the CLI."""
 from __future__ import annotations
 
-from .errors import StreamhogError
+from ..errors import StreamhogError
 
 
 class TrainingInterrupted(StreamhogError):

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..batch import SparseBatch
-from ..errors import DataFormatError
+from ...errors import DataFormatError
 from ..hashing import META_HASH_BITS, read_hash_bits
-from ..kernels.validate import describe_csr_problem
+from ...kernels.validate import describe_csr_problem
 from . import spec
 from .writer import SparseWriter
 

@@ -2,7 +2,7 @@
 
 ``train`` checks the data and the options, prepares the model directory (never replacing
 anything that is not a streamhog model), restores or creates the state, and hands the
-epochs to :class:`~streamhog.trainer.Trainer`.
+epochs to :class:`~streamhog.training.engine.Trainer`.
 """
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ import numpy as np
 
 from .checkpoint import CheckpointError, has_checkpoint, read_checkpoint
 from .config import TrainConfig
-from .errors import OutputExistsError
-from .formats import open_dataset
-from .formats.block_cache import BlockCache
-from .kernels.softmax import bstate_length
-from .model import MAX_FEATURES, META, Model
+from ..errors import OutputExistsError
+from ..io.formats import open_dataset
+from ..io.block_cache import BlockCache
+from ..kernels.softmax import bstate_length
+from ..model.directory import MAX_FEATURES, META, Model
 from .signals import stop_gracefully_on_signals
-from .trainer import (CACHE, SNAPSHOTS, Trainer, TrainingError, check_labels, dataset_schema,
+from .engine import (CACHE, SNAPSHOTS, Trainer, TrainingError, check_labels, dataset_schema,
                       finish_interrupted_copies, fresh_state)
 
 

@@ -26,7 +26,7 @@ from dataclasses import replace
 import numpy as np
 
 from .batch import SparseBatch
-from .errors import DataFormatError
+from ..errors import DataFormatError
 
 #: Dataset metadata key (Parquet key-value metadata, Zarr attribute): the ``bits`` the ids
 #: were hashed with, so n_features == 2**hash_bits; absent when ids are not hashed.
@@ -61,7 +61,7 @@ def read_hash_bits(value, path) -> int | None:
 def _kernels():
     """The numba hashing kernels, imported on first use: reading a dataset's ``hash_bits``
     (every Parquet/Zarr open) must not load numba (start-up, issue 5)."""
-    from .kernels import hashing
+    from ..kernels import hashing
     return hashing
 
 

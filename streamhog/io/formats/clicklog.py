@@ -1,5 +1,5 @@
 """What the Criteo and CSV click-log readers share: delimited text in, hashed
-:class:`~streamhog.batch.SparseBatch` blocks out, in file order.
+:class:`~streamhog.io.batch.SparseBatch` blocks out, in file order.
 
 A column is the label, categorical, numeric or ignored. Every feature is hashed into
 ``2**hash_bits`` slots (docs/formats.md, "Feature hashing" and "Click logs"):
@@ -10,7 +10,7 @@ A column is the label, categorical, numeric or ignored. Every feature is hashed 
 - an empty field is no feature; each row's ids are sorted and collisions merged (counts).
 
 The streaming machinery (a reader thread, nogil parse workers, blocks in file order, gzip/
-bz2/xz detection, ``skip_invalid`` accounting) is :class:`~streamhog.formats.libsvm.LibsvmReader`'s;
+bz2/xz detection, ``skip_invalid`` accounting) is :class:`~streamhog.io.formats.libsvm.LibsvmReader`'s;
 this class only swaps the block parser, and reads a header line first when there is one.
 """
 from __future__ import annotations
@@ -19,10 +19,10 @@ import io
 
 import numpy as np
 
-from ..errors import DataFormatError
+from ...errors import DataFormatError
 from ..hashing import DEFAULT_HASH_BITS, check_bits, field_seed, numeric_feature_id
-from ..kernels import clicklog_parse as K
-from ..kernels.hashing import sort_merge_rows
+from ...kernels import clicklog_parse as K
+from ...kernels.hashing import sort_merge_rows
 from .libsvm import MAX_REPORTED_SKIPS, BlockResult, LibsvmReader, _quote
 
 __all__ = ["ClickLogReader", "DEFAULT_HASH_BITS", "LABEL", "CATEGORICAL", "NUMERIC", "IGNORE"]

@@ -1,5 +1,5 @@
 """Streaming LIBSVM/svmlight reader: text (plain, gzip, bz2, xz; a path, stdin or a file
-object) in, :class:`~streamhog.batch.SparseBatch` blocks out, in file order.
+object) in, :class:`~streamhog.io.batch.SparseBatch` blocks out, in file order.
 
 Memory is bounded whatever the file size: one thread reads (and decompresses) blocks of
 ``block_bytes`` cut at a line break, ``threads`` workers parse them with a nogil numba
@@ -27,8 +27,8 @@ from typing import Iterator
 import numpy as np
 
 from ..batch import SparseBatch
-from ..errors import DataFormatError
-from ..kernels import libsvm_parse as K
+from ...errors import DataFormatError
+from ...kernels import libsvm_parse as K
 from .spec import MAX_INDEX
 
 __all__ = ["LibsvmReader", "open_binary_input", "parse_block", "BlockResult", "MAX_REPORTED_SKIPS"]

@@ -22,8 +22,8 @@ def model_info(path, chunk: int = 1 << 22) -> dict:
     """What a model directory holds. Non-zero weights are counted over the data extents of
     weights.npy only (SEEK_DATA/SEEK_HOLE): a 32 GiB sparse model is scanned in the time its
     few written pages take, never read whole."""
-    from .model import WEIGHTS, Model
-    from .sparse_files import allocated_bytes, data_extents
+    from .directory import WEIGHTS, Model
+    from .._fs.sparse_files import allocated_bytes, data_extents
 
     model = Model.open(path)
     header = model.weights.offset  # the .npy header precedes the data

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from pathlib import Path
 
-from .atomic import atomic_output, check_destination
+from .._fs.atomic import atomic_output, check_destination
 from .formats import create_writer, detect_format, format_from_suffix, open_dataset
 from .formats.spec import DEFAULT_COMPRESSION, DEFAULT_PARQUET_LAYOUT, DEFAULT_ROWS_PER_GROUP, MAX_INDEX
 from .hashing import DEFAULT_HASH_BITS, check_bits, hash_batch
-from .sparse_files import apparent_size
+from .._fs.sparse_files import apparent_size
 
 INPUT_FORMATS = ("auto", "libsvm", "parquet", "zarr", "criteo", "csv")
 CLICK_LOG_FORMATS = ("criteo", "csv")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..batch import SparseBatch
+from .batch import SparseBatch
 from ..errors import DataFormatError
 
 MAGIC = b"SHCACHE1"

@@ -1,5 +1,5 @@
 """Click logs as CSV with a header row (Avazu's layout): text in, hashed
-:class:`~streamhog.batch.SparseBatch` blocks out.
+:class:`~streamhog.io.batch.SparseBatch` blocks out.
 
 The first line names the columns. One column is the label (any finite number); the others
 are categorical, numeric or ignored:
@@ -20,7 +20,7 @@ non-numeric label, a numeric field that is not a finite number, a broken quote.
 """
 from __future__ import annotations
 
-from ..errors import DataFormatError
+from ...errors import DataFormatError
 from .clicklog import CATEGORICAL, DEFAULT_HASH_BITS, IGNORE, LABEL, NUMERIC, ClickLogReader
 
 __all__ = ["CsvReader", "DEFAULT_HASH_BITS", "column_kinds"]

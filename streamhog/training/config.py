@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .model import LOSSES, OPTIMIZERS
+from ..model.directory import LOSSES, OPTIMIZERS
 
 LR_SCHEDULES = ("constant", "decay", "invscaling")
 DEFAULT_HOLDOUT = 0.1  # VW's: every 10th example when it makes several passes

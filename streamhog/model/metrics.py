@@ -38,9 +38,9 @@ import math
 
 import numpy as np
 
-from .kernels.metrics import (  # noqa: F401 (AUC_BITS, margin_bin: re-exported for tests)
+from ..kernels.metrics import (  # noqa: F401 (AUC_BITS, margin_bin: re-exported for tests)
     AUC_BINS, AUC_BITS, accumulate_classification, accumulate_regression, histogram_auc, margin_bin)
-from .model import CLASSIFICATION_LOSSES, LOSSES
+from .directory import CLASSIFICATION_LOSSES, LOSSES
 
 _EMPTY_F32 = np.zeros(0, dtype=np.float32)
 

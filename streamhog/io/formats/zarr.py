@@ -20,10 +20,10 @@ import zarr
 import zarr.codecs
 
 from ..batch import SparseBatch
-from ..errors import DataFormatError
+from ...errors import DataFormatError
 from ..hashing import META_HASH_BITS, read_hash_bits
-from ..kernels.validate import describe_csr_problem
-from ..sparse_files import apparent_size
+from ...kernels.validate import describe_csr_problem
+from ..._fs.sparse_files import apparent_size
 from . import spec
 from .writer import SparseWriter
 
