@@ -6,9 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import StreamhogError
-from .training.interrupt import TrainingInterrupted
+from ._version import __version__
+from .errors import StreamhogError, TrainingInterrupted
 from .io.formats.spec import DEFAULT_COMPRESSION, PARQUET_COMPRESSIONS, PARQUET_LAYOUTS
 
 
@@ -121,17 +120,18 @@ def _add_scoring_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from .training.config import LR_SCHEDULES, OPTIMIZER_DEFAULTS, TrainConfig
+    from .losses import LOSSES
     from .model.directory import OPTIMIZERS
+    from .training.config import LR_SCHEDULES, OPTIMIZER_DEFAULTS, TrainConfig
 
     d = TrainConfig()
     # Hyper-parameters default to None here so that a resumed run knows which ones the user
     # actually gave (the run's own settings apply otherwise); the defaults shown are TrainConfig's.
     p.add_argument("data", help="training data: a .parquet file, a directory of them, or a .zarr store")
     p.add_argument("--model", required=True, help="model directory to create (or to continue, with --resume)")
-    p.add_argument("--loss", choices=("logistic", "hinge", "squared", "softmax"),
-                   help=f"logistic regression, linear SVM, least squares, or softmax (multinomial logistic "
-                        f"regression: labels 0..K-1, K weights per feature) (default {d.loss})")
+    p.add_argument("--loss", choices=tuple(LOSSES),
+                   help="; ".join(f"{name}: {loss.description}" for name, loss in LOSSES.items())
+                        + f" (default {d.loss})")
     p.add_argument("--epochs", type=_positive_int,
                    help=f"total passes over the data, counting those of a resumed run (default {d.epochs})")
     p.add_argument("--threads", type=_positive_int, help="training threads (default: one per core)")
@@ -240,7 +240,8 @@ def run_predict(args) -> int:
 
 def run_info(args) -> int:
     from .io.formats import open_dataset
-    from .model.info import label_counts, model_info
+    from .io.summary import label_counts
+    from .model.info import model_info
 
     if (Path(args.path) / "model.json").is_file():
         info = model_info(args.path)
@@ -271,7 +272,9 @@ def main(argv=None) -> int:
     except TrainingInterrupted as exc:  # before StreamhogError: its own exit status, 128 + signal
         print(f"streamhog {args.command}: {exc}", file=sys.stderr)
         return 128 + int(exc.signum)
-    except (StreamhogError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
+    # Only the errors streamhog raises on purpose, and the OS's file errors (they name the
+    # path): anything else is a bug and keeps its traceback.
+    except (StreamhogError, FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
         print(f"streamhog {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

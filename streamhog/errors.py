@@ -1,9 +1,15 @@
-"""Errors that reach the user: each names the file and where in it the problem is."""
+"""Every error streamhog raises on purpose: each names the file and where in it the problem
+is, or the option at fault. The command line catches these (and only these, with the OS's
+file errors) and prints one line; anything else is a bug and shows its traceback."""
 from __future__ import annotations
 
 
 class StreamhogError(Exception):
     """Base class of every error streamhog raises on purpose."""
+
+
+class ConfigError(StreamhogError, ValueError):
+    """An option, or a combination of options, that cannot be used: names the option."""
 
 
 class DataFormatError(StreamhogError, ValueError):
@@ -22,5 +28,48 @@ class DataFormatError(StreamhogError, ValueError):
         super().__init__(f"{location}: {problem}")
 
 
+class ReaderError(StreamhogError):
+    """A reader thread failed with an unexpected (non-streamhog) exception.
+
+    The original exception is ``__cause__``; ``block`` is ``None`` when opening
+    the reader failed.
+    """
+
+    def __init__(self, path, block: int | None, cause: BaseException):
+        self.path = str(path)
+        self.block = block
+        where = f"block {block}" if block is not None else "opening reader"
+        super().__init__(f"{self.path}: {where}: reader failed: {type(cause).__name__}: {cause}")
+        self.__cause__ = cause
+
+
 class OutputExistsError(StreamhogError, FileExistsError):
     """The destination exists and the user did not ask to overwrite it."""
+
+
+class ModelError(StreamhogError):
+    """A model directory that is missing, incomplete or of another version."""
+
+
+class IncompatibleDataError(StreamhogError, ValueError):
+    """The dataset does not fit the model (more features than the model has weights)."""
+
+
+class CheckpointError(StreamhogError):
+    """No usable checkpoint record."""
+
+
+class TrainingError(StreamhogError):
+    """Training stopped: labels that do not fit the loss, divergence, or bad options."""
+
+
+class DivergenceError(TrainingError):
+    """A margin became NaN or infinite: the step size is too large for the data."""
+
+
+class TrainingInterrupted(StreamhogError):
+    """SIGINT/SIGTERM: the batches in flight were finished and a checkpoint written."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum

@@ -74,3 +74,39 @@ def test_training_through_the_cache_is_bit_identical(tmp_path):
     assert not (tmp_path / "n" / "cache").exists()
     streamhog.train(tmp_path / "a.parquet", tmp_path / "d", cache=True, **kw)
     assert not (tmp_path / "d" / "cache").exists()  # removed at the end by default
+
+
+def test_concurrent_first_offers_start_one_writer_and_close_returns(dataset, tmp_path):
+    """Issue 20: offer() checked for a writer and started one without a lock, so consumers
+    offering their first blocks at once started several (and close() joined only the last:
+    it could block forever). The writer is started once; close() returns."""
+    import sys
+    import threading
+
+    blocks = read_all(dataset)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: widen any race
+    try:
+        for trial in range(100):
+            cache = BlockCache(tmp_path / f"cache{trial}", dataset, queue_size=8)
+            go = threading.Barrier(4)
+
+            def offer(b):
+                go.wait()
+                cache.offer(b)
+
+            threads = [threading.Thread(target=offer, args=(b,)) for b in blocks[:4]]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            writers = [t for t in threading.enumerate() if t.name == "streamhog-cache-writer"]
+            assert len(writers) == 1, f"trial {trial}: {len(writers)} writer threads"
+            closer = threading.Thread(target=cache.close, daemon=True)
+            closer.start()
+            closer.join(30)
+            assert not closer.is_alive(), f"trial {trial}: close() did not return"
+            assert not [t for t in threading.enumerate() if t.name == "streamhog-cache-writer"]
+            assert all(cache.has(b.block) for b in blocks[:4])  # every offer was written
+    finally:
+        sys.setswitchinterval(old)

@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import binom
 
 import streamhog
-import streamhog.training.engine
+
 from streamhog.training.checkpoint import CHECKPOINT
 from streamhog.cli import main as cli_main
 from streamhog.io.batch import SparseBatch
@@ -19,7 +19,7 @@ from streamhog.datasets import criteo_sample
 from streamhog.io.formats import create_writer, open_dataset
 from streamhog.training.early_stopping import holdout_mask
 from streamhog.model.directory import Model
-from streamhog.training.engine import BEST
+from streamhog.training.copies import BEST
 
 ONE = dict(threads=1, readers=1, quiet=True)
 
@@ -112,7 +112,7 @@ def test_early_stopping_keeps_the_best_epoch(criteo, tmp_path):
     assert not (m.path / BEST).exists()
     one = streamhog.train(train, tmp_path / "one", epochs=1, holdout=0.1, seed=0, **ONE)
     assert np.array_equal(np.asarray(m.weights), np.asarray(one.weights))
-    assert np.array_equal(np.asarray(m.state["accum"]), np.asarray(one.state["accum"]))
+    assert np.array_equal(np.asarray(m.optimizer_state["accum"]), np.asarray(one.optimizer_state["accum"]))
     assert m.intercept == one.intercept
     # The test loss of the kept model (the last epoch's would be worse).
     assert m.evaluate(criteo / "test.parquet")["logloss"] < 0.4775  # VW's best on these rows
@@ -183,8 +183,8 @@ def test_bad_options_are_refused(criteo, tmp_path, capsys, args, message):
 
 
 def test_resume_keeps_the_holdout_it_started_with(criteo, tmp_path):
-    from streamhog.training.interrupt import TrainingInterrupted
-    from streamhog.training.engine import TrainingError
+    from streamhog.errors import TrainingInterrupted
+    from streamhog.errors import TrainingError
 
     train = criteo / "train.parquet"
     with pytest.raises(TrainingInterrupted):

@@ -15,7 +15,8 @@ from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, mean_
 from streamhog.io.batch import SparseBatch, concat_batches
 from streamhog.errors import DataFormatError, OutputExistsError
 from streamhog.io.formats import create_writer, open_dataset
-from streamhog.model.inference import IncompatibleDataError, evaluate, predict, predict_to_parquet
+from streamhog.errors import IncompatibleDataError
+from streamhog.model.inference import evaluate, predict, predict_to_parquet
 from streamhog.kernels.predict import batch_margins
 from streamhog.model.metrics import AUC_BINS, MetricAccumulator, margin_bin
 from streamhog.model.directory import Model

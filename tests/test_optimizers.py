@@ -10,7 +10,7 @@ import pytest
 import streamhog
 from streamhog.datasets import a9a
 from streamhog.model.info import model_info
-from streamhog.training.interrupt import TrainingInterrupted
+from streamhog.errors import TrainingInterrupted
 from streamhog.kernels.losses import LOSS_IDS
 from streamhog.kernels.optimizers import OPTIMIZER_IDS
 from streamhog.kernels.block import ModelArrays, UpdateRule, train_block
@@ -204,7 +204,7 @@ def test_every_optimizer_learns_a9a_in_one_pass(a9a_parquet, tmp_path, opt):
         ["weights.npy"] + [f"{n}.npy" for n in OPTIMIZER_STATE[opt]])
     assert model.evaluate(test)["logloss"] <= 0.345
     reopened = Model.open(model.path)
-    assert list(reopened.state) == list(OPTIMIZER_STATE[opt])
+    assert list(reopened.optimizer_state) == list(OPTIMIZER_STATE[opt])
 
 
 def test_snapshots_and_rollback_carry_the_optimizer_state(a9a_parquet, tmp_path):
@@ -222,7 +222,7 @@ def test_warm_start_carries_or_derives_the_state(a9a_parquet, tmp_path):
     same = streamhog.train(train, tmp_path / "same", optimizer="adagrad", warm_start=src.path, epochs=1, lr=1e-9,
                            threads=1, quiet=True)
     np.testing.assert_allclose(same.weights, src.weights, atol=1e-6)  # a tiny lr: barely moved
-    assert np.all(np.asarray(same.state["accum"]) >= np.asarray(src.state["accum"]))  # carried, then grown
+    assert np.all(np.asarray(same.optimizer_state["accum"]) >= np.asarray(src.optimizer_state["accum"]))  # carried, then grown
     # FTRL from another optimizer: z is derived so that FTRL's closed form gives back the weights.
     ftrl = streamhog.train(train, tmp_path / "ftrl", optimizer="ftrl", warm_start=src.path, epochs=1, lr=1e-9,
                            threads=1, quiet=True)

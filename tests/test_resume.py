@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 import streamhog
-from streamhog.training.checkpoint import CHECKPOINT, PREVIOUS, CheckpointError
+from streamhog.errors import CheckpointError
+from streamhog.training.checkpoint import CHECKPOINT, PREVIOUS
 from streamhog.datasets.synthetic import SyntheticSpec, synthetic_batches
 from streamhog.io.formats import create_writer
-from streamhog.training.interrupt import TrainingInterrupted
+from streamhog.errors import TrainingInterrupted
 from streamhog.model.directory import Model
-from streamhog.training.engine import TrainingError
+from streamhog.errors import TrainingError
 
 SPEC = SyntheticSpec(n_rows=70_000, n_features=20_000, nnz_per_row=20, seed=5)
 ONE_THREAD = dict(threads=1, readers=2, seed=7, lr=0.5, quiet=True)
@@ -234,40 +235,3 @@ def test_snapshots_are_sparse_and_roll_back_a_divergence(data, tmp_path):
     assert record["status"] == "rolled-back" and record["epoch"] == 3
     streamhog.train(data / "train.parquet", m, epochs=4, resume=True, lr=0.02, quiet=True)  # a lower --lr
     assert len(Model.open(m).meta["history"]) == 4
-
-
-def _copy_dir(path, content):
-    path.mkdir()
-    (path / "weights.npy").write_text(content)
-
-
-@pytest.mark.parametrize("killed", ["writing the copy", "between the renames", "removing the replaced copy",
-                                    "deleting a copy"])
-def test_a_copy_interrupted_at_any_step_is_finished_or_undone(tmp_path, killed):
-    """Trainer._save_copy writes .NAME.tmp, moves NAME to .NAME.old, renames the copy in;
-    remove_copy hides NAME as .NAME.deleted before deleting it: whatever step a kill falls
-    on, the resume leaves NAME whole (old or new) or absent, and no temporaries."""
-    from streamhog.training.engine import finish_interrupted_copies, remove_copy
-
-    name, tmp, old = tmp_path / "best-epoch", tmp_path / ".best-epoch.tmp", tmp_path / ".best-epoch.old"
-    if killed == "writing the copy":
-        _copy_dir(name, "previous")
-        _copy_dir(tmp, "partial")
-        expected = "previous"
-    elif killed == "between the renames":
-        _copy_dir(old, "previous")
-        _copy_dir(tmp, "new")
-        expected = "new"
-    elif killed == "removing the replaced copy":
-        _copy_dir(name, "new")
-        _copy_dir(old, "previous")
-        expected = "new"
-    else:
-        _copy_dir(tmp_path / ".best-epoch.deleted", "partly deleted")
-        expected = None
-    finish_interrupted_copies(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if expected is None else ["best-epoch"])
-    if expected is not None:
-        assert (name / "weights.npy").read_text() == expected
-        remove_copy(name)
-        assert not list(tmp_path.iterdir())

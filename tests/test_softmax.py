@@ -13,9 +13,9 @@ import pytest
 
 import streamhog
 from streamhog.cli import main
-from streamhog.training.interrupt import TrainingInterrupted
+from streamhog.errors import TrainingInterrupted
 from streamhog.model.directory import Model
-from streamhog.training.engine import TrainingError
+from streamhog.errors import TrainingError
 
 ROOT = Path(__file__).resolve().parents[1]
 

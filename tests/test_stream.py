@@ -11,7 +11,8 @@ import pytest
 
 from streamhog.io.batch import SparseBatch
 from streamhog.errors import DataFormatError, StreamhogError
-from streamhog.io.stream import BatchStream, ReaderError, block_order, iter_epoch
+from streamhog.errors import ReaderError
+from streamhog.io.stream import BatchStream, block_order, iter_epoch
 
 DEADLINE = 5.0  # seconds; any wait longer than this is a hang
 

@@ -17,7 +17,7 @@ from streamhog.kernels.block import ModelArrays, UpdateRule, train_block
 from streamhog.kernels.linear import CONSTANT, INVSCALING
 from streamhog.kernels.optimizers import SGD
 from streamhog.model.directory import Model
-from streamhog.training.engine import TrainingError
+from streamhog.errors import TrainingError
 
 from conftest import random_batch
 from test_optimizers import numpy_train

@@ -11,7 +11,7 @@ from sklearn.utils import murmurhash3_32
 import streamhog
 from streamhog.cli import main
 from streamhog.datasets import a9a
-from streamhog.training.engine import TrainingError
+from streamhog.errors import TrainingError
 
 
 @pytest.fixture(scope="module")

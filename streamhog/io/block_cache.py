@@ -42,16 +42,23 @@ class BlockCache:
         self.dataset = dataset
         self.dir.mkdir(parents=True, exist_ok=True)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._writer: threading.Thread | None = None
         self.error: BaseException | None = None
+        self._writer: threading.Thread | None = None
+        self._closed = False
+        self._lock = threading.Lock()
 
     def offer(self, batch: SparseBatch) -> None:
         """Cache ``batch`` in the background if the writer has room; never blocks."""
         if self.error is not None or self.has(batch.block):
             return
-        if self._writer is None:
-            self._writer = threading.Thread(target=self._write_loop, name="streamhog-cache-writer", daemon=True)
-            self._writer.start()
+        with self._lock:
+            # One writer, started by the first offer: consumers offering their first blocks at
+            # once must not each start one (close() would join only the last, and could hang).
+            if self._closed:
+                return
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="streamhog-cache-writer", daemon=True)
+                self._writer.start()
         try:
             self._queue.put_nowait(batch)
         except queue.Full:
@@ -65,11 +72,13 @@ class BlockCache:
                 self.error = exc
 
     def close(self) -> None:
-        """Finish the queued writes and stop the writer thread."""
-        if self._writer is not None:
-            self._queue.put(None)
-            self._writer.join()
-            self._writer = None
+        """Finish the queued writes and stop the writer thread; safe to call twice."""
+        with self._lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put(None)  # after every offered block: the writer ends once they are written
+            writer.join()
 
     def path(self, block: int) -> Path:
         return self.dir / f"block-{block:08d}.bin"
@@ -103,14 +112,16 @@ class BlockCache:
 
 
 class CachedDataset:
-    """The dataset read through its cache: cached blocks memory-mapped, the others decoded."""
+    """The dataset read through its cache: cached blocks memory-mapped, the others decoded.
+    Everything but the blocks' bytes is the underlying dataset's."""
 
     def __init__(self, cache: BlockCache):
         base = cache.dataset
         self.cache = cache
         self.path = base.path
         self.format = base.format
-        for name in ("n_rows", "n_features", "has_values", "has_weights", "block_rows", "block_row_start"):
+        for name in ("n_rows", "n_features", "has_values", "has_weights", "hash_bits", "block_rows",
+                     "block_row_start"):
             setattr(self, name, getattr(base, name))
 
     @property
@@ -119,6 +130,15 @@ class CachedDataset:
 
     def open_reader(self) -> "CachedBlockReader":
         return CachedBlockReader(self.cache)
+
+    def describe_block(self, block: int) -> str:
+        return self.cache.dataset.describe_block(block)
+
+    def iter_labels(self):
+        return self.cache.dataset.iter_labels()
+
+    def info(self) -> dict:
+        return self.cache.dataset.info()
 
 
 class CachedBlockReader:

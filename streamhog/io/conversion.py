@@ -17,6 +17,7 @@ import numpy as np
 from pathlib import Path
 
 from .._fs.atomic import atomic_output, check_destination
+from ..errors import ConfigError, DataFormatError
 from .formats import create_writer, detect_format, format_from_suffix, open_dataset
 from .formats.spec import DEFAULT_COMPRESSION, DEFAULT_PARQUET_LAYOUT, DEFAULT_ROWS_PER_GROUP, MAX_INDEX
 from .hashing import DEFAULT_HASH_BITS, check_bits, hash_batch
@@ -84,32 +85,32 @@ def convert(src, dst, *, output_format: str | None = None, input_format: str = "
     """
     output_format = output_format or format_from_suffix(dst)
     if output_format not in ("parquet", "zarr"):
-        raise ValueError(f"{dst}: cannot tell the output format from the name; use a .parquet or .zarr "
+        raise ConfigError(f"{dst}: cannot tell the output format from the name; use a .parquet or .zarr "
                          "suffix, or --format parquet|zarr")
     if input_format == "auto":
         input_format = detect_format(src)
     if input_format not in INPUT_FORMATS[1:]:
-        raise ValueError(f"unknown input format {input_format!r}; choose one of {', '.join(INPUT_FORMATS)}")
+        raise ConfigError(f"unknown input format {input_format!r}; choose one of {', '.join(INPUT_FORMATS)}")
     if input_format != "csv" and (label_column is not None or categorical is not None or numeric is not None
                                   or ignore is not None):
-        raise ValueError("--label-column, --categorical, --numeric and --ignore apply to --input-format csv only")
+        raise ConfigError("--label-column, --categorical, --numeric and --ignore apply to --input-format csv only")
     if input_format == "csv" and not label_column:
-        raise ValueError("--input-format csv needs --label-column NAME")
+        raise ConfigError("--input-format csv needs --label-column NAME")
     if input_format in CLICK_LOG_FORMATS and hash_bits is None:
         hash_bits = DEFAULT_HASH_BITS
     if hash_bits is not None:
         hash_bits = check_bits(hash_bits)
         if n_features is not None and n_features != 1 << hash_bits:
-            raise ValueError(f"--n-features {n_features} contradicts --hash-bits {hash_bits}: hashed ids "
+            raise ConfigError(f"--n-features {n_features} contradicts --hash-bits {hash_bits}: hashed ids "
                              f"have n_features = 2^{hash_bits} = {1 << hash_bits:,}")
     if layout is not None and output_format != "parquet":
-        raise ValueError(f"--layout applies to Parquet output only, not {output_format}")
+        raise ConfigError(f"--layout applies to Parquet output only, not {output_format}")
     rows_per_group = rows_per_group or DEFAULT_ROWS_PER_GROUP[output_format]
     if n_features is not None and not 0 <= n_features <= MAX_INDEX + 1:
-        raise ValueError(f"n_features must be between 0 and 2^32, got {n_features}")
+        raise ConfigError(f"n_features must be between 0 and 2^32, got {n_features}")
     dst = check_destination(dst, overwrite=overwrite)
     if str(src) != "-" and Path(src).resolve() == dst.resolve():
-        raise ValueError(f"{dst}: source and destination are the same")
+        raise ConfigError(f"{dst}: source and destination are the same")
     report = ConvertReport(str(src), str(dst), input_format, output_format, hash_bits=hash_bits)
     options = dict(rows_per_group=rows_per_group, compression=compression, values=values)
     if output_format == "parquet":
@@ -142,7 +143,7 @@ def _hashed(batch, hash_bits, hash_ids: bool, values: str, counts: bool = False)
     if hash_bits is None:
         return batch
     if values == "drop" and not (counts or batch.values is None or bool(np.all(batch.values == 1.0))):
-        raise ValueError(f"{batch.source}: values other than 1.0 cannot be dropped (values='drop')")
+        raise DataFormatError(batch.source, "values other than 1.0 cannot be dropped (values='drop')")
     if hash_ids:
         batch = hash_batch(batch, hash_bits)
     return replace(batch, values=None) if values == "drop" else batch
@@ -208,7 +209,7 @@ def _from_dataset(src, tmp, report, output_format, *, n_features, hash_bits, thr
     if rehash:
         n_features = 1 << hash_bits
     elif n_features is not None and n_features < ds.n_features:
-        raise ValueError(f"{src}: --n-features {n_features} is below the dataset's n_features {ds.n_features}")
+        raise ConfigError(f"{src}: --n-features {n_features} is below the dataset's n_features {ds.n_features}")
     elif ds.hash_bits is not None and n_features in (None, ds.n_features):
         report.hash_bits = hash_bits = ds.hash_bits  # still the same hashed ids: keep saying so
     writer = create_writer(output_format, tmp, has_weights=ds.has_weights, n_features=n_features, hash_bits=hash_bits,

@@ -26,7 +26,7 @@ from dataclasses import replace
 import numpy as np
 
 from .batch import SparseBatch
-from ..errors import DataFormatError
+from ..errors import ConfigError, DataFormatError
 
 #: Dataset metadata key (Parquet key-value metadata, Zarr attribute): the ``bits`` the ids
 #: were hashed with, so n_features == 2**hash_bits; absent when ids are not hashed.
@@ -43,7 +43,7 @@ DEFAULT_HASH_BITS = 20
 def check_bits(bits: int) -> int:
     """``bits`` as an int in 1..32 (ids are uint32), else ValueError."""
     if isinstance(bits, bool) or int(bits) != bits or not 1 <= int(bits) <= 32:
-        raise ValueError(f"hash bits must be an integer from 1 to 32, got {bits!r}")
+        raise ConfigError(f"hash bits must be an integer from 1 to 32, got {bits!r}")
     return int(bits)
 
 

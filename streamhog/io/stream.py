@@ -40,17 +40,17 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Iterator
 
 import numpy as np
 
 from .batch import SparseBatch
-from ..errors import StreamhogError
+from .dataset import BlockReader, Dataset  # noqa: F401 (the protocols the stream reads through)
+from ..errors import ConfigError, ReaderError, StreamhogError
 
 __all__ = [
     "BlockReader",
     "Dataset",
-    "ReaderError",
     "StreamStats",
     "BatchStream",
     "block_order",
@@ -60,33 +60,6 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 
-class BlockReader(Protocol):
-    def read(self, block: int) -> SparseBatch: ...
-
-    def close(self) -> None: ...
-
-
-class Dataset(Protocol):
-    path: str
-    n_blocks: int
-
-    def open_reader(self) -> BlockReader: ...
-
-
-class ReaderError(StreamhogError):
-    """A reader thread failed with an unexpected (non-streamhog) exception.
-
-    The original exception is ``__cause__``; ``block`` is ``None`` when opening
-    the reader failed.
-    """
-
-    def __init__(self, path, block: int | None, cause: BaseException):
-        self.path = str(path)
-        self.block = block
-        where = f"block {block}" if block is not None else "opening reader"
-        super().__init__(f"{self.path}: {where}: reader failed: {type(cause).__name__}: {cause}")
-        self.__cause__ = cause
-
 
 def block_order(n_blocks: int, *, epoch: int, seed: int, shuffle: bool = True) -> np.ndarray:
     """The order in which to read blocks in ``epoch``: int64 permutation of ``range(n_blocks)``.
@@ -95,7 +68,7 @@ def block_order(n_blocks: int, *, epoch: int, seed: int, shuffle: bool = True) -
     """
     n_blocks = int(n_blocks)
     if n_blocks < 0:
-        raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
+        raise ConfigError(f"n_blocks must be >= 0, got {n_blocks}")
     if not shuffle:
         return np.arange(n_blocks, dtype=np.int64)
     return np.random.default_rng([int(seed), int(epoch)]).permutation(n_blocks).astype(np.int64, copy=False)
@@ -225,13 +198,13 @@ class BatchStream:
         join_timeout: float = 10.0,
     ):
         if readers < 1:
-            raise ValueError(f"readers must be >= 1, got {readers}")
+            raise ConfigError(f"readers must be >= 1, got {readers}")
         if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
+            raise ConfigError(f"capacity must be >= 1, got {capacity}")
         order = np.asarray(order, dtype=np.int64).reshape(-1)
         n_blocks = int(dataset.n_blocks)
         if len(order) and (order.min() < 0 or order.max() >= n_blocks):
-            raise ValueError(f"{dataset.path}: order refers to blocks outside [0, {n_blocks})")
+            raise ConfigError(f"{dataset.path}: order refers to blocks outside [0, {n_blocks})")
         self.dataset = dataset
         self.order = order
         self.capacity = int(capacity)

@@ -21,7 +21,8 @@ from numba import njit, types
 
 from .hashing import RO_I64, murmur3_range
 from .hashing import RW_BYTES as U8_1D
-from .libsvm_parse import BUF, F32_1D, I64_1D, I64_2D, U32_1D, _beyond_float32, _scan_number
+from .decimal import _beyond_float32, _scan_number
+from .libsvm_parse import BUF, F32_1D, I64_1D, I64_2D, U32_1D
 
 KIND_IGNORE, KIND_LABEL, KIND_CATEGORICAL, KIND_NUMERIC = 0, 1, 2, 3
 

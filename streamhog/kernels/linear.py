@@ -46,7 +46,7 @@ import numpy as np
 from numba import njit, types
 
 from .atomics import gate_wait, publish, read_shared, spin_acquire, spin_release
-from .losses import SQUARED, loss_and_dloss
+from .losses import loss_and_dloss, target
 from .optimizers import (ADAGRAD, B_ACC, B_AUX, B_VALUE, FTRL, NORM_N, NORM_T, NORMALIZED, SGD, observe_scale,
                          update_coordinate, update_intercept)
 from .prefetch import prefetch, prefetch_rows_ahead
@@ -125,9 +125,7 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
         i = rows[k]
         lo = indptr[i]
         hi = indptr[i + 1]
-        y = np.float64(labels[i])
-        if loss_id != SQUARED:
-            y = 1.0 if y > 0.0 else -1.0  # {0, 1} and {-1, +1} labels alike
+        y = target(loss_id, np.float64(labels[i]))
         s = np.float64(sample_weights[i]) if has_weights else 1.0
         if schedule == CONSTANT:
             eta = lr

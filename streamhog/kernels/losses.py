@@ -1,7 +1,9 @@
 """Losses of a margin ``z`` against a target ``y``, each with its derivative d loss / d z.
 
-Classification losses take ``y`` in {-1, +1}. Each is a small numba unit, inlined into the
-training kernel, which selects one by id (a predictable branch, cheaper than dispatch).
+Classification losses take ``y`` in {-1, +1} (``target`` maps {0, 1} labels there). Each is
+a small numba unit, inlined into the training kernel, which selects one by id (a predictable
+branch, cheaper than dispatch). streamhog/losses.py is the registry that says, by name, what
+else each loss means (its labels, link and watched metric).
 """
 from __future__ import annotations
 
@@ -57,6 +59,15 @@ def squared_loss(z, y):
 @njit(inline="always", cache=True)
 def squared_dloss(z, y):
     return z - y
+
+
+@njit(inline="always", cache=True)
+def target(loss_id, label):
+    """The target the loss compares margins with: a classification loss's label as -1 / +1
+    ({0, 1} and {-1, +1} labels alike), any other loss's label as it is."""
+    if loss_id == LOGISTIC or loss_id == HINGE:
+        return 1.0 if label > 0.0 else -1.0
+    return label
 
 
 @njit(inline="always", cache=True)

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from ..errors import StreamhogError
+from .._version import __version__
+from ..errors import ConfigError, ModelError
+from ..losses import LOSSES
+from .heads import head_for
 
 MODEL_FORMAT_VERSION = 1
 WEIGHTS = "weights.npy"
 META = "model.json"
-LOSSES = ("logistic", "hinge", "squared", "softmax")
 OPTIMIZERS = ("sgd", "adagrad", "normalized", "ftrl")
 #: Per-coordinate state files of each optimizer, in the kernels' (acc, aux) order
 #: (streamhog/kernels/optimizers.py gives the rules).
@@ -34,13 +35,10 @@ OPTIMIZER_STATE = {
     "normalized": ("accum", "scale"),  # acc: sum of squared normalized gradients; aux: max |x|
     "ftrl": ("ftrl_n", "ftrl_z"),      # acc: n, aux: z
 }
-CLASSIFICATION_LOSSES = ("logistic", "hinge")
 #: Largest model dimension accepted (weights of 2^34 float32 = 64 GiB, sparse on disk).
 MAX_FEATURES = 2**34
 
 
-class ModelError(StreamhogError):
-    """A model directory that is missing, incomplete or of another version."""
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -62,7 +60,9 @@ class Model:
         self.meta = meta
         self.weights = weights
         #: The optimizer's per-coordinate state: file stem -> memory map (OPTIMIZER_STATE order).
-        self.state = state or {}
+        self.optimizer_state = state or {}
+        #: What the loss makes of the weights: margins, predictions, metrics (model/heads.py).
+        self.head = head_for(meta["loss"], meta.get("n_classes"))
 
     # -- creating and opening ----------------------------------------------------------------
     @classmethod
@@ -72,15 +72,16 @@ class Model:
         """A new model of zero weights (and zero optimizer state) in the directory ``path``:
         a vector of n_features, or for ``loss="softmax"`` an (n_features, n_classes) matrix."""
         if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         if not 1 <= n_features <= MAX_FEATURES:
-            raise ValueError(f"n_features must be between 1 and 2^34, got {n_features}")
-        if (loss == "softmax") != (n_classes is not None) or (n_classes is not None and n_classes < 2):
-            raise ValueError(f"the softmax loss, and only it, takes n_classes >= 2 (got loss {loss!r}, "
-                             f"n_classes {n_classes!r})")
-        shape = (n_features,) if n_classes is None else (n_features, n_classes)
+            raise ConfigError(f"n_features must be between 1 and 2^34, got {n_features}")
+        try:
+            head = head_for(loss, n_classes)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        shape = head.weights_shape(n_features)
         path = Path(path)
         path.mkdir(exist_ok=True)
         # open_memmap extends the file with a seek: no page is written, the file stays sparse.
@@ -99,7 +100,7 @@ class Model:
             "hash_bits": hash_bits,
             "n_classes": n_classes,
             # softmax: a list of K intercepts, one per class
-            "intercept": 0.0 if n_classes is None else [0.0] * n_classes,
+            "intercept": head.initial_intercept(),
             "hyper_parameters": hyper_parameters or {},
             "data": data or {},
             "history": [],
@@ -128,8 +129,10 @@ class Model:
             weights = np.load(path / WEIGHTS, mmap_mode=mode)
         except (OSError, ValueError) as exc:
             raise ModelError(f"{path / WEIGHTS}: unreadable ({exc})") from exc
-        n_classes = meta.get("n_classes")
-        shape = (meta["n_features"],) if n_classes is None else (meta["n_features"], n_classes)
+        try:
+            shape = head_for(meta["loss"], meta.get("n_classes")).weights_shape(meta["n_features"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{meta_path}: not a usable model description ({exc})") from None
         if weights.shape != shape:
             raise ModelError(f"{path / WEIGHTS}: shape {weights.shape} does not match the model's {shape}")
         state = {}
@@ -154,8 +157,7 @@ class Model:
     @property
     def intercept(self):
         """float; for a softmax model a float64 array of K intercepts."""
-        b = self.meta["intercept"]
-        return np.asarray(b, dtype=np.float64) if self.n_classes else float(b)
+        return self.head.intercept_value(self.meta["intercept"])
 
     @property
     def n_classes(self) -> int | None:
@@ -172,27 +174,27 @@ class Model:
 
     def files(self) -> list[Path]:
         """The arrays of the model: weights.npy, then the optimizer's state files."""
-        return [self.path / WEIGHTS] + [self.path / f"{name}.npy" for name in self.state]
+        return [self.path / WEIGHTS] + [self.path / f"{name}.npy" for name in self.optimizer_state]
 
     @property
     def is_classifier(self) -> bool:
-        return self.loss in CLASSIFICATION_LOSSES
+        return self.head.loss.classifies
 
     def save_meta(self) -> None:
         write_json_atomic(self.path / META, self.meta)
 
     def flush(self) -> None:
         """Write dirty weight and state pages to disk (the memory maps are file-backed)."""
-        for arr in (self.weights, *self.state.values()):
+        for arr in (self.weights, *self.optimizer_state.values()):
             if isinstance(arr, np.memmap) and arr.mode != "r":
                 arr.flush()
 
     # -- using it -----------------------------------------------------------------------------
     def decision_function(self, batch) -> np.ndarray:
         """Margins ``x·w + b`` (float64) of a SparseBatch's rows ((n_rows, K) for softmax)."""
-        from .inference import _scorer
+        from .inference import scorer
 
-        return _scorer(self)(batch)
+        return scorer(self)(batch)
 
     def predict(self, data, *, threads: int | None = None) -> np.ndarray:
         """Predictions for every row of ``data`` (a dataset path or object), in dataset order:

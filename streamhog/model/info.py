@@ -1,30 +1,16 @@
-"""Summaries of a dataset that need a pass over a column (``streamhog info``)."""
+"""What a model directory holds (``streamhog info MODEL``)."""
 from __future__ import annotations
 
 import numpy as np
 
-
-def label_counts(dataset, max_distinct: int = 1000) -> dict[float, int]:
-    """Count of each label value, reading only the label column, block by block.
-
-    Past ``max_distinct`` distinct values (regression targets) new values are not tracked.
-    """
-    counts: dict[float, int] = {}
-    for labels in dataset.iter_labels():
-        values, n = np.unique(labels, return_counts=True)
-        for v, c in zip(values.tolist(), n.tolist()):
-            if v in counts or len(counts) < max_distinct:
-                counts[v] = counts.get(v, 0) + c
-    return dict(sorted(counts.items()))
+from .._fs.sparse_files import allocated_bytes, data_extents
+from .directory import WEIGHTS, Model
 
 
 def model_info(path, chunk: int = 1 << 22) -> dict:
     """What a model directory holds. Non-zero weights are counted over the data extents of
     weights.npy only (SEEK_DATA/SEEK_HOLE): a 32 GiB sparse model is scanned in the time its
     few written pages take, never read whole."""
-    from .directory import WEIGHTS, Model
-    from .._fs.sparse_files import allocated_bytes, data_extents
-
     model = Model.open(path)
     header = model.weights.offset  # the .npy header precedes the data
     w = model.weights.reshape(-1)  # softmax: the (n_features, K) matrix, row-major

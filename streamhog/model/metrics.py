@@ -1,6 +1,7 @@
 """Streamed evaluation metrics: bounded memory, one accumulator per thread, merged at the end.
 
-Classification (``logistic`` and ``hinge`` models; a label is positive iff ``label > 0``, so
+Classification (the losses streamhog.losses marks ``classifies``: logistic, hinge; a label is
+positive iff ``label > 0``, so
 {-1, +1} and {0, 1} both work):
 
 * ``logloss``: mean of ``-log p(label)`` with ``p = sigmoid(margin)``, computed from the margin
@@ -11,7 +12,7 @@ Classification (``logistic`` and ``hinge`` models; a label is positive iff ``lab
 * ``auc``: area under the ROC curve from two weighted histograms (positives, negatives) over
   the margin, ties counted as half a pair (as ``sklearn.metrics.roc_auc_score``).
 
-Regression (``squared`` models): ``rmse`` and ``mae`` of ``margin - label``.
+Regression (the other vector losses: squared, ...): ``rmse`` and ``mae`` of ``margin - label``.
 
 Every metric is weighted by the importance weights when a batch has them (scikit-learn's
 ``sample_weight`` semantics: weighted means, weighted pairs for AUC); ``n_examples`` counts
@@ -40,7 +41,7 @@ import numpy as np
 
 from ..kernels.metrics import (  # noqa: F401 (AUC_BITS, margin_bin: re-exported for tests)
     AUC_BINS, AUC_BITS, accumulate_classification, accumulate_regression, histogram_auc, margin_bin)
-from .directory import CLASSIFICATION_LOSSES, LOSSES
+from ..losses import get_loss
 
 _EMPTY_F32 = np.zeros(0, dtype=np.float32)
 
@@ -52,10 +53,8 @@ class MetricAccumulator:
     """
 
     def __init__(self, loss: str):
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         self.loss = loss
-        self.is_classifier = loss in CLASSIFICATION_LOSSES
+        self.is_classifier = get_loss(loss).classifies
         self.n_examples = 0
         self.sum_weight = 0.0
         if self.is_classifier:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from .._fs.atomic import fsync_directory
-from ..errors import StreamhogError
+from ..errors import CheckpointError
 
 CHECKPOINT = "checkpoint.json"
 PREVIOUS = "checkpoint.prev.json"
@@ -40,8 +40,6 @@ _REQUIRED = ("version", "epoch", "done_blocks", "step", "intercept", "epoch_loss
              "epoch_rows", "epoch_nnz", "epoch_seconds", "history", "config", "data")
 
 
-class CheckpointError(StreamhogError):
-    """No usable checkpoint record."""
 
 
 def _canonical(record: dict) -> str:

@@ -1,12 +1,14 @@
 """Hyper-parameters of a training run (light: no numba import, so the CLI starts fast)."""
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..model.directory import LOSSES, OPTIMIZERS
+from ..errors import ConfigError
+from ..io.threads import cpu_count, default_readers
+from ..losses import LOSSES
+from ..model.directory import OPTIMIZERS
 
 LR_SCHEDULES = ("constant", "decay", "invscaling")
 DEFAULT_HOLDOUT = 0.1  # VW's: every 10th example when it makes several passes
@@ -54,12 +56,14 @@ class TrainConfig:
     early_stopping: int = 2
     hash_bits: int | None = None  # hash feature ids into 2^hash_bits slots at training time
     seed: int = 0
-    threads: int = 0          # 0: one per core
-    readers: int = 0          # 0: the measured default, see default_readers()
+    threads: int | None = None   # None: one per core
+    readers: int | None = None   # None: the measured default, see io/threads.default_readers()
     sync: str = "none"        # "lock": a lock around each update (the paper's baseline)
-    capacity: int = 0         # blocks buffered between readers and consumers; 0: 2 per reader
+    capacity: int | None = None  # blocks buffered between readers and consumers; None: 2 per reader
 
     def resolved(self) -> "TrainConfig":
+        """The config with every default filled in (per optimizer, per core), checked."""
+        self._check_types()
         cfg = TrainConfig(**asdict(self))
         if cfg.optimizer in OPTIMIZER_DEFAULTS:
             lr, schedule = OPTIMIZER_DEFAULTS[cfg.optimizer]
@@ -67,46 +71,59 @@ class TrainConfig:
             cfg.lr_schedule = schedule if cfg.lr_schedule is None else cfg.lr_schedule
         if cfg.holdout is None:
             cfg.holdout = DEFAULT_HOLDOUT if cfg.epochs > 1 else 0.0
-        cores = os.cpu_count() or 1
-        cfg.threads = cfg.threads or cores
-        cfg.readers = cfg.readers or default_readers(cores)
-        cfg.capacity = cfg.capacity or 2 * cfg.readers
+        cores = cpu_count()
+        cfg.threads = cores if cfg.threads is None else cfg.threads
+        cfg.readers = default_readers(cores) if cfg.readers is None else cfg.readers
+        cfg.capacity = 2 * cfg.readers if cfg.capacity is None else cfg.capacity
         cfg.check()
         return cfg
 
+    def _check_types(self) -> None:
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+                raise ConfigError(f"{_flag(name)} must be a whole number, got {value!r}")
+        for name in _REAL_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))):
+                raise ConfigError(f"{_flag(name)} must be a number, got {value!r}")
+
     def check(self) -> None:
+        """Refuse values no run can use (ConfigError naming the option), the same from the
+        command line and from Python."""
+        self._check_types()
         if self.loss not in LOSSES:
-            raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+            raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+            raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.sync not in ("none", "lock"):
-            raise ValueError(f"--sync must be none or lock, got {self.sync!r}")
+            raise ConfigError(f"--sync must be none or lock, got {self.sync!r}")
         if self.epochs < 1:
-            raise ValueError(f"--epochs must be >= 1, got {self.epochs}")
+            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
         if not (self.lr > 0 and np.isfinite(self.lr)):
-            raise ValueError(f"--lr must be a positive number, got {self.lr}")
+            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
         if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"--lr-decay must be in (0, 1], got {self.lr_decay}")
+            raise ConfigError(f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         if not self.l2 >= 0 or (self.optimizer == "sgd" and self.l2 * self.lr >= 1):
-            raise ValueError(f"--l2 must be >= 0 (and l2 * lr < 1 for sgd), got l2={self.l2}, lr={self.lr}")
+            raise ConfigError(f"--l2 must be >= 0 (and l2 * lr < 1 for sgd), got l2={self.l2}, lr={self.lr}")
         if not self.l1 >= 0:
-            raise ValueError(f"--l1 must be >= 0, got {self.l1}")
+            raise ConfigError(f"--l1 must be >= 0, got {self.l1}")
         if self.l1 and self.optimizer != "ftrl":
-            raise ValueError("--l1 is FTRL-Proximal's: use it with --optimizer ftrl")
+            raise ConfigError("--l1 is FTRL-Proximal's: use it with --optimizer ftrl")
         if not (self.ftrl_beta > 0 and np.isfinite(self.ftrl_beta)):
-            raise ValueError(f"--ftrl-beta must be a positive number, got {self.ftrl_beta}")
+            raise ConfigError(f"--ftrl-beta must be a positive number, got {self.ftrl_beta}")
         if not (self.initial_accumulator >= 0 and np.isfinite(self.initial_accumulator)):
-            raise ValueError(f"--initial-accumulator must be >= 0, got {self.initial_accumulator}")
+            raise ConfigError(f"--initial-accumulator must be >= 0, got {self.initial_accumulator}")
         if self.holdout is not None and not 0 <= self.holdout < 1:
-            raise ValueError(f"--holdout must be in [0, 1), got {self.holdout}")
+            raise ConfigError(f"--holdout must be in [0, 1), got {self.holdout}")
         if self.early_stopping < 0:
-            raise ValueError(f"--early-stopping must be >= 0 epochs, got {self.early_stopping}")
+            raise ConfigError(f"--early-stopping must be >= 0 epochs, got {self.early_stopping}")
         if self.hash_bits is not None and not 1 <= self.hash_bits <= 32:
-            raise ValueError(f"--hash-bits must be between 1 and 32, got {self.hash_bits}")
+            raise ConfigError(f"--hash-bits must be between 1 and 32, got {self.hash_bits}")
         if self.threads < 1 or self.readers < 1 or self.capacity < 1:
-            raise ValueError("--threads, --readers and the capacity must be >= 1")
+            raise ConfigError("--threads, --readers and the capacity must be >= 1")
 
     @property
     def smoothing(self) -> float:
@@ -117,7 +134,10 @@ class TrainConfig:
         return self.lr * self.lr_decay ** epoch if self.lr_schedule == "decay" else self.lr
 
 
-def default_readers(cores: int) -> int:
-    """Decoding, not the kernel, bounds throughput: as many readers as cores (measured in
-    benchmarks/); consumers mostly wait for blocks, so they share the cores."""
-    return max(1, cores)
+_INT_FIELDS = ("epochs", "early_stopping", "hash_bits", "seed", "threads", "readers", "capacity")
+_REAL_FIELDS = ("lr", "lr_decay", "power_t", "l2", "l1", "ftrl_beta", "initial_accumulator", "holdout")
+
+
+def _flag(field_name: str) -> str:
+    """The command-line option of a TrainConfig field."""
+    return "--" + field_name.replace("_", "-")

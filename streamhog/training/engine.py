@@ -1,555 +1,123 @@
-"""Training: reader threads → bounded stream → N consumer threads → one shared weight vector.
+"""The epoch engine: reader threads → bounded stream → N consumer threads → one shared model.
 
-Consumers run the nogil training kernels through kernels/block.py (linear, or softmax for K
-classes) on whole blocks and write the memory-mapped weights and optimizer state without
-locks (Hogwild!). Each block arrives with its learning-rate state: the step
-counter of its first row, claimed under a lock once per block (not per example). With
-one consumer thread the stream delivers blocks in the epoch's order and the run is
-deterministic for a given seed.
+Consumers run the nogil training kernels through kernels/block.train_block on whole blocks
+and write the memory-mapped weights and optimizer state without locks (Hogwild!). Each
+block arrives with its learning-rate state: the step counter of its first row, claimed
+under a lock once per block (not per example). With one consumer thread the stream
+delivers blocks in the epoch's order and the run is deterministic for a given seed.
 
-Training happens in place in the model directory, with checkpoints (streamhog/checkpoint.py)
-at the end of every epoch, every ``checkpoint_every`` seconds, on SIGINT/SIGTERM and at the
-end. A checkpoint is taken at a block boundary: consumers finish the block in hand and
-wait, the weights are flushed, the record is written, and they go on. Resuming skips the
-blocks the record lists as done, so a one-thread run resumed after a clean stop is
-bit-identical to an uninterrupted one.
-
-After a crash (kill -9) the resumed run replays the blocks trained since the last
-checkpoint. The weights on disk may already hold part of their updates (the memory map
-is written in place), so those examples are seen once more: an extra step on a few
-examples (and, for the adaptive optimizers, their squared gradients accumulated once
-more) — noise of the order of one block's updates, which later steps wash out — never a
-corrupt model.
+Every epoch visits the blocks in a new seeded order and each block's rows in a new seeded
+order (pure functions of (seed, epoch, block): the shuffling state is the seed). Held-out
+rows (early stopping's) are never trained on.
 """
 from __future__ import annotations
 
-import math
-import shutil
-import signal
-import threading
 import time
-from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import read_checkpoint, write_checkpoint
-from .config import TrainConfig
-from ..errors import DataFormatError, StreamhogError
-from ..io.block_cache import BlockCache
-from ..model.info import label_counts
+from ..errors import DataFormatError, DivergenceError
 from ..io.hashing import hash_batch
-from .early_stopping import WATCHED_NAME, holdout_mask, watched_score
-from .interrupt import TrainingInterrupted
+from ..io.stream import BatchStream, block_order
+from ..io.threads import Workers
 from ..kernels.block import ModelArrays, UpdateRule, train_block
 from ..kernels.linear import CONSTANT, INVSCALING
 from ..kernels.losses import LOSS_IDS
-from ..kernels.optimizers import B_VALUE, OPTIMIZER_IDS
-from ..kernels.softmax import bstate_length
-from ..model.directory import CLASSIFICATION_LOSSES, Model
-from ..io.stream import BatchStream, block_order
-
-SNAPSHOTS = "snapshots"
-CACHE = "cache"
-BEST = "best-epoch"  # a copy of the model of the best epoch so far (early stopping)
+from ..kernels.optimizers import OPTIMIZER_IDS
+from .control import RunControl
+from .early_stopping import holdout_mask
 
 
-def finish_interrupted_copies(root: Path) -> None:
-    """Complete or undo the copies (best epoch, snapshots) that a killed run left in ``root``.
+class EpochEngine:
+    """Trains the blocks of an epoch into one model with ``config.threads`` consumer threads."""
 
-    Trainer._save_copy writes ``.NAME.tmp``, then moves NAME aside to ``.NAME.old`` and
-    renames the copy into place. A ``.NAME.old`` therefore means the copy was whole: put it
-    in place if NAME is missing (the kill fell between the two renames), else it is the
-    replaced one. A ``.NAME.tmp`` without ``.NAME.old`` may be partial: drop it, as any
-    ``.NAME.deleted`` (remove_copy's).
-    """
-    if not root.is_dir():
-        return
-    for gone in root.glob(".*.deleted"):
-        shutil.rmtree(gone, ignore_errors=True)
-    for old in root.glob(".*.old"):
-        dest, tmp = root / old.name[1:-4], root / (old.name[:-4] + ".tmp")
-        if not dest.exists():
-            (tmp if tmp.is_dir() else old).rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
-    for tmp in root.glob(".*.tmp"):
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def remove_copy(path: Path) -> None:
-    """Remove a copy so that a kill midway never leaves a partial one under its name (a
-    later rollback or best-epoch restore would read it): hide it first, then delete."""
-    if path.exists():
-        gone = path.with_name(f".{path.name}.deleted")
-        shutil.rmtree(gone, ignore_errors=True)
-        path.rename(gone)
-        shutil.rmtree(gone, ignore_errors=True)
-
-
-class TrainingError(StreamhogError):
-    """Training stopped: labels that do not fit the loss, divergence, or bad options."""
-
-
-class DivergenceError(TrainingError):
-    """A margin became NaN or infinite: the step size is too large for the data."""
-
-
-#: Most classes a softmax model takes (K weights per feature).
-MAX_CLASSES = 1000
-
-
-def check_labels(dataset, loss: str) -> dict[float, int]:
-    """Refuse, before training, labels a classification loss cannot take (a pass over the
-    label column only); returns the label counts. Any label suits the squared loss (the
-    readers already refuse non-finite ones); softmax takes class ids 0..K-1."""
-    if loss == "softmax":
-        counts = label_counts(dataset, max_distinct=MAX_CLASSES + 1)
-        bad = [v for v in counts if v != int(v) or v < 0]
-        if bad or len(counts) > MAX_CLASSES or (counts and max(counts) >= MAX_CLASSES):
-            what = f"label {bad[0]:g} is not a class id" if bad else f"more than {MAX_CLASSES} classes"
-            raise TrainingError(f"{dataset.path}: {what}; the softmax loss takes labels 0, 1, ..., K-1 "
-                                f"(K <= {MAX_CLASSES})")
-        if not counts or max(counts) < 1:  # distinct class ids: a largest id >= 1 means >= 2 classes
-            raise TrainingError(f"{dataset.path}: the softmax loss needs at least two classes (labels 0..K-1)")
-        return counts
-    if loss not in CLASSIFICATION_LOSSES:
-        return {}
-    counts = label_counts(dataset, max_distinct=3)  # three distinct values are already too many
-    seen = set(counts)
-    if not (seen <= {-1.0, 1.0} or seen <= {0.0, 1.0}):
-        bad = sorted(seen - ({-1.0, 1.0} if -1.0 in seen else {0.0, 1.0}))[0]
-        raise TrainingError(
-            f"{dataset.path}: label {bad:g} does not fit the {loss} loss, which takes labels "
-            f"{{-1, +1}} or {{0, 1}} (labels seen: {', '.join(f'{v:g}' for v in sorted(seen))}"
-            f"{', ...' if len(seen) >= 3 else ''}); use --loss squared for real-valued targets")
-    return counts
-
-
-def dataset_schema(ds) -> dict:
-    """What a resumed run must find unchanged in its data."""
-    return {"path": str(Path(ds.path).resolve()), "format": ds.format, "n_rows": ds.n_rows,
-            "n_blocks": ds.n_blocks, "n_features": ds.n_features, "has_values": ds.has_values,
-            "has_weights": ds.has_weights}
-
-
-class _EpochControl:
-    """What consumers of one epoch share: counters (updated once per block), the set of
-    blocks done, the error, and the pause/stop protocol for checkpoints and signals."""
-
-    def __init__(self, state: dict, n_consumers: int):
-        self.cond = threading.Condition()
-        # Running sums continue the state's (one sequence of additions whether or not the
-        # epoch was interrupted: the resumed epoch loss is bit-identical too).
-        self.step = state["step"]
-        self.rows, self.nnz = state["epoch_rows"], state["epoch_nnz"]
-        self.loss, self.weight = state["epoch_loss"], state["epoch_weight"]
-        self.done: list[int] = []
-        self.error: BaseException | None = None
-        self.stopping = False
-        self.pause_requested = False
-        self.paused = 0
-        self.active = n_consumers
-
-    def at_block_boundary(self) -> bool:
-        """Called by a consumer holding a new batch, before training it: wait out a pause;
-        False means stop (the batch is left untrained, so it is not marked done)."""
-        with self.cond:
-            if self.pause_requested and not self.stopping:
-                self.paused += 1
-                self.cond.notify_all()
-                while self.pause_requested and not self.stopping:
-                    self.cond.wait()
-                self.paused -= 1
-            return not self.stopping
-
-    def claim_steps(self, n: int) -> int:
-        with self.cond:
-            t0 = self.step
-            self.step += n
-            return t0
-
-    def block_done(self, block: int, rows: int, nnz: int, loss: float, weight: float) -> None:
-        with self.cond:
-            self.done.append(block)
-            self.rows += rows
-            self.nnz += nnz
-            self.loss += loss
-            self.weight += weight
-
-    def consumer_exit(self, exc: BaseException | None) -> None:
-        with self.cond:
-            if exc is not None and self.error is None:
-                self.error = exc
-                self.stopping = True
-            self.active -= 1
-            self.cond.notify_all()
-
-    def pause(self) -> None:
-        """Wait until every live consumer sits at a block boundary."""
-        with self.cond:
-            self.pause_requested = True
-            while self.paused < self.active and not self.stopping:
-                self.cond.wait(0.1)
-
-    def resume(self) -> None:
-        with self.cond:
-            self.pause_requested = False
-            self.cond.notify_all()
-
-    def stop(self) -> None:
-        with self.cond:
-            self.stopping = True
-            self.cond.notify_all()
-
-
-class Trainer:
-    """Runs (or continues) the epochs of one training job on an open model."""
-
-    def __init__(self, model: Model, dataset, config: TrainConfig, state: dict, *, valid=None,
-                 checkpoint_every: float | None = None, keep_snapshots: int = 0, say=None, bar=None,
-                 stop_after_blocks: int | None = None, cache: BlockCache | None = None):
-        # state: the checkpointed progress (fresh_state's keys); the data schema and the
-        # config are written beside it in every record.
+    def __init__(self, model, config, bstate: np.ndarray, *, cache=None):
         self.model = model
-        self.dataset = dataset
         self.cfg = config
-        self.state = state
-        self.valid = valid
-        self.checkpoint_every = checkpoint_every
-        self.keep_snapshots = keep_snapshots
-        self.say = say or (lambda msg: None)
-        self.bar = bar
-        self.n_classes = model.n_classes
+        self.cache = cache
+        self._stream = None
+        self._mark = time.perf_counter()
         # Plain flat ndarray views (cheaper to pass to numba; a softmax matrix row-major, j*K + k).
-        state_arrays = [np.asarray(a).reshape(-1) for a in model.state.values()]
+        state = [np.asarray(a).reshape(-1) for a in model.optimizer_state.values()]
         empty = np.zeros(0, np.float32)
-        # The intercept, its optimizer state and the normalized rule's N and T (optimizers.py).
-        self.bstate = np.array(state["bstate"], dtype=np.float64)
-        self.arrays = ModelArrays(np.asarray(model.weights).reshape(-1), state_arrays[0] if state_arrays else empty,
-                                  state_arrays[1] if len(state_arrays) > 1 else empty, self.bstate,
-                                  self.n_classes or 1)
+        self.arrays = ModelArrays(np.asarray(model.weights).reshape(-1), state[0] if state else empty,
+                                  state[1] if len(state) > 1 else empty, bstate, model.head.n_outputs)
         self.rule = UpdateRule.for_threads(
             config.threads, OPTIMIZER_IDS[config.optimizer], LOSS_IDS.get(config.loss, -1),
             INVSCALING if config.lr_schedule == "invscaling" else CONSTANT, power_t=config.power_t, l1=config.l1,
             l2=config.l2, beta=config.smoothing, use_lock=config.sync == "lock")
-        self.signal_received: int | None = None
-        self._last_checkpoint = time.monotonic()
-        self._blocks_left = stop_after_blocks
-        self.cache = cache
-        self.data_schema = dataset_schema(dataset)
 
-    # -- consumers -------------------------------------------------------------------------
-    def _consume(self, stream: BatchStream, ctl: _EpochControl, epoch: int, lr: float) -> None:
-        cfg = self.cfg
-        exc = None
-        try:
-            while (batch := stream.next_batch()) is not None:
-                if not ctl.at_block_boundary():
-                    return
-                # Rows in a fresh order every epoch, fixed by (seed, epoch, block): reproducible.
-                rows = np.random.default_rng([cfg.seed, epoch, batch.block]).permutation(batch.n_rows)
-                nnz = batch.nnz
-                if cfg.holdout:  # held-out rows are scored after the epoch, never trained on
-                    rows = rows[~self._held_out(batch)[rows]]
-                    nnz = int(np.diff(batch.indptr)[rows].sum())
-                t0 = ctl.claim_steps(len(rows))
-                # Training-time --hash-bits: each row keeps its (possibly colliding) ids, as scoring does.
-                indices = None if cfg.hash_bits is None else hash_batch(batch, cfg.hash_bits, merge=False).indices
-                res = train_block(batch, rows, self.arrays, self.rule, lr=lr, t0=t0, indices=indices)
-                if res.bad_label:
-                    raise DataFormatError(batch.source, f"a label is not a class id 0..{self.n_classes - 1}; "
-                                                        "the block was refused")
-                if res.out_of_range:
-                    raise DataFormatError(batch.source, f"a feature index is >= the model's n_features "
-                                                        f"{self.model.n_features:,}; the block was refused")
-                if res.bad_call:
-                    raise RuntimeError(f"{batch.source}: the training kernel refused the model's arrays")
-                if res.n_nonfinite or not np.isfinite(res.loss_sum) or not np.isfinite(self.bstate).all():
-                    raise DivergenceError(
-                        f"training diverged in epoch {epoch + 1}, {batch.source}: the margin became NaN or "
-                        f"infinite; lower --lr (now {cfg.lr:g})")
-                if self.cache is not None:
-                    self.cache.offer(batch)  # background write; later epochs memory-map it
-                ctl.block_done(batch.block, len(rows), nnz, res.loss_sum, res.weight_sum)
-                if self._blocks_left is not None:
-                    with ctl.cond:
-                        self._blocks_left -= 1
-                        if self._blocks_left <= 0:  # a clean stop, exactly as on SIGINT
-                            self.signal_received = self.signal_received or signal.SIGINT
-                            ctl.stopping = True
-                            ctl.cond.notify_all()
-        except BaseException as e:  # noqa: BLE001 - reported by the main thread
-            exc = e
-        finally:
-            ctl.consumer_exit(exc)
-
-    # -- one epoch ---------------------------------------------------------------------------
-    def _run_epoch(self) -> bool:
-        """Train the blocks of the current epoch not yet done; False if stopped by a signal."""
-        cfg, st, ds = self.cfg, self.state, self.dataset
-        epoch = st["epoch"]
-        lr = cfg.epoch_lr(epoch)
-        done = set(st["done_blocks"])
-        order = [b for b in block_order(ds.n_blocks, epoch=epoch, seed=cfg.seed).tolist() if b not in done]
-        ctl = _EpochControl(st, cfg.threads)
-        start = time.perf_counter()
-        shown = 0
-        with BatchStream(self._source(), order, readers=cfg.readers, capacity=cfg.capacity, ordered=cfg.threads == 1) as stream:
-            consumers = [threading.Thread(target=self._consume, args=(stream, ctl, epoch, lr),
-                                          name=f"streamhog-train-{i}", daemon=True) for i in range(cfg.threads)]
-            for t in consumers:
-                t.start()
-            poll = min(0.2, self.checkpoint_every or 0.2)
-            while alive := [t for t in consumers if t.is_alive()]:
-                alive[0].join(poll)
-                if self.signal_received is not None and not ctl.stopping:
-                    ctl.stop()  # consumers finish the block in hand; the rest stays for the resume
-                    stream.close()
-                elif (self.checkpoint_every is not None and not ctl.stopping
-                      and time.monotonic() - self._last_checkpoint >= self.checkpoint_every):
-                    ctl.pause()
-                    if not ctl.stopping:
-                        self._absorb(ctl, time.perf_counter() - start)
-                        start = time.perf_counter()
-                        self.checkpoint("running")
-                    ctl.resume()
-                shown = self._show(ctl, shown, epoch)
-        if ctl.error is not None:
-            raise ctl.error
-        self._absorb(ctl, time.perf_counter() - start)
-        self._show(ctl, shown, epoch)
-        return len(st["done_blocks"]) == ds.n_blocks
-
-    def _source(self):
-        """The training data, read through the block cache when there is one."""
-        return self.cache.as_dataset() if self.cache is not None else self.dataset
-
-    def _held_out(self, batch) -> np.ndarray:
+    def held_out(self, batch) -> np.ndarray:
+        """The batch's rows early stopping holds out (never trained on)."""
         return holdout_mask(batch.row_start, batch.n_rows, self.cfg.holdout, self.cfg.seed)
 
-    def _absorb(self, ctl: _EpochControl, seconds: float) -> None:
-        """Move what consumers did since the last call into the checkpointable state."""
-        st = self.state
-        with ctl.cond:
-            st["done_blocks"] += ctl.done
-            ctl.done = []
-            st.update(step=ctl.step, epoch_rows=ctl.rows, epoch_nnz=ctl.nnz, epoch_loss=ctl.loss,
-                      epoch_weight=ctl.weight)
-        st["epoch_seconds"] += seconds
-        self._store_bstate()
+    def source(self, dataset):
+        """The training data, read through the block cache when there is one."""
+        return self.cache.as_dataset() if self.cache is not None else dataset
 
-    def _store_bstate(self) -> None:
-        self.state["bstate"] = self.bstate.tolist()  # JSON floats round-trip exactly
-        self.state["intercept"] = self._intercept()
+    def run_epoch(self, dataset, state, ctl: RunControl, *, poll: float, on_poll) -> None:
+        """Train the blocks of epoch ``state.epoch`` not in ``state.done_blocks``; ``on_poll()``
+        runs in the calling thread every ``poll`` seconds (checkpoints, signals)."""
+        cfg, epoch = self.cfg, state.epoch
+        lr = cfg.epoch_lr(epoch)
+        done = set(state.done_blocks)
+        order = [b for b in block_order(dataset.n_blocks, epoch=epoch, seed=cfg.seed).tolist() if b not in done]
+        stream = BatchStream(self.source(dataset), order, readers=cfg.readers, capacity=cfg.capacity,
+                             ordered=cfg.threads == 1)
 
-    def _intercept(self):
-        """The model's intercept: a float, or the K intercepts of a softmax model."""
-        if self.n_classes is None:
-            return float(self.bstate[B_VALUE])
-        return self.bstate[:self.n_classes].tolist()
+        def work(batch) -> bool:
+            if not ctl.at_block_boundary():
+                return False
+            rows, nnz = self._rows(batch, epoch)
+            res = train_block(batch, rows, self.arrays, self.rule, lr=lr, t0=ctl.claim_steps(len(rows)),
+                              indices=self._indices(batch))
+            self._check(batch, res, epoch)
+            if self.cache is not None:
+                self.cache.offer(batch)  # background write; later epochs memory-map it
+            return ctl.block_done(batch.block, len(rows), nnz, res.loss_sum, res.weight_sum)
 
-    def _show(self, ctl: _EpochControl, shown: int, epoch: int) -> int:
-        if self.bar is None:
-            return shown
-        with ctl.cond:
-            rows, loss, weight = ctl.rows, ctl.loss, ctl.weight
-        self.bar.update(max(0, rows - shown))
-        if weight:
-            self.bar.set_postfix(epoch=epoch + 1, loss=f"{loss / weight:.4f}", refresh=False)
-        return rows
+        self._stream, self._mark = stream, time.perf_counter()
+        try:
+            Workers(stream, [work] * cfg.threads, name="train", on_error=ctl.stop,
+                    on_exit=ctl.consumer_exit).run(poll=poll, on_poll=on_poll)
+        finally:
+            self._stream = None
+            self.absorb(state, ctl)
 
-    # -- the run -----------------------------------------------------------------------------
-    def run(self, epochs: int) -> None:
-        st = self.state
-        if st.get("restoring"):  # killed while restoring the best epoch: finish that
-            self._restore_best(st.get("stopped_early", False))
-            return
-        best_dir = self.model.path / BEST
-        if (self._watched() and st.get("best_score") is not None and not best_dir.exists()
-                and not st["done_blocks"] and st["epoch"] < epochs):
-            # A completed run extended with more epochs: the model in place is its best one
-            # (restored, or the last epoch's); keep it as the copy later epochs must beat.
-            self._save_copy(best_dir, self.checkpoint("running"))
-        while st["epoch"] < epochs and not st.get("stopped_early"):
-            try:
-                complete = self._run_epoch()
-            except DivergenceError as exc:
-                self._after_divergence(exc)
-                raise
-            if not complete:
-                self.checkpoint("interrupted")
-                raise TrainingInterrupted(self._interrupt_message(), self.signal_received or signal.SIGINT)
-            secs = st["epoch_seconds"]
-            record = {"epoch": st["epoch"] + 1, "examples": st["epoch_rows"], "nnz": st["epoch_nnz"],
-                      "lr": self.cfg.epoch_lr(st["epoch"]),
-                      "train_loss": st["epoch_loss"] / st["epoch_weight"] if st["epoch_weight"] else None,
-                      "seconds": round(secs, 4), "examples_per_s": round(st["epoch_rows"] / secs, 1) if secs else None}
-            self._score(record)
-            st["history"].append(record)
-            st.update(epoch=st["epoch"] + 1, done_blocks=[], epoch_rows=0, epoch_nnz=0, epoch_loss=0.0,
-                      epoch_weight=0.0, epoch_seconds=0.0)
-            self.say(_epoch_line(record, epochs))
-            if st["epoch"] >= epochs:
-                status = "complete"
-            else:
-                status = "interrupted" if self.signal_received is not None else "running"
-            if self._early_stopping(record, status, epochs):
-                return
-            if status == "interrupted":
-                raise TrainingInterrupted(self._interrupt_message(), self.signal_received)
-        remove_copy(self.model.path / BEST)
+    def absorb(self, state, ctl: RunControl) -> None:
+        """Move what the consumers did since the last call, and the time it took, into ``state``."""
+        now = time.perf_counter()
+        state.epoch_seconds += now - self._mark
+        self._mark = now
+        ctl.take(state)
 
-    def _score(self, record: dict) -> None:
-        """Add the epoch's --valid and holdout metrics to its record, and the time they took
-        (apart from the training ``seconds``)."""
-        from ..model.inference import evaluate
+    def stop(self, ctl: RunControl) -> None:
+        """Consumers finish the block in hand; the readers stop; the rest stays for a resume."""
+        ctl.stop()
+        if self._stream is not None:
+            self._stream.close()
 
-        if self.valid is None and not self.cfg.holdout:
-            return
-        start = time.perf_counter()
-        self.model.meta["intercept"] = self._intercept()  # what evaluate() scores with
-        if self.valid is not None:
-            record["valid"] = evaluate(self.model, self.valid, threads=self.cfg.threads)
-        if self.cfg.holdout:
-            record["holdout"] = evaluate(self.model, self._source(), threads=self.cfg.threads, rows=self._held_out)
-        record["scoring_seconds"] = round(time.perf_counter() - start, 4)
+    def _rows(self, batch, epoch: int) -> tuple[np.ndarray, int]:
+        """The block's rows to train, in this epoch's order (fixed by (seed, epoch, block)), and their nnz."""
+        rows = np.random.default_rng([self.cfg.seed, epoch, batch.block]).permutation(batch.n_rows)
+        if not self.cfg.holdout:
+            return rows, batch.nnz
+        rows = rows[~self.held_out(batch)[rows]]
+        return rows, int(np.diff(batch.indptr)[rows].sum())
 
-    # -- early stopping ----------------------------------------------------------------------
-    def _early_stopping(self, record: dict, status: str, epochs: int) -> bool:
-        """Checkpoint the epoch just recorded; keep a copy of the model when it is the best so
-        far, or put the best back when patience has run out or the run ends on a worse epoch.
-        True when the run has ended that way."""
-        st, key = self.state, self._watched()
-        score = watched_score(self.cfg.loss, record.get(key)) if key else math.nan
-        improved = score == score and (st.get("best_score") is None or score < st["best_score"])
-        if improved:  # the model in place is the best so far
-            st.update(best_epoch=record["epoch"], best_score=score)
-        saved = self.checkpoint(status, snapshot=True)
-        if improved:
-            if st["epoch"] < epochs:  # after the last epoch it simply stays in place
-                self._save_copy(self.model.path / BEST, saved)
-            return False
-        if key is None or st.get("best_score") is None:
-            return False
-        if record["epoch"] - st["best_epoch"] < self.cfg.early_stopping and st["epoch"] < epochs:
-            return False
-        self._restore_best(stopped_early=st["epoch"] < epochs)
-        return True
+    def _indices(self, batch):
+        """Training-time --hash-bits: each row keeps its (possibly colliding) ids, as scoring does."""
+        return None if self.cfg.hash_bits is None else hash_batch(batch, self.cfg.hash_bits, merge=False).indices
 
-    def _watched(self) -> str | None:
-        """The history key early stopping watches: the holdout, else --valid, else none."""
-        if not self.cfg.early_stopping:
-            return None
-        return "holdout" if self.cfg.holdout else ("valid" if self.valid is not None else None)
-
-    def _restore_best(self, stopped_early: bool) -> None:
-        """Put the best epoch's model back in place; the run is then complete."""
-        st, best_dir = self.state, self.model.path / BEST
-        st.update(restoring=True, stopped_early=stopped_early)
-        self.checkpoint("restoring-best")  # killed from here on: a resume finishes the restore
-        self._restore_copy(best_dir)
-        st["restoring"] = False
-        self.checkpoint("complete")
-        remove_copy(best_dir)
-        self.say(f"{'early stop: ' if stopped_early else ''}the {self._watched()} {WATCHED_NAME[self.cfg.loss]} "
-                 f"was best after epoch {st['best_epoch']} ({st['best_score']:.5f}); restored that epoch's model")
-
-    def checkpoint(self, status: str, snapshot: bool = False) -> dict:
-        """Flush the weights, then write the record and model.json (in that order); returns the record."""
-        self._store_bstate()
-        self.model.flush()
-        record = dict(self.state, data=self.data_schema, config=asdict(self.cfg), status=status)
-        write_checkpoint(self.model.path, record)
-        meta = self.model.meta
-        meta.update(intercept=self.state["intercept"], bstate=self.state["bstate"], history=self.state["history"],
-                    hyper_parameters=asdict(self.cfg),
-                    training={"status": status, "epochs_done": self.state["epoch"],
-                              "blocks_done_in_epoch": len(self.state["done_blocks"]),
-                              "best_epoch": self.state.get("best_epoch"),
-                              "stopped_early": self.state.get("stopped_early", False)})
-        self.model.save_meta()
-        self._last_checkpoint = time.monotonic()
-        if snapshot and self.keep_snapshots:
-            self._snapshot(record)
-        return record
-
-    # -- snapshots: rollback points ---------------------------------------------------------
-    def _snapshots(self) -> list[Path]:
-        """Complete snapshots, oldest first (names sort by epoch and step; hidden = being written)."""
-        root = self.model.path / SNAPSHOTS
-        return sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.exists() else []
-
-    def _snapshot(self, record: dict) -> None:
-        root = self.model.path / SNAPSHOTS
-        root.mkdir(exist_ok=True)
-        self._save_copy(root / f"epoch-{record['epoch']:05d}-step-{record['step']:012d}", record)
-        for old in self._snapshots()[:-self.keep_snapshots]:
-            remove_copy(old)
-
-    def _save_copy(self, dest: Path, record: dict) -> None:
-        """Copy the model's files (weights, optimizer state; sparse-aware) and ``record`` into
-        ``dest``, replacing it only once the copy is whole."""
-        from .._fs.sparse_files import copy_sparse
-
-        tmp = dest.parent / f".{dest.name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        for f in self.model.files():
-            copy_sparse(f, tmp / f.name)
-        write_checkpoint(tmp, record)
-        old = dest.parent / f".{dest.name}.old"
-        if dest.exists():
-            shutil.rmtree(old, ignore_errors=True)  # a stale one would make the rename fail
-            dest.rename(old)  # from here until old is gone, tmp is whole: see finish_interrupted_copies
-        tmp.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
-
-    def _restore_copy(self, src: Path) -> dict:
-        """Make the model files and the intercept's state those of the copy in ``src`` (a
-        snapshot or the best epoch's); returns the copy's record."""
-        from .._fs.sparse_files import restore_sparse
-
-        record, _ = read_checkpoint(src)
-        for f in self.model.files():
-            restore_sparse(src / f.name, f)  # in place: the maps stay valid
-        self.bstate[:] = record["bstate"]
-        return record
-
-    def _after_divergence(self, exc: DivergenceError) -> None:
-        """Roll back to the newest snapshot if one is kept; else mark the run diverged (its
-        weights hold NaN/inf, so it must not be resumed as it is)."""
-        snaps = self._snapshots()
-        if not snaps:
-            self.checkpoint("diverged")
-            exc.args = (f"{exc.args[0]}. The weights in {self.model.path} are not usable (no snapshot was kept: "
-                        "--keep-snapshots K keeps rollback points); start again with --overwrite",)
-            return
-        record = self._restore_copy(snaps[-1])
-        self.state = {k: record[k] for k in self.state}
-        self.checkpoint("rolled-back")
-        exc.args = (f"{exc.args[0]}. Rolled the model back to its snapshot {snaps[-1].name} "
-                    f"(after epoch {record['epoch']}); resume with a lower --lr",)
-
-    def _interrupt_message(self) -> str:
-        st = self.state
-        name = signal.Signals(self.signal_received).name if self.signal_received else "a signal"
-        return (f"stopped by {name} in epoch {st['epoch'] + 1} after {len(st['done_blocks'])} of "
-                f"{self.dataset.n_blocks} blocks; checkpoint written to {self.model.path}. Resume with: "
-                f"streamhog train {self.dataset.path} --model {self.model.path} --resume")
-
-
-def _epoch_line(record: dict, epochs: int) -> str:
-    line = (f"epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.5f}, "
-            f"{record['examples']:,} examples in {record['seconds']:.2f} s "
-            f"({(record['examples_per_s'] or 0):,.0f}/s), lr {record['lr']:.4g}")
-    for key in ("valid", "holdout"):
-        if key in record:
-            line += f", {key} " + ", ".join(f"{k} {v:.5f}" for k, v in record[key].items() if k != "n_examples")
-    return line
-
-
-def fresh_state() -> dict:
-    """The progress of a run that has not trained anything yet (the keys of a checkpoint's state)."""
-    return {"epoch": 0, "done_blocks": [], "step": 0, "intercept": 0.0, "bstate": [0.0] * bstate_length(1), "epoch_loss": 0.0,
-            "epoch_weight": 0.0, "epoch_rows": 0, "epoch_nnz": 0, "epoch_seconds": 0.0, "history": [],
-            "best_epoch": None, "best_score": None, "stopped_early": False, "restoring": False}
+    def _check(self, batch, res, epoch: int) -> None:
+        if res.bad_label:
+            raise DataFormatError(batch.source, f"a label is not a class id 0..{self.arrays.n_classes - 1}; "
+                                                "the block was refused")
+        if res.out_of_range:
+            raise DataFormatError(batch.source, f"a feature index is >= the model's n_features "
+                                                f"{self.model.n_features:,}; the block was refused")
+        if res.bad_call:
+            raise RuntimeError(f"{batch.source}: the training kernel refused the model's arrays")
+        if res.n_nonfinite or not np.isfinite(res.loss_sum) or not np.isfinite(self.arrays.bstate).all():
+            raise DivergenceError(f"training diverged in epoch {epoch + 1}, {batch.source}: the margin became NaN "
+                                  f"or infinite; lower --lr (now {self.cfg.lr:g})")

@@ -1,8 +1,9 @@
 """A training job: a new run, a resumed one, or one warm-started from another model.
 
 ``train`` checks the data and the options, prepares the model directory (never replacing
-anything that is not a streamhog model), restores or creates the state, and hands the
-epochs to :class:`~streamhog.training.engine.Trainer`.
+anything that is not a streamhog model), restores or creates the run's state — a new run
+(:func:`_new_run`) or a resumed one (:func:`_resumed_run`) — and hands the epochs to
+:class:`~streamhog.training.run.TrainingRun`.
 """
 from __future__ import annotations
 
@@ -11,18 +12,41 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
-from .checkpoint import CheckpointError, has_checkpoint, read_checkpoint
-from .config import TrainConfig
-from ..errors import OutputExistsError
-from ..io.formats import open_dataset
+from ..errors import CheckpointError, ConfigError, OutputExistsError, TrainingError
 from ..io.block_cache import BlockCache
-from ..kernels.softmax import bstate_length
+from ..io.formats import open_dataset
+from ..io.summary import label_counts
+from ..losses import get_loss
 from ..model.directory import MAX_FEATURES, META, Model
+from .checkpoint import has_checkpoint, read_checkpoint
+from .config import TrainConfig
+from .copies import ModelCopies
+from .run import TrainingRun
 from .signals import stop_gracefully_on_signals
-from .engine import (CACHE, SNAPSHOTS, Trainer, TrainingError, check_labels, dataset_schema,
-                      finish_interrupted_copies, fresh_state)
+from .state import RunState
+from .warm_start import warm_start_into
+
+CACHE = "cache"  # the block cache's directory inside the model directory
+
+
+def check_labels(dataset, loss: str) -> dict[float, int]:
+    """Refuse, before training, labels the loss cannot take (a pass over the label column
+    only); returns the label counts (empty for losses that take any label)."""
+    spec = get_loss(loss)
+    if not spec.distinct_labels_to_check:
+        return {}
+    counts = label_counts(dataset, max_distinct=spec.distinct_labels_to_check)
+    problem = spec.label_problem(counts)
+    if problem:
+        raise TrainingError(f"{dataset.path}: {problem}")
+    return counts
+
+
+def dataset_schema(ds) -> dict:
+    """What a resumed run must find unchanged in its data."""
+    return {"path": str(Path(ds.path).resolve()), "format": ds.format, "n_rows": ds.n_rows,
+            "n_blocks": ds.n_blocks, "n_features": ds.n_features, "has_values": ds.has_values,
+            "has_weights": ds.has_weights}
 
 
 def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
@@ -41,43 +65,34 @@ def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
                                 "refusing to delete it (choose another --model)")
 
 
-def _warm_start_into(model: Model, source, cfg: TrainConfig) -> list[float]:
-    """Copy another model's weights (chunk by chunk, skipping zero chunks), and its optimizer
-    state when it used the same optimizer; returns the intercept state (trainer's bstate)."""
-    src = Model.open(source)
-    if src.n_features > model.n_features:
-        raise TrainingError(f"--warm-start {source}: that model has {src.n_features:,} features, more than "
-                            f"this run's {model.n_features:,}; give --n-features {src.n_features}")
-    if src.n_classes != model.n_classes:
-        raise TrainingError(f"--warm-start {source}: that model has {src.n_classes or 'no'} classes, this run "
-                            f"{model.n_classes or 'none'}")
-    if src.hash_bits != model.hash_bits:
-        raise TrainingError(f"--warm-start {source}: that model hashes features with --hash-bits {src.hash_bits}, "
-                            f"this run with {model.hash_bits}")
-    same = src.optimizer == model.optimizer
-    k = model.n_classes or 1
-    b0 = np.atleast_1d(src.intercept).tolist()
-    bstate = b0 + [0.0] * (2 * k + 2)
-    if same and "bstate" in src.meta:
-        bstate = list(src.meta["bstate"])
-    chunk = 1 << 24
-    for start in range(0, src.n_features, chunk):
-        part = src.weights[start : start + chunk]
-        if not part.any():
-            continue
-        stop = start + len(part)
-        model.weights[start:stop] = part
-        if same:
-            for name, arr in src.state.items():
-                model.state[name][start:stop] = arr[start:stop]
-        elif model.optimizer == "ftrl":
-            # FTRL derives w from its state: z such that w = -(z - sign(z) l1) / (beta / alpha + l2)
-            # with n = 0 gives back the source's weights.
-            w = part.astype(np.float64)
-            model.state["ftrl_z"][start:stop] = -(w * (cfg.ftrl_beta / cfg.lr + cfg.l2) + np.sign(w) * cfg.l1)
-    if not same and model.optimizer == "ftrl":
-        bstate[2 * k:3 * k] = [-b * cfg.ftrl_beta / cfg.lr for b in b0]
-    return bstate
+def _new_run(model_dir: Path, ds, hyper: dict, *, n_features, valid, overwrite, warm_start):
+    """Create the model of a new run (fresh, or warm-started): its model, config and state."""
+    if valid is not None and hyper.get("holdout") is None:
+        hyper["holdout"] = 0.0  # early stopping watches the validation data; every row trains
+    cfg = TrainConfig(**hyper).resolved()
+    if cfg.hash_bits is not None:
+        if n_features is not None and n_features != 2 ** cfg.hash_bits:
+            raise TrainingError(f"--n-features {n_features:,} contradicts --hash-bits {cfg.hash_bits} "
+                                f"(2^{cfg.hash_bits} = {2 ** cfg.hash_bits:,} slots)")
+        n_features = 2 ** cfg.hash_bits
+    n_features = max(ds.n_features, 1) if n_features is None else n_features
+    if n_features < ds.n_features and cfg.hash_bits is None:
+        raise TrainingError(f"{ds.path}: the data has {ds.n_features:,} features but --n-features is "
+                            f"{n_features:,}; the model must be at least as large as the data")
+    if n_features > MAX_FEATURES:
+        raise TrainingError(f"--n-features {n_features:,} is above the maximum, 2^34")
+    counts = check_labels(ds, cfg.loss)  # before anything is created or replaced
+    _prepare_new_model_dir(model_dir, overwrite)
+    schema = dict(dataset_schema(ds), labels={f"{k:g}": v for k, v in counts.items()} or None)
+    n_classes = get_loss(cfg.loss).n_classes(counts)
+    model = Model.create(model_dir, n_features=n_features, loss=cfg.loss, optimizer=cfg.optimizer,
+                         hash_bits=cfg.hash_bits, n_classes=n_classes, hyper_parameters=asdict(cfg), data=schema)
+    state = RunState.fresh(model.head)
+    if warm_start is not None:
+        state.bstate = warm_start_into(model, warm_start, cfg)
+        state.intercept = model.head.intercept_from_bstate(state.bstate)
+        model.meta["warm_start"] = str(Path(warm_start).resolve())
+    return model, cfg, state
 
 
 _RESUMABLE_CHANGES = ("lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1", "ftrl_beta", "initial_accumulator",
@@ -86,12 +101,14 @@ _RESUMABLE_CHANGES = ("lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1", "f
 _OLD_RECORD_CONFIG = {"initial_accumulator": 0.0, "holdout": 0.0, "early_stopping": 0}
 
 
-def _resume(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, say):
+def _resumed_run(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, say):
     """The model, config and state to continue; refuses a changed dataset or loss."""
+    if not has_checkpoint(model_dir):
+        raise CheckpointError(f"{model_dir}: no checkpoint to resume from"
+                              + ("" if model_dir.exists() else " (the directory does not exist)"))
     for stale in model_dir.glob(".*.tmp-*"):  # temporaries of a run killed while writing
         stale.unlink()
-    for root in (model_dir, model_dir / SNAPSHOTS):  # copies it was making (best epoch, snapshots)
-        finish_interrupted_copies(root)
+    ModelCopies(model_dir).finish_interrupted()  # copies it was making (best epoch, snapshots)
     record, warnings = read_checkpoint(model_dir)
     for w in warnings:
         say(f"warning: {w}; using the previous checkpoint")
@@ -122,9 +139,8 @@ def _resume(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, sa
         if k not in ("threads", "readers", "capacity"):
             say(f"note: resuming with {k} {getattr(saved, k)!r} -> {v!r} (the run is no longer the same as an "
                 "uninterrupted one)")
-    state = {k: record[k] for k in fresh_state() if k in record}
-    state.setdefault("bstate", [record["intercept"], 0.0, 0.0, 0.0, 0.0])  # a record of streamhog <= 0.1
-    return model, cfg, state
+    # The run's own thread counts unless given (a one-thread run stays exact).
+    return model, cfg.resolved(), RunState.from_record(record)
 
 
 def train(data, model_dir, *, n_features: int | None = None, valid=None, overwrite: bool = False,
@@ -158,72 +174,42 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     if resume and warm_start is not None:
         raise TrainingError("--resume continues a run; --warm-start begins a new one: choose one")
     if keep_snapshots < 0 or (checkpoint_every is not None and checkpoint_every <= 0):
-        raise ValueError("--keep-snapshots must be >= 0 and --checkpoint-every > 0")
+        raise ConfigError("--keep-snapshots must be >= 0 and --checkpoint-every > 0")
     ds = open_dataset(data)
+    valid_ds = open_dataset(valid) if valid is not None else None
     if resume:
-        if not has_checkpoint(model_dir):
-            raise CheckpointError(f"{model_dir}: no checkpoint to resume from"
-                                  + ("" if model_dir.exists() else " (the directory does not exist)"))
-        epochs = hyper.pop("epochs", None)
-        model, cfg, state = _resume(model_dir, ds, hyper, epochs, n_features, say)
-        cfg = cfg.resolved()  # the run's own thread counts unless given (a one-thread run stays exact)
-        if state.get("stopped_early") and not state.get("restoring"):
-            say(f"{model_dir}: the run stopped early after epoch {state['epoch']} (its holdout or validation loss stopped improving; "
-                f"the model is epoch {state.get('best_epoch')}'s); nothing to do. Use --warm-start for a new run.")
+        model, cfg, state = _resumed_run(model_dir, ds, hyper, hyper.pop("epochs", None), n_features, say)
+        if state.stopped_early and not state.restoring:
+            say(f"{model_dir}: the run stopped early after epoch {state.epoch} (its holdout or validation loss "
+                f"stopped improving; the model is epoch {state.best_epoch}'s); nothing to do. Use --warm-start "
+                "for a new run.")
             return Model.open(model_dir)
-        if state["epoch"] >= cfg.epochs and not state.get("restoring"):
-            say(f"{model_dir}: already trained {state['epoch']} epoch(s) (--epochs {cfg.epochs}); nothing to do. "
+        if state.epoch >= cfg.epochs and not state.restoring:
+            say(f"{model_dir}: already trained {state.epoch} epoch(s) (--epochs {cfg.epochs}); nothing to do. "
                 "Pass a larger --epochs to continue.")
             return Model.open(model_dir)
-        say(f"resuming {model_dir} in epoch {state['epoch'] + 1} after {len(state['done_blocks'])} of "
+        check_labels(ds, cfg.loss)
+        say(f"resuming {model_dir} in epoch {state.epoch + 1} after {len(state.done_blocks)} of "
             f"{ds.n_blocks} blocks")
     else:
-        if valid is not None and hyper.get("holdout") is None:
-            hyper["holdout"] = 0.0  # early stopping watches the validation data; every row trains
-        cfg = TrainConfig(**hyper).resolved()
-        if cfg.hash_bits is not None:
-            if n_features is not None and n_features != 2 ** cfg.hash_bits:
-                raise TrainingError(f"--n-features {n_features:,} contradicts --hash-bits {cfg.hash_bits} "
-                                    f"(2^{cfg.hash_bits} = {2 ** cfg.hash_bits:,} slots)")
-            n_features = 2 ** cfg.hash_bits
-        n_features = max(ds.n_features, 1) if n_features is None else n_features
-        if n_features < ds.n_features and cfg.hash_bits is None:
-            raise TrainingError(f"{ds.path}: the data has {ds.n_features:,} features but --n-features is "
-                                f"{n_features:,}; the model must be at least as large as the data")
-        if n_features > MAX_FEATURES:
-            raise TrainingError(f"--n-features {n_features:,} is above the maximum, 2^34")
-        _prepare_new_model_dir(model_dir, overwrite)
-        state = fresh_state()
-    valid_ds = open_dataset(valid) if valid is not None else None
-    counts = check_labels(ds, cfg.loss)
-    if not resume:
-        schema = dict(dataset_schema(ds), labels={f"{k:g}": v for k, v in counts.items()} or None)
-        n_classes = int(max(counts)) + 1 if cfg.loss == "softmax" else None
-        model = Model.create(model_dir, n_features=n_features, loss=cfg.loss, optimizer=cfg.optimizer,
-                             hash_bits=cfg.hash_bits, n_classes=n_classes, hyper_parameters=asdict(cfg), data=schema)
-        if n_classes is not None:
-            state["bstate"] = [0.0] * bstate_length(n_classes)  # K intercepts, K of each state, N, T
-            state["intercept"] = [0.0] * n_classes
-        if warm_start is not None:
-            state["bstate"] = _warm_start_into(model, warm_start, cfg)
-            state["intercept"] = state["bstate"][0] if n_classes is None else state["bstate"][:n_classes]
-            model.meta["warm_start"] = str(Path(warm_start).resolve())
+        model, cfg, state = _new_run(model_dir, ds, hyper, n_features=n_features, valid=valid, overwrite=overwrite,
+                                     warm_start=warm_start)
     if valid_ds is not None and valid_ds.n_features > model.n_features and model.hash_bits is None:
         raise TrainingError(f"{valid_ds.path}: the validation data has {valid_ds.n_features:,} features, "
                             f"more than the model's {model.n_features:,}")
     show = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
-    bar = _progress_bar(round(ds.n_rows * (1 - cfg.holdout)) * (cfg.epochs - state["epoch"]), show)
+    bar = _progress_bar(round(ds.n_rows * (1 - cfg.holdout)) * (cfg.epochs - state.epoch), show)
     if cache is None:
-        cache = cfg.epochs - state["epoch"] > 1  # worth it only when an epoch will read the cache
+        cache = cfg.epochs - state.epoch > 1  # worth it only when an epoch will read the cache
     block_cache = BlockCache(model_dir / CACHE, ds) if cache else None
-    trainer = Trainer(model, ds, cfg, dict(state), valid=valid_ds, checkpoint_every=checkpoint_every,
-                      keep_snapshots=keep_snapshots, say=say, bar=bar, stop_after_blocks=stop_after_blocks,
-                      cache=block_cache)
+    run = TrainingRun(model, ds, cfg, state, data_schema=dataset_schema(ds), valid=valid_ds,
+                      checkpoint_every=checkpoint_every, keep_snapshots=keep_snapshots, say=say, bar=bar,
+                      stop_after_blocks=stop_after_blocks, cache=block_cache)
     if not resume:
-        trainer.checkpoint("running")  # a crash from here on is resumable
-    with stop_gracefully_on_signals(trainer, handle_signals):
+        run.checkpoint("running")  # a crash from here on is resumable
+    with stop_gracefully_on_signals(run, handle_signals):
         try:
-            trainer.run(cfg.epochs)
+            run.run(cfg.epochs)
         finally:
             if bar is not None:
                 bar.close()
@@ -240,3 +226,4 @@ def _progress_bar(total: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, unit="ex", unit_scale=True, file=sys.stderr, leave=False, dynamic_ncols=True)
+

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...errors import ConfigError, DataFormatError
+
 COLUMNAR_FORMATS = ("parquet", "zarr")
 
 # The format modules load on first use: the Parquet reader pulls in numba (its validation
@@ -39,7 +41,7 @@ def detect_format(path) -> str:
     if p.suffix == ".parquet" or (p.is_dir() and list_parquet_files(p)):
         return "parquet"
     if p.is_dir():
-        raise ValueError(f"{p}: a directory that is neither a Zarr store nor holds .parquet files")
+        raise DataFormatError(p, "a directory that is neither a Zarr store nor holds .parquet files")
     return "libsvm"
 
 
@@ -57,7 +59,7 @@ def open_dataset(path):
     if fmt == "zarr":
         from .zarr import ZarrDataset
         return ZarrDataset(path)
-    raise ValueError(f"{path}: not a Parquet or Zarr dataset; convert it first with 'streamhog convert'")
+    raise DataFormatError(path, "not a Parquet or Zarr dataset; convert it first with 'streamhog convert'")
 
 
 def create_writer(fmt: str, path, **options):
@@ -67,7 +69,7 @@ def create_writer(fmt: str, path, **options):
     if fmt == "zarr":
         from .zarr import ZarrSparseWriter
         return ZarrSparseWriter(path, **options)
-    raise ValueError(f"unknown output format {fmt!r}; choose one of {COLUMNAR_FORMATS}")
+    raise ConfigError(f"unknown output format {fmt!r}; choose one of {COLUMNAR_FORMATS}")
 
 
 __all__ = ["ParquetDataset", "ZarrDataset", "open_dataset", "create_writer", "detect_format",

@@ -19,7 +19,7 @@ import io
 
 import numpy as np
 
-from ...errors import DataFormatError
+from ...errors import ConfigError, DataFormatError
 from ..hashing import DEFAULT_HASH_BITS, check_bits, field_seed, numeric_feature_id
 from ...kernels import clicklog_parse as K
 from ...kernels.hashing import sort_merge_rows
@@ -92,7 +92,7 @@ class ClickLogReader(LibsvmReader):
             header = self._read_header() if self.has_header else None
             names, kinds = self._columns(header)
             if sum(k == LABEL for k in kinds) != 1:
-                raise ValueError("exactly one column must be the label")
+                raise ConfigError("exactly one column must be the label")
         except BaseException:
             self._input.close()
             raise

@@ -20,7 +20,7 @@ non-numeric label, a numeric field that is not a finite number, a broken quote.
 """
 from __future__ import annotations
 
-from ...errors import DataFormatError
+from ...errors import ConfigError, DataFormatError
 from .clicklog import CATEGORICAL, DEFAULT_HASH_BITS, IGNORE, LABEL, NUMERIC, ClickLogReader
 
 __all__ = ["CsvReader", "DEFAULT_HASH_BITS", "column_kinds"]
@@ -51,9 +51,9 @@ def column_kinds(header: list[str], label_column: str, categorical=None, numeric
     for option, names in (("--categorical", cat), ("--numeric", num), ("--ignore", ign)):
         for n in names:
             if n == label_column:
-                raise ValueError(f"column {n!r} is the label; it cannot also be given to {option}")
+                raise ConfigError(f"column {n!r} is the label; it cannot also be given to {option}")
             if seen.setdefault(n, option) != option:
-                raise ValueError(f"column {n!r} is given to both {seen[n]} and {option}")
+                raise ConfigError(f"column {n!r} is given to both {seen[n]} and {option}")
     rest = IGNORE if categorical is not None else CATEGORICAL
     kinds = []
     for n in header:
@@ -84,7 +84,7 @@ class CsvReader(ClickLogReader):
     def __init__(self, source, *, label_column: str, categorical=None, numeric=None, ignore=None,
                  separator: str = ",", **options):
         if len(separator.encode()) != 1 or separator in "\r\n\"":
-            raise ValueError(f"separator must be one byte other than a quote or a line break, got {separator!r}")
+            raise ConfigError(f"separator must be one byte other than a quote or a line break, got {separator!r}")
         self.separator = separator.encode()
         self._options = (label_column, categorical, numeric, ignore)
         super().__init__(source, **options)

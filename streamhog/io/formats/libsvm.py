@@ -9,16 +9,7 @@ Grammar, per line: ``label (whitespace index:value)* [# comment]``; see docs/for
 """
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
-import lzma
-import os
-import queue
-import sys
-import threading
 import weakref
-import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,197 +18,16 @@ from typing import Iterator
 import numpy as np
 
 from ..batch import SparseBatch
-from ...errors import DataFormatError
+from ..threads import Producer
+from ...errors import ConfigError, DataFormatError
 from ...kernels import libsvm_parse as K
 from .spec import MAX_INDEX
+from .text_input import _decompress_error, _iter_blocks, open_binary_input
 
 __all__ = ["LibsvmReader", "open_binary_input", "parse_block", "BlockResult", "MAX_REPORTED_SKIPS"]
 
 #: How many skipped lines (line, message) a reader remembers; all are counted.
 MAX_REPORTED_SKIPS = 10
-
-_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
-_SNIFF = 6  # bytes needed to recognise every magic above
-
-
-# --------------------------------------------------------------------------------------------
-# Input
-
-
-class _RawSource(io.RawIOBase):
-    """The undecoded input: a few sniffed bytes first (when they could not be peeked), then
-    the file; counts the bytes read and closes the file only when this module opened it."""
-
-    def __init__(self, f, prefix: bytes, owned: bool):
-        super().__init__()
-        self._f = f
-        self._prefix = prefix
-        self._owned = owned
-        self.bytes_read = 0
-        try:
-            self._start = f.tell() - len(prefix) if f.seekable() else None
-        except (OSError, AttributeError, ValueError):
-            self._start = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        mv = memoryview(b).cast("B")
-        if self._prefix:
-            n = min(len(self._prefix), len(mv))
-            mv[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-        elif hasattr(self._f, "readinto"):
-            n = self._f.readinto(mv) or 0
-        else:
-            data = self._f.read(len(mv))
-            n = len(data)
-            mv[:n] = data
-        self.bytes_read += n
-        return n
-
-    @property
-    def can_rewind(self) -> bool:
-        return self._start is not None
-
-    def rewind(self) -> None:
-        self._f.seek(self._start)
-        self._prefix = b""
-        self.bytes_read = 0
-
-    def close(self) -> None:
-        if not self.closed and self._owned:
-            self._f.close()
-        super().close()
-
-
-class _BinaryInput(io.RawIOBase):
-    """Readable decoded (decompressed) input; ``close()`` closes what was opened for it."""
-
-    def __init__(self, raw: _RawSource, compression: str | None, name: str):
-        super().__init__()
-        self.raw = raw
-        self.compression = compression
-        self.name = name
-        self._stream = self._decoder()
-
-    def _decoder(self):
-        if self.compression == "gzip":
-            return gzip.GzipFile(fileobj=self.raw, mode="rb")
-        if self.compression == "bz2":
-            return bz2.BZ2File(self.raw, mode="rb")
-        if self.compression == "xz":
-            return lzma.LZMAFile(self.raw, mode="rb")
-        return self.raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        return self._stream.readinto(b)
-
-    @property
-    def bytes_read(self) -> int:
-        """Bytes read from the file as stored (compressed bytes when compressed)."""
-        return self.raw.bytes_read
-
-    @property
-    def can_rewind(self) -> bool:
-        return self.raw.can_rewind
-
-    def rewind(self) -> None:
-        """Back to the start of the input (needs a seekable file)."""
-        if self._stream is not self.raw:
-            self._stream.close()
-        self.raw.rewind()
-        self._stream = self._decoder()
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                if self._stream is not self.raw:
-                    self._stream.close()
-            finally:
-                self.raw.close()
-        super().close()
-
-
-def open_binary_input(source) -> tuple[io.RawIOBase, str]:
-    """Open LIBSVM input for binary reading: ``(fileobj, name)``.
-
-    ``source`` is a path (str or PathLike), ``"-"`` for standard input, or a binary file
-    object.  gzip, bz2 and xz data are decompressed transparently, recognised by their magic
-    bytes (peeked, so this works on pipes too), not by the file name.  Closing ``fileobj``
-    closes the file when ``source`` was a path; stdin and caller-owned objects stay open.
-    ``name`` is the path, ``"<stdin>"``, or the file object's ``name`` (else ``"<stream>"``).
-    """
-    owned = False
-    if isinstance(source, (str, bytes, os.PathLike)):
-        path = os.fsdecode(source)
-        if path == "-":
-            f, name = sys.stdin.buffer, "<stdin>"
-        else:
-            f, name, owned = open(path, "rb"), path, True
-    else:
-        if isinstance(source, io.TextIOBase):
-            if not hasattr(source, "buffer"):
-                raise TypeError("LIBSVM input must be a binary file object (open it with 'rb')")
-            source = source.buffer  # e.g. sys.stdin: read its bytes
-        f = source
-        name = getattr(source, "name", None)
-        name = os.fsdecode(name) if isinstance(name, (str, bytes)) else "<stream>"
-    try:
-        prefix = b""
-        head = f.peek(_SNIFF)[:_SNIFF] if hasattr(f, "peek") else b""
-        if len(head) < _SNIFF:
-            # No peek, or it returned less than the magic needs (short pipe write): read the
-            # first bytes and serve them again in front of the rest.
-            prefix = b""
-            while len(prefix) < _SNIFF:
-                chunk = f.read(_SNIFF - len(prefix))
-                if not chunk:
-                    break
-                if not isinstance(chunk, (bytes, bytearray)):
-                    raise TypeError("LIBSVM input must be a binary file object (open it with 'rb')")
-                prefix += chunk
-            head = prefix
-        compression = next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
-        return _BinaryInput(_RawSource(f, prefix, owned), compression, name), name
-    except BaseException:
-        if owned:
-            f.close()
-        raise
-
-
-def _iter_blocks(inp, block_bytes: int):
-    """Yield ``(buf, length, raw_bytes_read)``: ``buf[:length]`` holds whole lines (the last
-    block may end without a newline).  A line longer than a block grows the block."""
-    carry = b""
-    while True:
-        want = max(block_bytes, len(carry))  # geometric growth for very long lines
-        buf = bytearray(len(carry) + want)
-        buf[: len(carry)] = carry
-        filled = len(carry)
-        eof = False
-        with memoryview(buf) as mv:
-            while filled < len(buf):
-                n = inp.readinto(mv[filled:])
-                if not n:
-                    eof = True
-                    break
-                filled += n
-        if eof:
-            if filled:
-                yield buf, filled, inp.bytes_read
-            return
-        cut = buf.rfind(b"\n", len(carry), filled)  # the carry holds no newline
-        if cut < 0:
-            carry = bytes(buf[:filled])
-            continue
-        carry = bytes(buf[cut + 1 : filled])
-        yield buf, cut + 1, inp.bytes_read
-
 
 # --------------------------------------------------------------------------------------------
 # One block
@@ -359,36 +169,6 @@ def parse_block(data, length: int | None = None, *, index_base: int = 1, n_featu
 # The reader
 
 
-_EOF = object()
-
-
-def _decompress_error(name: str, compression: str | None, exc: BaseException) -> BaseException:
-    if compression and isinstance(exc, (EOFError, OSError, lzma.LZMAError, zlib.error)):
-        return DataFormatError(name, f"cannot read {compression} data: {exc}")
-    return exc
-
-
-def _read_loop(inp: _BinaryInput, block_bytes: int, blocks: queue.Queue, stop: threading.Event,
-               name: str) -> None:
-    """The reader thread: blocks into the bounded queue, then _EOF (or the exception)."""
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                blocks.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    try:
-        for block in _iter_blocks(inp, block_bytes):
-            if not put(block):
-                return
-        put(_EOF)
-    except BaseException as exc:  # handed to the consumer, raised there
-        put(_decompress_error(name, inp.compression, exc))
-
-
 class LibsvmReader:
     """Stream a LIBSVM/svmlight file as :class:`SparseBatch` blocks, in file order.
 
@@ -409,15 +189,15 @@ class LibsvmReader:
         if isinstance(index_base, str) and index_base in ("0", "1"):
             index_base = int(index_base)
         if index_base not in (0, 1, "auto") or isinstance(index_base, bool):
-            raise ValueError(f"index_base must be 0, 1 or 'auto', got {index_base!r}")
+            raise ConfigError(f"index_base must be 0, 1 or 'auto', got {index_base!r}")
         if index_base != "auto":
             index_base = int(index_base)
         if n_features is not None and not 0 <= int(n_features) <= MAX_INDEX + 1:
-            raise ValueError(f"n_features must be between 0 and 2^32, got {n_features}")
+            raise ConfigError(f"n_features must be between 0 and 2^32, got {n_features}")
         if int(block_bytes) < 1:
-            raise ValueError(f"block_bytes must be positive, got {block_bytes}")
+            raise ConfigError(f"block_bytes must be positive, got {block_bytes}")
         if int(threads) < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+            raise ConfigError(f"threads must be at least 1, got {threads}")
         self.index_base = index_base
         self.n_features = None if n_features is None else int(n_features)
         self.skip_invalid = bool(skip_invalid)
@@ -498,30 +278,26 @@ class LibsvmReader:
         return res
 
     def _batches(self) -> Iterator[SparseBatch]:
-        stop = threading.Event()
         try:
             base = self._resolve_index_base()
         except BaseException:
             self._input.close()
             raise
-        blocks: queue.Queue = queue.Queue(maxsize=self.threads + 1)
-        # The threads get no reference to `self`: a generator dropped without close() must be
-        # collectable, and its finalizer (the `finally` below) then stops them.
-        reader = threading.Thread(
-            target=_read_loop, args=(self._input, self.block_bytes, blocks, stop, self.name),
-            name="streamhog-libsvm-read", daemon=True)
+        # The reader thread gets no reference to `self`: a generator dropped without close()
+        # must be collectable, and its finalizer (the `finally` below) then stops the threads.
+        inp, name = self._input, self.name
+        blocks = Producer(_iter_blocks(inp, self.block_bytes), capacity=self.threads + 1, name="libsvm-read",
+                          on_error=lambda exc: _decompress_error(name, inp.compression, exc))
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="streamhog-libsvm-parse")
         window: deque = deque()  # (raw bytes read, future), in file order
         try:
-            reader.start()
+            pending = iter(blocks)
             eof = False
             while True:
                 while not eof and len(window) < self.threads + 1:
-                    item = blocks.get()
-                    if item is _EOF:
+                    item = next(pending, None)
+                    if item is None:
                         eof = True
-                    elif isinstance(item, BaseException):
-                        raise item
                     else:
                         buf, length, raw_pos = item
                         window.append((raw_pos, pool.submit(self._parse, buf, length, base)))
@@ -532,20 +308,13 @@ class LibsvmReader:
                 if batch is not None:
                     yield batch
         finally:
-            stop.set()
             for _, future in window:
                 future.cancel()
-            while True:  # free queued blocks; the reader sees `stop` within 50 ms
-                try:
-                    blocks.get_nowait()
-                except queue.Empty:
-                    break
             pool.shutdown(wait=True, cancel_futures=True)
             # A read blocked on a stalled pipe cannot be interrupted: give up waiting after a
             # while (the thread is a daemon and leaves when its read returns) and leave the
             # input open for it; regular files and decompression finish quickly.
-            reader.join(timeout=10)
-            if not reader.is_alive():
+            if blocks.close(timeout=10):
                 self._input.close()
 
     def _take(self, res: BlockResult, raw_pos: int) -> SparseBatch | None:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..batch import SparseBatch
-from ...errors import DataFormatError
+from ...errors import ConfigError, DataFormatError
 from ..hashing import META_HASH_BITS, read_hash_bits
 from ...kernels.validate import describe_csr_problem
 from . import spec
@@ -59,9 +59,9 @@ class ParquetSparseWriter(SparseWriter):
     def __init__(self, path, *, layout: str = spec.DEFAULT_PARQUET_LAYOUT, **kwargs):
         super().__init__(path, **kwargs)
         if self.compression not in _CODEC:
-            raise ValueError(f"Parquet compression must be one of {spec.PARQUET_COMPRESSIONS}, got {self.compression!r}")
+            raise ConfigError(f"Parquet compression must be one of {spec.PARQUET_COMPRESSIONS}, got {self.compression!r}")
         if layout not in spec.PARQUET_LAYOUTS:
-            raise ValueError(f"Parquet layout must be one of {spec.PARQUET_LAYOUTS}, got {layout!r}")
+            raise ConfigError(f"Parquet layout must be one of {spec.PARQUET_LAYOUTS}, got {layout!r}")
         self.layout = layout
         self._writer: pq.ParquetWriter | None = None
 
@@ -86,7 +86,7 @@ class ParquetSparseWriter(SparseWriter):
         packed = self.layout == "packed"
         limit = _MAX_PACKED_NNZ if packed else np.iinfo(np.int32).max
         if g.nnz > limit:
-            raise ValueError(f"{g.source}: a row group holds more than {limit:,} values; lower rows_per_group")
+            raise ConfigError(f"{g.source}: a row group holds more than {limit:,} values; lower rows_per_group")
         cols = [pa.array(g.labels, pa.float32())]
         if packed:
             cols.append(_packed_column(g.indptr, g.indices, "<u4"))

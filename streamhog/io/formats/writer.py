@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import ConfigError, DataFormatError
 from ..batch import SparseBatch, concat_batches, slice_rows
 from ..hashing import META_HASH_BITS
 from .spec import FORMAT_VERSION, MAX_INDEX
@@ -26,9 +27,9 @@ class SparseWriter:
                  values: str = "auto", has_weights: bool = False, n_features: int | None = None,
                  hash_bits: int | None = None):
         if rows_per_group < 1:
-            raise ValueError(f"rows_per_group must be >= 1, got {rows_per_group}")
+            raise ConfigError(f"rows_per_group must be >= 1, got {rows_per_group}")
         if values not in VALUES_MODES:
-            raise ValueError(f"values must be one of {VALUES_MODES}, got {values!r}")
+            raise ConfigError(f"values must be one of {VALUES_MODES}, got {values!r}")
         self.path = path
         self.rows_per_group = int(rows_per_group)
         self.compression = compression
@@ -67,7 +68,7 @@ class SparseWriter:
         if n_features is None:
             n_features = self.n_features if self.n_features is not None else self.max_index + 1
         if self.max_index >= n_features:
-            raise ValueError(f"n_features {n_features} is not above the largest index written, {self.max_index}")
+            raise ConfigError(f"n_features {n_features} is not above the largest index written, {self.max_index}")
         if self.with_values is None:  # no rows at all
             self.with_values = self.values_mode == "keep"
             self._start()
@@ -104,13 +105,13 @@ class SparseWriter:
             self._start()
         if not self.with_values and not all_ones:
             if self.values_mode == "drop":
-                raise ValueError(f"{group.source}: values other than 1.0 cannot be dropped (values='drop')")
+                raise DataFormatError(group.source, "values other than 1.0 cannot be dropped (values='drop')")
             self._add_values_column()
             self.with_values = True
         if group.nnz:
             top = int(group.indices.max())
             if top > MAX_INDEX:
-                raise ValueError(f"{group.source}: index {top} does not fit uint32")
+                raise DataFormatError(group.source, f"index {top} does not fit uint32")
             self.max_index = max(self.max_index, top)
         if self.has_weights and group.weights is None:
             group = _with_unit_weights(group)

@@ -20,7 +20,7 @@ import zarr
 import zarr.codecs
 
 from ..batch import SparseBatch
-from ...errors import DataFormatError
+from ...errors import ConfigError, DataFormatError
 from ..hashing import META_HASH_BITS, read_hash_bits
 from ...kernels.validate import describe_csr_problem
 from ..._fs.sparse_files import apparent_size
@@ -42,7 +42,7 @@ def _compressors(name: str):
         return zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
     if name == "gzip":
         return zarr.codecs.GzipCodec(level=5)
-    raise ValueError(f"Zarr compression must be one of {spec.ZARR_COMPRESSIONS}, got {name!r}")
+    raise ConfigError(f"Zarr compression must be one of {spec.ZARR_COMPRESSIONS}, got {name!r}")
 
 
 def nnz_chunk_size(nnz_per_block: int) -> int:
