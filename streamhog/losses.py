@@ -13,7 +13,7 @@ lists the losses from this table.
 
 >>> from streamhog.losses import LOSSES, get_loss
 >>> sorted(LOSSES)
-['hinge', 'logistic', 'softmax', 'squared']
+['hinge', 'huber', 'logistic', 'softmax', 'squared']
 >>> get_loss("hinge").watched
 'error rate'
 """
@@ -81,6 +81,8 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
     # The hinge's margins are scores, not log-odds: early stopping watches the error rate.
     Loss("hinge", "linear SVM", BINARY_LABELS, "identity", "error rate"),
     Loss("squared", "least squares", REAL_LABELS, "identity", "rmse"),
+    # Robust regression: outliers count linearly, so early stopping watches the mean absolute error.
+    Loss("huber", "robust regression (Huber, delta 1)", REAL_LABELS, "identity", "mae"),
     Loss("softmax", "multinomial logistic regression: labels 0..K-1, K weights per feature", CLASS_LABELS,
          "softmax", "logloss", head="softmax"),
 )}

@@ -14,7 +14,8 @@ from numba import njit
 LOGISTIC = 0
 HINGE = 1
 SQUARED = 2
-LOSS_IDS = {"logistic": LOGISTIC, "hinge": HINGE, "squared": SQUARED}
+HUBER = 3
+LOSS_IDS = {"logistic": LOGISTIC, "hinge": HINGE, "squared": SQUARED, "huber": HUBER}
 
 
 @njit(inline="always", cache=True)
@@ -62,6 +63,20 @@ def squared_dloss(z, y):
 
 
 @njit(inline="always", cache=True)
+def huber_loss(z, y):
+    """Huber (delta 1): (z - y)^2 / 2 within 1 of the target, |z - y| - 1/2 beyond: least
+    squares that an outlier pulls on no harder than a unit."""
+    r = abs(z - y)
+    return 0.5 * r * r if r <= 1.0 else r - 0.5
+
+
+@njit(inline="always", cache=True)
+def huber_dloss(z, y):
+    r = z - y
+    return max(-1.0, min(1.0, r))
+
+
+@njit(inline="always", cache=True)
 def target(loss_id, label):
     """The target the loss compares margins with: a classification loss's label as -1 / +1
     ({0, 1} and {-1, +1} labels alike), any other loss's label as it is."""
@@ -76,4 +91,6 @@ def loss_and_dloss(loss_id, z, y):
         return logistic_loss(z, y), logistic_dloss(z, y)
     if loss_id == HINGE:
         return hinge_loss(z, y), hinge_dloss(z, y)
+    if loss_id == HUBER:
+        return huber_loss(z, y), huber_dloss(z, y)
     return squared_loss(z, y), squared_dloss(z, y)
