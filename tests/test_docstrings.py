@@ -6,7 +6,8 @@ import importlib
 
 import pytest
 
-MODULES = ["streamhog", "streamhog.datasets", "streamhog.datasets.synthetic", "streamhog.training.job"]
+MODULES = ["streamhog", "streamhog.datasets", "streamhog.datasets.synthetic", "streamhog.training.job",
+           "streamhog.losses"]
 
 
 @pytest.mark.parametrize("name", MODULES)
