@@ -19,6 +19,7 @@ _LAZY = {
     "Model": ("model", "Model"),
     "convert": ("conversion", "convert"),
     "open_dataset": ("formats", "open_dataset"),
+    "InMemoryData": ("formats.memory", "InMemoryData"),
 }
 
 
@@ -34,4 +35,5 @@ def __getattr__(name):
 
 
 __all__ = ["SparseBatch", "DataFormatError", "OutputExistsError", "StreamhogError", "Model", "TrainConfig",
+           "InMemoryData",
            "convert", "open_dataset", "train", "__version__"]

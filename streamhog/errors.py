@@ -22,5 +22,14 @@ class DataFormatError(StreamhogError, ValueError):
         super().__init__(f"{location}: {problem}")
 
 
+class OptionError(StreamhogError, ValueError):
+    """An option with a value it cannot take (``index_base=2``, ``rows_per_block=0``)."""
+
+
+class DataTypeError(StreamhogError, TypeError):
+    """Data of a type streamhog cannot read (e.g. a list of strings where numbers belong);
+    names the argument and the type."""
+
+
 class OutputExistsError(StreamhogError, FileExistsError):
     """The destination exists and the user did not ask to overwrite it."""

@@ -52,9 +52,9 @@ class IncompatibleDataError(StreamhogError, ValueError):
     """The dataset does not fit the model (more features than the model has weights)."""
 
 
-def _dataset_for(model, data):
-    """Open ``data`` (a path, or an opened dataset as is) and check it fits ``model``."""
-    ds = open_dataset(data) if isinstance(data, (str, os.PathLike)) else data
+def _dataset_for(model, data, require_labels: bool = False):
+    """Open ``data`` (a path or URL, data in memory, or an opened dataset as is) and check it fits ``model``."""
+    ds = open_dataset(data, require_labels=require_labels)
     n_weights = len(model.weights)
     if model.hash_bits is None and int(ds.n_features) > min(model.n_features, n_weights):
         raise IncompatibleDataError(
@@ -173,7 +173,7 @@ def evaluate(model, data, *, threads: int | None = None, readers: int | None = N
     (default: one per CPU), ``readers`` threads read them (default 2). ``rows(batch)``, when
     given, picks the rows of each batch to score (a boolean mask: a training run's holdout).
     """
-    ds = _dataset_for(model, data)
+    ds = _dataset_for(model, data, require_labels=True)
     margins = _scorer(model)
     n = min(_n_threads(threads), max(1, ds.n_blocks))
     accumulators = [MetricAccumulator(model.loss) if model.n_classes is None else MulticlassAccumulator(model.n_classes)

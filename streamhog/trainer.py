@@ -127,7 +127,9 @@ def check_labels(dataset, loss: str) -> dict[float, int]:
 
 def dataset_schema(ds) -> dict:
     """What a resumed run must find unchanged in its data."""
-    return {"path": str(Path(ds.path).resolve()), "format": ds.format, "n_rows": ds.n_rows,
+    from .formats.storage import location
+
+    return {"path": location(ds.path), "format": ds.format, "n_rows": ds.n_rows,
             "n_blocks": ds.n_blocks, "n_features": ds.n_features, "has_values": ds.has_values,
             "has_weights": ds.has_weights}
 

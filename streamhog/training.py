@@ -18,6 +18,7 @@ from .config import TrainConfig
 from .errors import OutputExistsError
 from .formats import open_dataset
 from .formats.block_cache import BlockCache
+from .formats.storage import local_model_dir
 from .kernels.softmax import bstate_length
 from .model import MAX_FEATURES, META, Model
 from .signals import stop_gracefully_on_signals
@@ -153,13 +154,15 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     >>> model.n_features, model.loss, model.meta["training"]["status"]
     (123, 'logistic', 'complete')
     """
-    model_dir = Path(model_dir)
+    model_dir = local_model_dir(model_dir)  # a URL is refused: the weights are memory-mapped
     say = (lambda msg: None) if quiet else (log or (lambda msg: print(msg, file=sys.stderr)))
     if resume and warm_start is not None:
         raise TrainingError("--resume continues a run; --warm-start begins a new one: choose one")
     if keep_snapshots < 0 or (checkpoint_every is not None and checkpoint_every <= 0):
         raise ValueError("--keep-snapshots must be >= 0 and --checkpoint-every > 0")
-    ds = open_dataset(data)
+    ds = open_dataset(data, require_labels=True)  # a path, a URL, data in memory, or an open dataset
+    for note in getattr(ds, "notes", ()):
+        say(note)
     if resume:
         if not has_checkpoint(model_dir):
             raise CheckpointError(f"{model_dir}: no checkpoint to resume from"
@@ -194,7 +197,7 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
             raise TrainingError(f"--n-features {n_features:,} is above the maximum, 2^34")
         _prepare_new_model_dir(model_dir, overwrite)
         state = fresh_state()
-    valid_ds = open_dataset(valid) if valid is not None else None
+    valid_ds = open_dataset(valid, require_labels=True) if valid is not None else None
     counts = check_labels(ds, cfg.loss)
     if not resume:
         schema = dict(dataset_schema(ds), labels={f"{k:g}": v for k, v in counts.items()} or None)
@@ -214,7 +217,8 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     show = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
     bar = _progress_bar(round(ds.n_rows * (1 - cfg.holdout)) * (cfg.epochs - state["epoch"]), show)
     if cache is None:
-        cache = cfg.epochs - state["epoch"] > 1  # worth it only when an epoch will read the cache
+        # worth it only when an epoch will read the cache, and not for data already in memory
+        cache = cfg.epochs - state["epoch"] > 1 and getattr(ds, "cache_blocks", True)
     block_cache = BlockCache(model_dir / CACHE, ds) if cache else None
     trainer = Trainer(model, ds, cfg, dict(state), valid=valid_ds, checkpoint_every=checkpoint_every,
                       keep_snapshots=keep_snapshots, say=say, bar=bar, stop_after_blocks=stop_after_blocks,
