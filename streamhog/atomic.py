@@ -2,7 +2,9 @@
 
 Outputs (a Parquet file, a Zarr directory, later a model) are written under a hidden
 temporary name beside the destination and renamed into place only on success.
-An existing destination is replaced only when the caller asked for it.
+An existing destination is replaced only when the caller asked for it. A remote
+destination (a URL: ``predict --out s3://...``) is written the same way, as a hidden
+temporary object moved into place at the end (on S3 a server-side copy).
 """
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ def remove_path(path: Path) -> None:
 
 def check_destination(dst, *, overwrite: bool) -> Path:
     """Fail early (before any work) when ``dst`` exists and may not be replaced."""
-    dst = Path(dst)
+    from .formats.storage import local_path
+
+    dst = local_path(dst)  # a file:// URL is a local path; another URL is refused here
     if (dst.exists() or dst.is_symlink()) and not overwrite:
         raise OutputExistsError(f"{dst}: already exists; pass --overwrite to replace it")
     if not dst.parent.exists():
@@ -45,7 +49,16 @@ def fsync_directory(path: Path) -> None:
 
 @contextmanager
 def atomic_output(dst, *, overwrite: bool = False):
-    """Yield a temporary path to write; on success it becomes ``dst``, on any error it is removed."""
+    """Yield a temporary path to write; on success it becomes ``dst``, on any error it is removed.
+
+    For a remote ``dst`` (a URL other than file://) it yields a binary file object instead.
+    """
+    from .formats.storage import is_remote
+
+    if is_remote(str(dst)):
+        with _atomic_remote(str(dst), overwrite) as f:
+            yield f
+        return
     dst = check_destination(dst, overwrite=overwrite)
     tmp = dst.parent / f".{dst.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
@@ -65,3 +78,30 @@ def atomic_output(dst, *, overwrite: bool = False):
     else:
         os.rename(tmp, dst)
     fsync_directory(dst.parent)
+
+
+@contextmanager
+def _atomic_remote(url: str, overwrite: bool):
+    """A writable file object on the store of ``url``: a hidden temporary object beside it,
+    moved onto ``url`` on success and removed on any error."""
+    from .formats.storage import Remote
+
+    remote = Remote(url)
+    if remote.exists() and not overwrite:
+        raise OutputExistsError(f"{url}: already exists; pass --overwrite to replace it")
+    parent, _, name = remote.root.rpartition("/")
+    tmp = f"{parent}/.{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    f = remote.open(tmp, "wb")
+    try:
+        yield f
+        f.close()
+    except BaseException:
+        try:
+            f.close()
+        finally:
+            try:
+                remote.fs.rm(tmp)
+            except Exception:  # noqa: BLE001 - never hide the error that stopped the write
+                pass
+        raise
+    remote._guard("move the finished output into place", remote.fs.mv, tmp, remote.root)

@@ -69,7 +69,7 @@ def _finite_or_fail(arr: np.ndarray, name: str, what: str, cols: int | None = No
         v = arr.reshape(-1)[pos]
         problem = "is not finite" if not np.isfinite(v) else "is beyond float32's range"
         where = f"row {row0 + pos // cols}, column {pos % cols}" if cols else f"row {row0 + pos}"
-        raise DataFormatError(name, f"{where}: {what} {v!r} {problem}")
+        raise DataFormatError(name, f"{where}: {what} {float(v)!r} {problem}")
 
 
 def _vector(v, n_rows: int, name: str, what: str) -> np.ndarray:
@@ -179,7 +179,7 @@ class InMemoryData:
             row = int(np.searchsorted(X.indptr, pos, side="right") - 1)
             v = data[pos]
             problem = "is not finite" if not np.isfinite(v) else "is beyond float32's range"
-            raise DataFormatError(self.path, f"row {row}, column {int(X.indices[pos])}: value {v!r} {problem}")
+            raise DataFormatError(self.path, f"row {row}, column {int(X.indices[pos])}: value {float(v)!r} {problem}")
         self._X = X
         self._canonical = bool(X.has_canonical_format)
         self.has_values = not bool(np.all(data == 1))  # binary: the kernels skip the values
