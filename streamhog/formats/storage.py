@@ -27,9 +27,11 @@ from urllib.parse import unquote, urlparse
 from ..errors import StreamhogError
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-#: Read-ahead of a remote file handle: a row group's column chunks are read in a few
-#: requests of this size at least (fsspec's "readahead" cache).
-READ_BLOCK = 8 << 20
+#: Read-ahead of a remote file handle (fsspec's "readahead" cache): a read fetches this much
+#: beyond what was asked, so the footer and small reads cost one request. Parquet readers
+#: also pre-buffer (pyarrow coalesces a row group's column chunks into one request), so a
+#: larger read-ahead would only fetch bytes of row groups another thread reads.
+READ_BLOCK = 1 << 20
 
 
 class StorageError(StreamhogError, OSError):
