@@ -6,7 +6,8 @@ import importlib
 
 import pytest
 
-MODULES = ["streamhog", "streamhog.datasets", "streamhog.datasets.synthetic", "streamhog.training"]
+MODULES = ["streamhog", "streamhog.datasets", "streamhog.datasets.synthetic", "streamhog.training",
+           "streamhog.formats", "streamhog.formats.memory"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -191,6 +191,19 @@ def test_bad_rows_found_when_read_name_the_data_row(tmp_path):
     assert fixed.indices[-2:].tolist() == [2, 3]
 
 
+def test_polars_and_pandas_frames(tmp_path):
+    import pandas as pd
+    import polars as pl
+
+    frame = pl.DataFrame({"click": [1, 0, 1], "feats": [[0, 2], [1], [3]]})
+    ds = open_dataset(frame, label_column="click", indices_column="feats")
+    assert (ds.n_rows, ds.n_features, ds.has_labels) == (3, 4, True)
+    assert read_all(ds).indices.tolist() == [0, 2, 1, 3]
+    with pytest.raises(DataFormatError, match=r"a pandas.DataFrame of numeric feature columns is dense data: "
+                                              r"pass .to_numpy\(\)"):
+        open_dataset(pd.DataFrame({"a": [1.0, 0.0], "b": [0.0, 2.0]}), labels=[1, 0])
+
+
 def test_open_dataset_passes_open_datasets_through(a9a_parquet):
     ds = open_dataset(a9a_parquet)
     assert open_dataset(ds) is ds

@@ -115,8 +115,10 @@ class InMemoryData:
                  rows_per_block: int | None = None, name: str | None = None,
                  columns: foreign.ColumnOptions | None = None):
         self.options = columns or foreign.ColumnOptions()
+        self._frame = None
         if not isinstance(X, (pa.Table, pa.RecordBatch, np.ndarray)) and not _is_sparse(X) \
                 and hasattr(X, "__arrow_c_stream__"):
+            self._frame = f"{type(X).__module__.split('.')[0]}.{type(X).__name__}"
             X = pa.table(X)  # Polars / pandas frames, through the Arrow C stream
         if isinstance(X, pa.RecordBatch):
             X = pa.Table.from_batches([X])
@@ -204,7 +206,9 @@ class InMemoryData:
         try:
             self._layout = foreign.inspect_schema(table.schema, self.path, self.options, label_required=False)
         except foreign.BadRows as exc:
-            raise DataFormatError(self.path, str(exc)) from None
+            hint = (f"; a {self._frame} of numeric feature columns is dense data: pass .to_numpy()"
+                    if self._frame and "missing column" in str(exc) else "")
+            raise DataFormatError(self.path, str(exc) + hint) from None
         if y is not None and self._layout.label is not None:
             raise DataFormatError(self.path, f"labels given twice: the column '{self._layout.label}' and y")
         self._X = table
