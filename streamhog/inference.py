@@ -165,7 +165,7 @@ def _to_predictions(loss: str, margins: np.ndarray) -> np.ndarray:
 
 def evaluate(model, data, *, threads: int | None = None, readers: int | None = None,
              rows: Callable | None = None) -> dict:
-    """Metrics of ``model`` on ``data`` (a dataset path or an opened dataset).
+    """Metrics of ``model`` on ``data`` (a dataset path or URL, labelled data in memory, or an opened dataset).
 
     ``{"logloss", "auc", "accuracy", "n_examples"}`` for classifiers (logistic, hinge),
     ``{"rmse", "mae", "n_examples"}`` for squared loss; importance-weighted when the data

@@ -133,7 +133,10 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
           quiet: bool = False, progress: bool | None = None, log=None, handle_signals: bool = True,
           stop_after_blocks: int | None = None, cache: bool | None = None, keep_cache: bool = False,
           **hyper) -> Model:
-    """Train a linear model on ``data`` (Parquet file/directory or Zarr store) into ``model_dir``.
+    """Train a linear model on ``data`` into ``model_dir`` (a local directory).
+
+    ``data``: a Parquet file/directory or Zarr store, local or at a URL; data in memory with
+    its labels (``streamhog.InMemoryData(X, y)``); or an open dataset (``open_dataset``).
 
     Keyword arguments are the fields of :class:`TrainConfig` (loss, epochs, lr, lr_schedule,
     lr_decay, power_t, l2, seed, threads, readers, sync, capacity). ``epochs`` is the total:

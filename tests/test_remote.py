@@ -16,7 +16,7 @@ from streamhog.cli import main
 from streamhog.datasets import a9a
 from streamhog.errors import OutputExistsError
 from streamhog.formats import open_dataset
-from streamhog.formats.storage import Remote, StorageError
+from streamhog.formats.storage import READ_BLOCK, Remote, StorageError
 
 KW = dict(epochs=2, threads=1, seed=5, quiet=True)
 AWS_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
@@ -197,3 +197,67 @@ def test_file_urls_and_model_dirs(local, tmp_path):
         streamhog.Model.open("gs://bucket/model")
     with pytest.raises(FileNotFoundError):
         open_dataset("memory://nothing-here/x.parquet")
+
+
+class _RangeHandler:
+    """A static file server on 127.0.0.1 that honours Range requests (as HTTP object stores do)
+    and counts the bytes it sends."""
+
+    sent = 0
+
+    @classmethod
+    def make(cls, root):
+        import http.server
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                rng = self.headers.get("Range")
+                path = root / self.path.lstrip("/")
+                if not rng or not path.is_file():
+                    return super().do_GET()
+                data = path.read_bytes()
+                lo, _, hi = rng.split("=")[1].partition("-")
+                lo, hi = int(lo), min(int(hi) if hi else len(data) - 1, len(data) - 1)
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {lo}-{hi}/{len(data)}")
+                self.send_header("Content-Length", str(hi - lo + 1))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                self.wfile.write(data[lo:hi + 1])
+                cls.sent += hi - lo + 1
+
+        return Handler
+
+
+def test_http_url(local, tmp_path):
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler.make(local / "pq"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/part-0.parquet"
+        model = streamhog.train(url, tmp_path / "m", **KW)
+        assert same_model(streamhog.train(local / "pq" / "part-0.parquet", tmp_path / "l", **KW), model)
+        _RangeHandler.sent = 0
+        size = (local / "pq" / "part-0.parquet").stat().st_size
+        ds = open_dataset(url)
+        reader = ds.open_reader()
+        assert reader.read(3).n_rows == 4000
+        reader.close()
+        md = pq.read_metadata(local / "pq" / "part-0.parquet")
+        group = sum(md.row_group(3).column(c).total_compressed_size for c in range(md.num_columns))
+        footer = 64 << 10  # pyarrow reads the last 64 KiB for the footer
+        # the row group, the footer, and at most one read-ahead block beyond each request
+        assert group < _RangeHandler.sent <= group + footer + 2 * READ_BLOCK < md.serialized_size + size / 2, \
+            (_RangeHandler.sent, group)
+    finally:
+        server.shutdown()
+        server.server_close()

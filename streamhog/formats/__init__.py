@@ -41,6 +41,8 @@ def detect_format(path, storage_options: dict | None = None) -> str:
         if suffix in (".zarr", ".parquet"):
             return suffix[1:]
         remote = Remote(path, storage_options)
+        if remote.protocol in ("http", "https"):  # no directory listing there: one Parquet file
+            return "parquet"
         if remote.isdir():
             names = remote.listdir()
             if "zarr.json" in names:

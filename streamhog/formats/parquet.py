@@ -192,7 +192,8 @@ class ParquetDataset:
 
     def _remote_files(self) -> list[str]:
         r = self.remote
-        if r.isdir():
+        # HTTP lists no directories (and asking would download the file): a URL there is one file.
+        if r.protocol not in ("http", "https") and not self.path.endswith(".parquet") and r.isdir():
             files = [r.join(n) for n in r.listdir() if n.endswith(".parquet") and not n.startswith((".", "_"))]
             if not files:
                 raise DataFormatError(self.path, "directory holds no .parquet files")

@@ -31,7 +31,7 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 #: beyond what was asked, so the footer and small reads cost one request. Parquet readers
 #: also pre-buffer (pyarrow coalesces a row group's column chunks into one request), so a
 #: larger read-ahead would only fetch bytes of row groups another thread reads.
-READ_BLOCK = 1 << 20
+READ_BLOCK = 256 << 10
 
 
 class StorageError(StreamhogError, OSError):
