@@ -99,7 +99,8 @@ def convert(src, dst, *, output_format: str | None = None, input_format: str = "
     columns = dict(label_column=label_column, indices_column=indices_column, values_column=values_column,
                    weight_column=weight_column, fix_rows=fix_rows)
     if input_format not in ("csv", "parquet") and label_column is not None:
-        raise ValueError("--label-column applies to csv and Parquet input only")
+        raise ValueError("--label-column, --categorical, --numeric and --ignore apply to --input-format csv only "
+                         "(--label-column also to Parquet input)")
     if input_format != "parquet" and (indices_column or values_column or weight_column or fix_rows):
         raise ValueError("--indices-column, --values-column, --weight-column and --fix-rows apply to Parquet input only")
     if input_format == "parquet":
