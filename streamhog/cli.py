@@ -63,14 +63,14 @@ def data_options(args) -> dict:
                 fix_rows=args.fix_rows, n_features=args.n_features)
 
 
-def _open_data(path, args):
-    """The dataset at ``path`` (a path or URL) with the command's data options; its notes to stderr."""
+def _open_data(path, args, notes: bool = True):
+    """The dataset at ``path`` (a path or URL) with the command's data options; its notes
+    (e.g. how n_features was found) to stderr unless ``notes`` is False (train says them)."""
     from .formats import open_dataset
 
     ds = open_dataset(path, **data_options(args))
-    if args.command != "train":  # train says them itself
-        for note in getattr(ds, "notes", ()):
-            print(note, file=sys.stderr)
+    for note in getattr(ds, "notes", ()) if notes else ():
+        print(note, file=sys.stderr)
     return ds
 
 
@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="what a dataset or a model holds")
     p.add_argument("path", help="a .parquet file, a directory of them, a .zarr store, or a model directory")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_data_arguments(p)
     p.set_defaults(run=run_info)
     return parser
 
@@ -259,7 +260,7 @@ def run_train(args) -> int:
     from .training import train
 
     given = {k: getattr(args, k) for k in _HYPER if getattr(args, k) is not None}
-    data = _open_data(args.data, args)
+    data = _open_data(args.data, args, notes=False)
     valid = _open_data(args.valid, args) if args.valid is not None else None
     model = train(data, args.model, n_features=args.n_features, valid=valid, overwrite=args.overwrite,
                   resume=args.resume, warm_start=args.warm_start, checkpoint_every=args.checkpoint_every,
@@ -294,13 +295,13 @@ def run_predict(args) -> int:
 
 
 def run_info(args) -> int:
-    from .formats import open_dataset
     from .describe import label_counts, model_info
+    from .formats.storage import is_remote
 
-    if (Path(args.path) / "model.json").is_file():
+    if not is_remote(args.path) and (Path(args.path) / "model.json").is_file():
         info = model_info(args.path)
     else:
-        ds = open_dataset(args.path)
+        ds = _open_data(args.path, args, notes=False)  # info lists them
         info = ds.info()
         info["labels"] = {f"{k:g}": v for k, v in label_counts(ds).items()}
     if args.json:

@@ -257,7 +257,7 @@ class ParquetDataset:
                 "has_weights": self.has_weights,
                 "bytes_on_disk": sum(f.path.stat().st_size if self.remote is None else self.remote.size(f.source)
                                      for f in self.files),
-                "format_version": int(self.metadata.get(spec.META_FORMAT_VERSION, 0)),
+                "format_version": int(v) if (v := self.metadata.get(spec.META_FORMAT_VERSION, "")).isdigit() else None,
                 **({"hash_bits": self.hash_bits} if self.hash_bits is not None else {}),
                 **({"notes": self.notes} if self.notes else {})}
 
