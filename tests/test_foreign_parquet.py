@@ -113,6 +113,10 @@ def test_cli_train_evaluate_predict_convert_with_column_options(a9a_arrow, refer
     np.testing.assert_array_equal(p.column("label").to_numpy(), y.astype(np.float32))
     np.testing.assert_allclose(p.column("prediction").to_numpy(), reference.predict(reference.meta["data"]["path"]),
                                rtol=1e-6)
+    capsys.readouterr()
+    assert main(["info", str(path), "--json", *flags]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["n_features"] == 123 and info["labels"] == {"-1": 24720, "1": 7841} and info["format_version"] is None
     # convert into streamhog's own (packed, fast) format
     assert main(["convert", str(path), str(tmp_path / "own.parquet"), "--quiet", *flags]) == 0
     own = open_dataset(tmp_path / "own.parquet")

@@ -148,6 +148,13 @@ def test_unlabeled_data_scores_but_does_not_train(tmp_path):
     with pytest.raises(DataFormatError, match="has no labels"):
         model.evaluate(X)
     assert model.predict(X).shape == (4,)
+    from streamhog.inference import predict_to_parquet
+    import pyarrow.parquet as pq
+
+    assert predict_to_parquet(model, X, tmp_path / "p.parquet") == 4
+    written = pq.read_table(tmp_path / "p.parquet")
+    assert np.isnan(written.column("label").to_numpy()).all()  # no labels: NaN, not a made-up 0
+    np.testing.assert_allclose(written.column("prediction").to_numpy(), model.predict(X), rtol=1e-6)
 
 
 @pytest.mark.parametrize("make,error,match", [

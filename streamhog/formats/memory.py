@@ -284,7 +284,10 @@ class InMemoryReader:
                                          "and sums duplicates)")
         if problem:
             raise DataFormatError(ds.path, _shift_row(problem, r0))
-        return SparseBatch(batch.indptr, batch.indices, batch.values, batch.labels, batch.weights,
+        # No labels: NaN says so where predictions are written beside them (training and
+        # evaluation refuse such data before reading it).
+        labels = batch.labels if ds.has_labels else np.full(r1 - r0, np.nan, np.float32)
+        return SparseBatch(batch.indptr, batch.indices, batch.values, labels, batch.weights,
                            source=f"{ds.path} rows {r0}-{r1 - 1}", row_start=r0, block=block)
 
     def _csr(self, r0: int, r1: int, labels, weights) -> SparseBatch:
