@@ -19,6 +19,7 @@ _LAZY = {
     "Model": ("model.directory", "Model"),
     "convert": ("io.conversion", "convert"),
     "open_dataset": ("io.formats", "open_dataset"),
+    "InMemoryData": ("io.formats.memory", "InMemoryData"),
 }
 
 
@@ -34,4 +35,5 @@ def __getattr__(name):
 
 
 __all__ = ["SparseBatch", "DataFormatError", "OutputExistsError", "StreamhogError", "Model", "TrainConfig",
+           "InMemoryData",
            "convert", "open_dataset", "train", "__version__"]

@@ -32,6 +32,47 @@ def _hash_bits(text: str) -> int:
     return value
 
 
+def add_data_arguments(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+    """The options of Parquet written by other tools (DuckDB, Polars, pandas, Spark), shared by
+    train, evaluate, predict and convert; ``skip`` names those a command already has."""
+    g = p.add_argument_group("Parquet written by other tools (streamhog's own files need none of these)")
+    if "label_column" not in skip:
+        g.add_argument("--label-column", metavar="NAME", help="the label column (default: label)")
+    g.add_argument("--indices-column", metavar="NAME",
+                   help="the feature-id column, a list of integers per row (default: indices)")
+    g.add_argument("--values-column", metavar="NAME",
+                   help="the feature-value column, a list of numbers per row (default: values; absent: every value 1)")
+    g.add_argument("--weight-column", metavar="NAME", help="the importance-weight column (default: weight, if present)")
+    if "index_base" not in skip:
+        g.add_argument("--index-base", choices=("0", "1"), default=None,
+                       help="feature ids start at 0 (default) or 1")
+    if "n_features" not in skip:
+        g.add_argument("--n-features", type=_positive_int,
+                       help="the data's dimension when its metadata does not say (default: the largest id + 1, "
+                            "found by a pass over the ids)")
+    g.add_argument("--fix-rows", action="store_true",
+                   help="sort each row's ids and sum repeated ones, instead of refusing such rows")
+
+
+def data_options(args) -> dict:
+    """open_dataset's keyword arguments from the options of :func:`add_data_arguments`."""
+    base = getattr(args, "index_base", None)
+    return dict(label_column=args.label_column, indices_column=args.indices_column, values_column=args.values_column,
+                weight_column=args.weight_column, index_base=int(base) if base not in (None, "auto") else 0,
+                fix_rows=args.fix_rows, n_features=args.n_features)
+
+
+def _open_data(path, args, notes: bool = True):
+    """The dataset at ``path`` (a path or URL) with the command's data options; its notes
+    (e.g. how n_features was found) to stderr unless ``notes`` is False (train says them)."""
+    from .io.formats import open_dataset
+
+    ds = open_dataset(path, **data_options(args))
+    for note in getattr(ds, "notes", ()) if notes else ():
+        print(note, file=sys.stderr)
+    return ds
+
+
 def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="LIBSVM/svmlight text (plain, .gz, .bz2, .xz; '-' for stdin), Parquet, Zarr, "
                                "or a click log (Criteo TSV, CSV with a header; compressed too)")
@@ -44,15 +85,16 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hash-bits", type=_hash_bits, metavar="B",
                    help="hash feature ids into 2^B slots (MurmurHash3, collisions summed; docs/formats.md); "
                         "click logs are always hashed, default B=20")
-    p.add_argument("--label-column", metavar="NAME", help="csv: the label column (required for csv)")
+    p.add_argument("--label-column", metavar="NAME",
+                   help="csv: the label column (required for csv); Parquet: the label column (default: label)")
     p.add_argument("--categorical", metavar="COLS",
                    help="csv: comma-separated categorical columns (default: every column but the label and "
                         "--ignore/--numeric ones; when given, columns no option names are ignored)")
     p.add_argument("--numeric", metavar="COLS", help="csv: comma-separated numeric columns (log-binned, then hashed)")
     p.add_argument("--ignore", metavar="COLS", help="csv: comma-separated columns to leave out")
-    p.add_argument("--index-base", choices=("1", "0", "auto"), default="1",
+    p.add_argument("--index-base", choices=("1", "0", "auto"), default=None,
                    help="LIBSVM feature ids start at 1 (the convention, default), 0, or auto (0-based if any "
-                        "index is 0; needs a seekable file)")
+                        "index is 0; needs a seekable file); Parquet ids at 0 (default) or 1")
     p.add_argument("--n-features", type=_non_negative_int,
                    help="number of features (default: the largest index seen + 1); larger ids are an error")
     p.add_argument("--rows-per-group", type=_positive_int, default=None,
@@ -72,6 +114,7 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     p.add_argument("--threads", type=_positive_int, default=2, help="parser / reader threads (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    add_data_arguments(p, skip=("label_column", "index_base", "n_features"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,22 +144,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="write one prediction per example to Parquet")
     _add_scoring_arguments(p)
-    p.add_argument("--out", required=True, help="output .parquet file: columns prediction, label (softmax models: class, "
-                                                          "probability, label)")
+    p.add_argument("--out", required=True, help="output .parquet file, or a URL (s3://...): columns prediction, label "
+                                                "(softmax models: class, probability, label)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(run=run_predict)
 
     p = sub.add_parser("info", help="what a dataset or a model holds")
     p.add_argument("path", help="a .parquet file, a directory of them, a .zarr store, or a model directory")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_data_arguments(p)
     p.set_defaults(run=run_info)
     return parser
 
 
 def _add_scoring_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="a .parquet file, a directory of them, or a .zarr store")
-    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("data", help="a .parquet file, a directory of them, or a .zarr store; local or a URL (s3://, "
+                                "gs://, http(s)://, file://)")
+    p.add_argument("--model", required=True, help="model directory (on local disk)")
     p.add_argument("--threads", type=_positive_int, default=None, help="scoring threads (default: one per core)")
+    add_data_arguments(p)
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -127,7 +173,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     # Hyper-parameters default to None here so that a resumed run knows which ones the user
     # actually gave (the run's own settings apply otherwise); the defaults shown are TrainConfig's.
-    p.add_argument("data", help="training data: a .parquet file, a directory of them, or a .zarr store")
+    p.add_argument("data", help="training data: a .parquet file, a directory of them, or a .zarr store; local or a "
+                                "URL (s3://, gs://, http(s)://, file://)")
     p.add_argument("--model", required=True, help="model directory to create (or to continue, with --resume)")
     p.add_argument("--loss", choices=tuple(LOSSES),
                    help="; ".join(f"{name}: {loss.description}" for name, loss in LOSSES.items())
@@ -167,7 +214,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "whatever the data's ids; scoring hashes the same way")
     p.add_argument("--seed", type=int, help="seed of the block and row shuffling (default 0)")
     p.add_argument("--n-features", type=_positive_int,
-                   help="model dimension (default: the data's); up to 2^34, sparse on disk")
+                   help="model dimension (default: the data's; for data whose metadata does not say, the largest "
+                        "id + 1, found by a pass over the ids); up to 2^34, sparse on disk")
     p.add_argument("--valid", help="a dataset to evaluate after each epoch")
     p.add_argument("--sync", choices=("none", "lock"),
                    help="none: lock-free Hogwild! (default); lock: a lock around each update (the baseline)")
@@ -185,6 +233,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-cache", action="store_true", help="keep MODEL/cache after training")
     p.add_argument("--overwrite", action="store_true", help="replace the model directory if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    add_data_arguments(p, skip=("n_features",))
 
 
 _HYPER = ("loss", "epochs", "optimizer", "threads", "readers", "lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1",
@@ -195,6 +244,8 @@ def run_convert(args) -> int:
     from .io.conversion import convert
 
     report = convert(args.src, args.dst, output_format=args.output_format, input_format=args.input_format,
+                     indices_column=args.indices_column, values_column=args.values_column,
+                     weight_column=args.weight_column, fix_rows=args.fix_rows,
                      index_base=args.index_base, n_features=args.n_features, rows_per_group=args.rows_per_group,
                      compression=args.compression, values=args.values, layout=args.layout, skip_invalid=args.skip_invalid,
                      overwrite=args.overwrite, threads=args.threads, progress=None if not args.quiet else False,
@@ -209,7 +260,9 @@ def run_train(args) -> int:
     from .training.job import train
 
     given = {k: getattr(args, k) for k in _HYPER if getattr(args, k) is not None}
-    model = train(args.data, args.model, n_features=args.n_features, valid=args.valid, overwrite=args.overwrite,
+    data = _open_data(args.data, args, notes=False)
+    valid = _open_data(args.valid, args) if args.valid is not None else None
+    model = train(data, args.model, n_features=args.n_features, valid=valid, overwrite=args.overwrite,
                   resume=args.resume, warm_start=args.warm_start, checkpoint_every=args.checkpoint_every,
                   keep_snapshots=args.keep_snapshots, quiet=args.quiet, cache=args.cache,
                   keep_cache=args.keep_cache, **given)
@@ -221,7 +274,8 @@ def run_train(args) -> int:
 def run_evaluate(args) -> int:
     from .model.directory import Model
 
-    metrics = Model.open(args.model).evaluate(args.data, threads=args.threads)
+    model = Model.open(args.model)
+    metrics = model.evaluate(_open_data(args.data, args), threads=args.threads)
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -233,20 +287,22 @@ def run_predict(args) -> int:
     from .model.inference import predict_to_parquet
     from .model.directory import Model
 
-    n = predict_to_parquet(Model.open(args.model), args.data, args.out, overwrite=args.overwrite, threads=args.threads)
+    model = Model.open(args.model)
+    n = predict_to_parquet(model, _open_data(args.data, args), args.out, overwrite=args.overwrite,
+                           threads=args.threads)
     print(f"wrote {args.out}: {n:,} predictions")
     return 0
 
 
 def run_info(args) -> int:
-    from .io.formats import open_dataset
+    from .io.formats.storage import is_remote
     from .io.summary import label_counts
     from .model.info import model_info
 
-    if (Path(args.path) / "model.json").is_file():
+    if not is_remote(args.path) and (Path(args.path) / "model.json").is_file():
         info = model_info(args.path)
     else:
-        ds = open_dataset(args.path)
+        ds = _open_data(args.path, args, notes=False)  # info lists them
         info = ds.info()
         info["labels"] = {f"{k:g}": v for k, v in label_counts(ds).items()}
     if args.json:

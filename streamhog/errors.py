@@ -28,6 +28,11 @@ class DataFormatError(StreamhogError, ValueError):
         super().__init__(f"{location}: {problem}")
 
 
+class DataTypeError(StreamhogError, TypeError):
+    """Data of a type streamhog cannot read (e.g. a list of strings where numbers belong);
+    names the argument and the type."""
+
+
 class ReaderError(StreamhogError):
     """A reader thread failed with an unexpected (non-streamhog) exception.
 

@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 MODULES = ["streamhog", "streamhog.datasets", "streamhog.datasets.synthetic", "streamhog.training.job",
-           "streamhog.losses"]
+           "streamhog.losses", "streamhog.io.formats", "streamhog.io.formats.memory"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from pathlib import Path
 
-from .._fs.atomic import atomic_output, check_destination
+from .outputs import check_destination, output
 from ..errors import ConfigError, DataFormatError
 from .formats import create_writer, detect_format, format_from_suffix, open_dataset
 from .formats.spec import DEFAULT_COMPRESSION, DEFAULT_PARQUET_LAYOUT, DEFAULT_ROWS_PER_GROUP, MAX_INDEX
@@ -68,17 +68,21 @@ def _progress(total_bytes: int | None, enabled: bool | None, unit: str):
 
 
 def convert(src, dst, *, output_format: str | None = None, input_format: str = "auto",
-            index_base="1", n_features: int | None = None, rows_per_group: int | None = None,
+            index_base=None, n_features: int | None = None, rows_per_group: int | None = None,
             compression: str = DEFAULT_COMPRESSION, values: str = "auto", layout: str | None = None,
             skip_invalid: bool = False, overwrite: bool = False, threads: int = 2, progress: bool | None = False,
             hash_bits: int | None = None, label_column: str | None = None, categorical=None, numeric=None,
-            ignore=None) -> ConvertReport:
+            ignore=None, indices_column: str | None = None, values_column: str | None = None,
+            weight_column: str | None = None, fix_rows: bool = False) -> ConvertReport:
     """Convert ``src`` into the sparse ``dst`` dataset and return what was written.
 
     ``output_format`` defaults to DST's suffix (``.parquet`` / ``.zarr``). ``input_format``
     'auto' means Parquet/Zarr when SRC is one, LIBSVM text otherwise; 'criteo' and 'csv' are
     raw click logs (always hashed, ``hash_bits`` default 20; ``label_column``, ``categorical``,
-    ``numeric``, ``ignore`` describe CSV columns). ``hash_bits`` on LIBSVM/Parquet/Zarr input
+    ``numeric``, ``ignore`` describe CSV columns; ``label_column``, ``indices_column``,
+    ``values_column``, ``weight_column``, ``index_base`` (default 0) and ``fix_rows`` read
+    Parquet written by other tools, see formats/columns.py). ``index_base`` of LIBSVM text is
+    1 by default. ``hash_bits`` on LIBSVM/Parquet/Zarr input
     hashes the ids into ``2**hash_bits`` slots, merging collisions. Raises
     :class:`~streamhog.errors.DataFormatError` (file, line, problem) on bad input, leaving
     no output behind.
@@ -91,9 +95,22 @@ def convert(src, dst, *, output_format: str | None = None, input_format: str = "
         input_format = detect_format(src)
     if input_format not in INPUT_FORMATS[1:]:
         raise ConfigError(f"unknown input format {input_format!r}; choose one of {', '.join(INPUT_FORMATS)}")
-    if input_format != "csv" and (label_column is not None or categorical is not None or numeric is not None
-                                  or ignore is not None):
-        raise ConfigError("--label-column, --categorical, --numeric and --ignore apply to --input-format csv only")
+    if input_format != "csv" and (categorical is not None or numeric is not None or ignore is not None):
+        raise ConfigError("--categorical, --numeric and --ignore apply to --input-format csv only")
+    columns = dict(label_column=label_column, indices_column=indices_column, values_column=values_column,
+                   weight_column=weight_column, fix_rows=fix_rows)
+    if input_format not in ("csv", "parquet") and label_column is not None:
+        raise ConfigError("--label-column, --categorical, --numeric and --ignore apply to --input-format csv only "
+                         "(--label-column also to Parquet input)")
+    if input_format != "parquet" and (indices_column or values_column or weight_column or fix_rows):
+        raise ConfigError("--indices-column, --values-column, --weight-column and --fix-rows apply to Parquet input only")
+    if input_format == "parquet":
+        if str(index_base) not in ("None", "0", "1"):
+            raise ConfigError(f"--index-base of Parquet input is 0 or 1, got {index_base}")
+        columns["index_base"] = int(index_base or 0)
+    elif input_format == "zarr" and index_base is not None:
+        raise ConfigError("--index-base does not apply to Zarr input (its ids are 0-based)")
+    index_base = "1" if index_base is None else index_base
     if input_format == "csv" and not label_column:
         raise ConfigError("--input-format csv needs --label-column NAME")
     if input_format in CLICK_LOG_FORMATS and hash_bits is None:
@@ -116,10 +133,11 @@ def convert(src, dst, *, output_format: str | None = None, input_format: str = "
     if output_format == "parquet":
         options["layout"] = layout or DEFAULT_PARQUET_LAYOUT
     start = time.perf_counter()
-    with atomic_output(dst, overwrite=overwrite) as tmp:
+    with output(dst, overwrite=overwrite) as tmp:
         if input_format in ("parquet", "zarr"):
             _from_dataset(src, tmp, report, output_format, n_features=n_features, hash_bits=hash_bits,
-                          threads=threads, progress=progress, **options)
+                          threads=threads, progress=progress, columns=columns if input_format == "parquet" else {},
+                          **options)
         else:
             reader = _text_reader(src, input_format, index_base=index_base, n_features=n_features,
                                   hash_bits=hash_bits, skip_invalid=skip_invalid, threads=threads,
@@ -200,11 +218,12 @@ def _from_reader(reader, src, tmp, report, output_format, *, n_features, hash_bi
     report.n_skipped, report.skipped = reader.n_skipped, list(reader.skipped)
 
 
-def _from_dataset(src, tmp, report, output_format, *, n_features, hash_bits, threads, progress,
+def _from_dataset(src, tmp, report, output_format, *, n_features, hash_bits, threads, progress, columns,
                   **options) -> None:
     from .stream import BatchStream, block_order
 
-    ds = open_dataset(src)
+    # Data without n_features in its metadata (another tool's Parquet) takes --n-features as its own.
+    ds = open_dataset(src, n_features=n_features if columns else None, **columns)
     rehash = hash_bits is not None  # hashed again even if already hashed: the user asked
     if rehash:
         n_features = 1 << hash_bits
@@ -225,4 +244,4 @@ def _from_dataset(src, tmp, report, output_format, *, n_features, hash_bits, thr
     except BaseException:
         writer.abort()
         raise
-    report.bytes_in = apparent_size(Path(src))
+    report.bytes_in = ds.info().get("bytes_on_disk") or 0

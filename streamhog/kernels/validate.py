@@ -64,6 +64,11 @@ _EMPTY_F32 = np.zeros(0, dtype=np.float32)
 
 def describe_csr_problem(indptr, indices, values, labels, weights, n_features) -> str | None:
     """Run :func:`check_csr_block` and turn its answer into a sentence (None when the block is fine)."""
+    return csr_problem(indptr, indices, values, labels, weights, n_features)[1]
+
+
+def csr_problem(indptr, indices, values, labels, weights, n_features) -> tuple[int, str | None]:
+    """:func:`describe_csr_problem` with the problem's code (OK, NOT_ASCENDING, ...) beside it."""
     code, row, pos = check_csr_block(
         indptr,
         indices,
@@ -74,8 +79,10 @@ def describe_csr_problem(indptr, indices, values, labels, weights, n_features) -
         weights is not None,
         n_features,
     )
-    if code == OK:
-        return None
+    return code, None if code == OK else _sentence(code, row, pos, indices, values, labels, weights, n_features)
+
+
+def _sentence(code, row, pos, indices, values, labels, weights, n_features) -> str:
     if code == BAD_INDPTR:
         return "row offsets are inconsistent (indptr must start at 0, never decrease, and end at nnz)"
     if code == INDEX_OUT_OF_RANGE:

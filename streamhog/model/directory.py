@@ -114,7 +114,9 @@ class Model:
     @classmethod
     def open(cls, path, mode: str = "r") -> "Model":
         """Open a model directory; ``mode="r+"`` maps the weights writable (training)."""
-        path = Path(path)
+        from ..io.formats.storage import local_model_dir
+
+        path = local_model_dir(path)  # a URL is refused: the weights are memory-mapped
         meta_path = path / META
         if not meta_path.is_file():
             raise ModelError(f"{path}: not a streamhog model (no {META})")

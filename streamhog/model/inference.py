@@ -12,13 +12,12 @@ has no weight for them (fewer features is fine: the missing ones simply never oc
 """
 from __future__ import annotations
 
-import os
 import threading
 from typing import Callable
 
 import numpy as np
 
-from .._fs.atomic import atomic_output
+from ..io.outputs import output
 from ..errors import IncompatibleDataError, StreamhogError
 from ..io.formats import open_dataset
 from ..io.hashing import hash_batch
@@ -28,9 +27,10 @@ from ..io.threads import Workers, default_readers, default_threads
 __all__ = ["evaluate", "predict", "predict_to_parquet", "scorer"]
 
 
-def _dataset_for(model, data):
-    """Open ``data`` (a path, or an opened dataset as is) and check it fits ``model``."""
-    ds = open_dataset(data) if isinstance(data, (str, os.PathLike)) else data
+def _dataset_for(model, data, require_labels: bool = False):
+    """Open ``data`` (a path or URL, data in memory, or an opened dataset as is) and check it
+    fits ``model``."""
+    ds = open_dataset(data, require_labels=require_labels)
     n_weights = len(model.weights)
     if model.hash_bits is None and int(ds.n_features) > min(model.n_features, n_weights):
         raise IncompatibleDataError(
@@ -68,7 +68,8 @@ def scorer(model) -> Callable:
 
 def evaluate(model, data, *, threads: int | None = None, readers: int | None = None,
              rows: Callable | None = None) -> dict:
-    """Metrics of ``model`` on ``data`` (a dataset path or an opened dataset).
+    """Metrics of ``model`` on ``data`` (a dataset path or URL, labelled data in memory, or an
+    opened dataset).
 
     ``{"logloss", "auc", "accuracy", "n_examples"}`` for binary classifiers (logistic,
     hinge), ``{"logloss", "accuracy", "n_examples"}`` for softmax, ``{"rmse", "mae",
@@ -77,7 +78,7 @@ def evaluate(model, data, *, threads: int | None = None, readers: int | None = N
     per CPU), ``readers`` threads read them. ``rows(batch)``, when given, picks the rows of
     each batch to score (a boolean mask: a training run's holdout).
     """
-    ds = _dataset_for(model, data)
+    ds = _dataset_for(model, data, require_labels=True)
     margins = scorer(model)
     accumulators = [model.head.accumulator() for _ in range(_n_consumers(threads, ds))]
 
@@ -177,7 +178,7 @@ def predict_to_parquet(model, data, out_path, *, overwrite: bool = False, thread
     metadata = {"streamhog_model": str(model.path), "loss": model.loss, "prediction": head.prediction_meaning,
                 "dataset": str(ds.path)}
     schema = head.prediction_schema()
-    with atomic_output(out_path, overwrite=overwrite) as tmp:
+    with output(out_path, overwrite=overwrite) as tmp:
         writer = pq.ParquetWriter(tmp, schema.with_metadata(metadata), compression="NONE",
                                   use_dictionary=False, write_statistics=False)
         try:
@@ -190,7 +191,7 @@ def predict_to_parquet(model, data, out_path, *, overwrite: bool = False, thread
             _workers(ds, [work] * _n_consumers(threads, ds), "predict", ordered=True, readers=readers,
                      on_error=sink.abort).run()
         finally:
-            writer.close()  # also on error: atomic_output then removes the partial file
+            writer.close()  # also on error: output() then removes the partial file
         if sink.rows != ds.n_rows:
             raise StreamhogError(f"{ds.path}: wrote {sink.rows} predictions but the dataset has {ds.n_rows} rows")
     return sink.rows

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import CheckpointError, ConfigError, OutputExistsError, TrainingError
 from ..io.block_cache import BlockCache
 from ..io.formats import open_dataset
+from ..io.formats.storage import local_model_dir, location
 from ..io.summary import label_counts
 from ..losses import get_loss
 from ..model.directory import MAX_FEATURES, META, Model
@@ -44,7 +45,7 @@ def check_labels(dataset, loss: str) -> dict[float, int]:
 
 def dataset_schema(ds) -> dict:
     """What a resumed run must find unchanged in its data."""
-    return {"path": str(Path(ds.path).resolve()), "format": ds.format, "n_rows": ds.n_rows,
+    return {"path": location(ds.path), "format": ds.format, "n_rows": ds.n_rows,
             "n_blocks": ds.n_blocks, "n_features": ds.n_features, "has_values": ds.has_values,
             "has_weights": ds.has_weights}
 
@@ -148,7 +149,10 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
           quiet: bool = False, progress: bool | None = None, log=None, handle_signals: bool = True,
           stop_after_blocks: int | None = None, cache: bool | None = None, keep_cache: bool = False,
           **hyper) -> Model:
-    """Train a linear model on ``data`` (Parquet file/directory or Zarr store) into ``model_dir``.
+    """Train a linear model on ``data`` into ``model_dir`` (a local directory).
+
+    ``data``: a Parquet file/directory or Zarr store, local or at a URL; data in memory with
+    its labels (``streamhog.InMemoryData(X, y)``); or an open dataset (``open_dataset``).
 
     Keyword arguments are the fields of :class:`TrainConfig` (loss, epochs, lr, lr_schedule,
     lr_decay, power_t, l2, seed, threads, readers, sync, capacity). ``epochs`` is the total:
@@ -169,14 +173,18 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     >>> model.n_features, model.loss, model.meta["training"]["status"]
     (123, 'logistic', 'complete')
     """
-    model_dir = Path(model_dir)
+    model_dir = local_model_dir(model_dir)  # a URL is refused: the weights are memory-mapped
     say = (lambda msg: None) if quiet else (log or (lambda msg: print(msg, file=sys.stderr)))
     if resume and warm_start is not None:
         raise TrainingError("--resume continues a run; --warm-start begins a new one: choose one")
     if keep_snapshots < 0 or (checkpoint_every is not None and checkpoint_every <= 0):
         raise ConfigError("--keep-snapshots must be >= 0 and --checkpoint-every > 0")
-    ds = open_dataset(data)
-    valid_ds = open_dataset(valid) if valid is not None else None
+    ds = open_dataset(data, require_labels=True)  # a path, a URL, data in memory, or an open dataset
+    for note in getattr(ds, "notes", ()):
+        say(note)
+    valid_ds = open_dataset(valid, require_labels=True) if valid is not None else None
+    for note in getattr(valid_ds, "notes", ()):
+        say(note)
     if resume:
         model, cfg, state = _resumed_run(model_dir, ds, hyper, hyper.pop("epochs", None), n_features, say)
         if state.stopped_early and not state.restoring:
@@ -200,7 +208,8 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     show = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
     bar = _progress_bar(round(ds.n_rows * (1 - cfg.holdout)) * (cfg.epochs - state.epoch), show)
     if cache is None:
-        cache = cfg.epochs - state.epoch > 1  # worth it only when an epoch will read the cache
+        # worth it only when an epoch will read the cache, and not for data already in memory
+        cache = cfg.epochs - state.epoch > 1 and getattr(ds, "cache_blocks", True)
     block_cache = BlockCache(model_dir / CACHE, ds) if cache else None
     run = TrainingRun(model, ds, cfg, state, data_schema=dataset_schema(ds), valid=valid_ds,
                       checkpoint_every=checkpoint_every, keep_snapshots=keep_snapshots, say=say, bar=bar,

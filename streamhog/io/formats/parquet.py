@@ -1,4 +1,4 @@
-"""The Parquet sparse format: write it, open it as a dataset of row groups, read blocks.
+"""The Parquet sparse format: open it as a dataset of row groups, read blocks (parquet_write.py writes it).
 
 One row per example: ``label`` float32, ``indices``, optional ``values``, optional
 ``weight`` float32; file key-value metadata ``n_features`` and ``format_version``
@@ -6,12 +6,15 @@ One row per example: ``label`` float32, ``indices``, optional ``values``, option
 one binary cell per row holding its ids as little-endian uint32 (values: float32), and
 ``list`` (list<uint32> / list<float32>). Packed decodes about 3x faster: Arrow copies a
 binary column's bytes, where it rebuilds a list column from per-element repetition levels,
-and decoding bounds streaming training. A dataset is one file or a directory of files; a
-block is one row group.
+and decoding bounds streaming training. A dataset is one file or a directory of files, on
+local disk or at a URL (storage.py); a block is one row group.
+
+Files that are not streamhog's own (no ``format_version`` metadata, other column names or
+types: what other tools write), or any file read with column options, are decoded by
+columns.py; streamhog's files keep the fast path here unchanged.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,129 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..batch import SparseBatch
-from ...errors import ConfigError, DataFormatError
+from ...errors import DataFormatError
 from ..hashing import META_HASH_BITS, read_hash_bits
 from ...kernels.validate import describe_csr_problem
-from . import spec
-from .writer import SparseWriter
-
-_INDEX_LIST = pa.list_(pa.field("element", pa.uint32(), nullable=False))
-_VALUE_LIST = pa.list_(pa.field("element", pa.float32(), nullable=False))
-_PACKED = pa.binary()
-#: The largest row group a packed column holds: its cells' byte offsets are int32.
-_MAX_PACKED_NNZ = (2**31 - 1) // 4
-_CODEC = {"none": "NONE", "snappy": "SNAPPY", "zstd": "ZSTD", "lz4": "LZ4", "gzip": "GZIP"}
-
-
-def parquet_schema(with_values: bool, with_weights: bool, layout: str = spec.DEFAULT_PARQUET_LAYOUT) -> pa.Schema:
-    packed = layout == "packed"
-    fields = [pa.field(spec.LABEL, pa.float32(), nullable=False),
-              pa.field(spec.INDICES, _PACKED if packed else _INDEX_LIST, nullable=False)]
-    if with_values:
-        fields.append(pa.field(spec.VALUES, _PACKED if packed else _VALUE_LIST, nullable=False))
-    if with_weights:
-        fields.append(pa.field(spec.WEIGHT, pa.float32(), nullable=False))
-    return pa.schema(fields)
-
-
-def _packed_column(indptr: np.ndarray, data: np.ndarray, dtype: str) -> pa.Array:
-    """One binary cell per row: the row's ``data`` entries as little-endian ``dtype`` bytes."""
-    body = np.ascontiguousarray(data, dtype=dtype)
-    offsets = (np.asarray(indptr, np.int64) * 4).astype(np.int32)
-    return pa.BinaryArray.from_buffers(_PACKED, len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(body)])
-
-
-class ParquetSparseWriter(SparseWriter):
-    """Writes a single Parquet file, one row group per ``rows_per_group`` rows, in the
-    ``packed`` (default) or ``list`` layout."""
-
-    def __init__(self, path, *, layout: str = spec.DEFAULT_PARQUET_LAYOUT, **kwargs):
-        super().__init__(path, **kwargs)
-        if self.compression not in _CODEC:
-            raise ConfigError(f"Parquet compression must be one of {spec.PARQUET_COMPRESSIONS}, got {self.compression!r}")
-        if layout not in spec.PARQUET_LAYOUTS:
-            raise ConfigError(f"Parquet layout must be one of {spec.PARQUET_LAYOUTS}, got {layout!r}")
-        self.layout = layout
-        self._writer: pq.ParquetWriter | None = None
-
-    def _schema(self) -> pa.Schema:
-        return parquet_schema(self.with_values, self.has_weights, self.layout)
-
-    def _open(self, path) -> pq.ParquetWriter:
-        # Plain encoding: decoding it is a copy, where dictionary pages cost a lookup per nnz.
-        return pq.ParquetWriter(path, self._schema(), compression=_CODEC[self.compression], use_dictionary=False,
-                                write_statistics=False)
-
-    def metadata(self) -> dict:
-        meta = super().metadata()
-        if self.layout == "packed":  # readers of version 1 know only the list layout
-            meta[spec.META_FORMAT_VERSION] = spec.PACKED_FORMAT_VERSION
-        return meta
-
-    def _start(self) -> None:
-        self._writer = self._open(self.path)
-
-    def _table(self, g: SparseBatch) -> pa.Table:
-        packed = self.layout == "packed"
-        limit = _MAX_PACKED_NNZ if packed else np.iinfo(np.int32).max
-        if g.nnz > limit:
-            raise ConfigError(f"{g.source}: a row group holds more than {limit:,} values; lower rows_per_group")
-        cols = [pa.array(g.labels, pa.float32())]
-        if packed:
-            cols.append(_packed_column(g.indptr, g.indices, "<u4"))
-            if self.with_values:
-                cols.append(_packed_column(g.indptr, g.values_or_ones(), "<f4"))
-        else:
-            offsets = pa.array(g.indptr.astype(np.int32, copy=False))
-            cols.append(pa.ListArray.from_arrays(offsets, pa.array(g.indices, pa.uint32()), type=_INDEX_LIST))
-            if self.with_values:
-                cols.append(pa.ListArray.from_arrays(offsets, pa.array(g.values_or_ones(), pa.float32()),
-                                                     type=_VALUE_LIST))
-        if self.has_weights:
-            cols.append(pa.array(g.weights, pa.float32()))
-        return pa.Table.from_arrays(cols, schema=self._schema())
-
-    def _write_group(self, group: SparseBatch) -> None:
-        table = self._table(group)
-        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
-
-    def _add_values_column(self) -> None:
-        # Rare path (a binary prefix, then real values): rewrite what was written with ones added.
-        self._writer.close()
-        old = Path(str(self.path) + ".binary-prefix")
-        os.rename(self.path, old)
-        self.with_values = True
-        self._writer = self._open(self.path)
-        prefix = pq.ParquetFile(old)
-        info = _FileInfo(old, 0, False, self.has_weights, (), self.layout == "packed")  # no metadata yet
-        for rg in range(prefix.num_row_groups):
-            t = prefix.read_row_group(rg)
-            batch = _decode_table(t, info)
-            ones = np.ones(batch.nnz, np.float32)
-            if self.layout == "packed":
-                col, kind = _packed_column(batch.indptr, ones, "<f4"), _PACKED
-            else:
-                col = pa.ListArray.from_arrays(pa.array(batch.indptr.astype(np.int32)), pa.array(ones), type=_VALUE_LIST)
-                kind = _VALUE_LIST
-            t = t.add_column(2, pa.field(spec.VALUES, kind, nullable=False), col)
-            self._writer.write_table(t.cast(self._schema()), row_group_size=max(1, t.num_rows))
-        prefix.close()
-        old.unlink()
-
-    def _finish(self) -> None:
-        meta = {k: str(v) for k, v in self.metadata().items()}
-        self._writer.add_key_value_metadata(meta)
-        self._writer.close()
-        self._writer = None
-
-    def abort(self) -> None:
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except Exception:
-                pass
-            self._writer = None
-
+from . import columns as foreign, spec
+from .parquet_write import _PACKED, ParquetSparseWriter, parquet_schema  # noqa: F401 (re-exported)
+from .storage import Remote, is_remote, local_path, open_input
 
 # ---------------------------------------------------------------------------------------------
 # Reading
@@ -150,12 +36,14 @@ class ParquetSparseWriter(SparseWriter):
 
 @dataclass(frozen=True)
 class _FileInfo:
-    path: Path
-    n_features: int
+    path: Path | str  # a local Path, or the file's URL
+    n_features: int | None  # None: not in the file's metadata (found by a pass over the ids)
     has_values: bool
     has_weights: bool
     columns: tuple[str, ...]
     packed: bool = False  # indices/values in the packed layout (binary cells), else lists
+    foreign: foreign.Layout | None = None  # read by columns.py (another tool's columns or options)
+    source: str | None = None  # remote: the path within the filesystem
 
 
 def list_parquet_files(path: Path) -> list[Path]:
@@ -164,16 +52,21 @@ def list_parquet_files(path: Path) -> list[Path]:
                   if p.is_file() and p.suffix == ".parquet" and not p.name.startswith((".", "_")))
 
 
-def _inspect_file(path: Path) -> tuple[_FileInfo, pq.FileMetaData]:
+def _inspect_file(path, opts: foreign.ColumnOptions, remote: Remote | None = None,
+                  source: str | None = None) -> tuple[_FileInfo, pq.FileMetaData]:
     try:
-        md = pq.read_metadata(path)
+        handle = open_input(source, remote) if remote is not None else path
+        try:
+            md = pq.read_metadata(handle)
+        finally:
+            if remote is not None:
+                handle.close()
     except Exception as exc:  # pyarrow says ArrowInvalid / OSError for non-Parquet files
         raise DataFormatError(path, f"not a readable Parquet file ({exc})") from exc
     kv = {k.decode(): v.decode() for k, v in (md.metadata or {}).items()}
     version = kv.get(spec.META_FORMAT_VERSION)
-    if version is None:
-        raise DataFormatError(path, f"missing key-value metadata '{spec.META_FORMAT_VERSION}' "
-                                    "(not a streamhog sparse Parquet file; see docs/formats.md)")
+    if version is None or not opts.is_default:
+        return _inspect_foreign(path, md, kv, opts, source), md
     if not version.isdigit() or int(version) not in spec.READABLE_VERSIONS:
         raise DataFormatError(path, f"format_version {version!r} is not supported by this streamhog "
                                     f"(reads {', '.join(map(str, spec.READABLE_VERSIONS))})")
@@ -183,6 +76,8 @@ def _inspect_file(path: Path) -> tuple[_FileInfo, pq.FileMetaData]:
                                     f"non-negative integer: {nf!r}")
     schema = md.schema.to_arrow_schema()
     names = schema.names
+    if not _native_types(schema):  # streamhog's metadata, other tools' columns (a rewritten file)
+        return _inspect_foreign(path, md, kv, opts, source), md
 
     def require(name, ok, expected, required=True):
         if name not in names:
@@ -209,33 +104,69 @@ def _inspect_file(path: Path) -> tuple[_FileInfo, pq.FileMetaData]:
     has_weights = require(spec.WEIGHT, lambda t: pa.types.is_floating(t) or pa.types.is_integer(t),
                           "float32", required=False)
     cols = (spec.LABEL, spec.INDICES) + ((spec.VALUES,) if has_values else ()) + ((spec.WEIGHT,) if has_weights else ())
-    return _FileInfo(path, int(nf), has_values, has_weights, cols, packed), md
+    return _FileInfo(path, int(nf), has_values, has_weights, cols, packed, source=source), md
+
+
+def _native_types(schema: pa.Schema) -> bool:
+    """Whether ``indices`` (and ``values``) have exactly streamhog's types: else columns.py reads the file."""
+    t = schema.field(spec.INDICES).type if spec.INDICES in schema.names else None
+    v = schema.field(spec.VALUES).type if spec.VALUES in schema.names else None
+    if t == _PACKED:
+        return v in (None, _PACKED)
+    return t is not None and pa.types.is_list(t) and t.value_type == pa.uint32() and (
+        v is None or (pa.types.is_list(v) and v.value_type == pa.float32()))
+
+
+def _inspect_foreign(path, md: pq.FileMetaData, kv: dict, opts: foreign.ColumnOptions, source) -> _FileInfo:
+    try:
+        layout = foreign.inspect_schema(md.schema.to_arrow_schema(), path, opts)
+    except foreign.BadRows as exc:
+        raise DataFormatError(path, str(exc)) from None
+    nf = kv.get(spec.META_N_FEATURES)
+    # streamhog's n_features counts 0-based ids: it holds for the file only as written.
+    n_features = int(nf) if nf is not None and nf.isdigit() and opts.index_base == 0 else None
+    return _FileInfo(path, n_features, layout.values is not None, layout.weight is not None,
+                     tuple(layout.columns), layout.packed, layout, source)
 
 
 class ParquetDataset:
     """A Parquet file or a directory of them, as a sequence of blocks (row groups).
 
-    Only footers are read when opening. ``n_features`` is the largest over the files.
+    Only footers are read when opening. ``n_features`` is the largest over the files; a
+    file without it in its metadata (another tool's) takes the ``n_features`` option, else
+    a pass over its ids finds the largest (said in ``notes``). ``columns`` (ColumnOptions)
+    names another tool's columns; ``path`` may be a URL (storage.py).
     """
 
     format = "parquet"
 
-    def __init__(self, path):
-        self.path = Path(path)
-        if self.path.is_dir():
-            files = list_parquet_files(self.path)
-            if not files:
-                raise DataFormatError(self.path, "directory holds no .parquet files")
-        elif self.path.is_file():
-            files = [self.path]
+    def __init__(self, path, *, columns: foreign.ColumnOptions | None = None, n_features: int | None = None,
+                 storage_options: dict | None = None):
+        self.options = columns or foreign.ColumnOptions()
+        self.remote = Remote(path, storage_options) if is_remote(path) else None
+        self.notes: list[str] = []
+        if self.remote is not None:
+            self.path = self.remote.url
+            files = self._remote_files()
         else:
-            raise FileNotFoundError(f"{self.path}: no such file or directory")
+            self.path = local_path(path)
+            if self.path.is_dir():
+                files = list_parquet_files(self.path)
+                if not files:
+                    raise DataFormatError(self.path, "directory holds no .parquet files")
+            elif self.path.is_file():
+                files = [self.path]
+            else:
+                raise FileNotFoundError(f"{self.path}: no such file or directory")
         self.files: list[_FileInfo] = []
         block_file, block_rg, block_rows = [], [], []
         self.metadata: dict = {}
         nnz = []
         for i, f in enumerate(files):
-            info, md = _inspect_file(f)
+            if self.remote is not None:
+                info, md = _inspect_file(self.remote.url_of(f), self.options, self.remote, f)
+            else:
+                info, md = _inspect_file(f, self.options)
             self.files.append(info)
             kv_nnz = (md.metadata or {}).get(b"nnz", b"")
             nnz.append(int(kv_nnz) if kv_nnz.isdigit() else None)
@@ -246,7 +177,7 @@ class ParquetDataset:
             if i == 0:
                 self.metadata = {k.decode(): v.decode() for k, v in (md.metadata or {}).items()
                                  if not k.startswith(b"ARROW:")}
-        self.n_features = max(f.n_features for f in self.files)
+        self.n_features = self._find_n_features(n_features)
         self.hash_bits = read_hash_bits(self.metadata.get(META_HASH_BITS), self.files[0].path)
         self.has_values = any(f.has_values for f in self.files)
         self.has_weights = any(f.has_weights for f in self.files)
@@ -258,6 +189,47 @@ class ParquetDataset:
         self.block_row_start = np.concatenate([[0], np.cumsum(self.block_rows)[:-1]]).astype(np.int64)
         self.n_rows = int(self.block_rows.sum())
         self.nnz = sum(nnz) if None not in nnz else None  # known when every writer recorded it
+
+    def _remote_files(self) -> list[str]:
+        r = self.remote
+        # HTTP lists no directories (and asking would download the file): a URL there is one file.
+        if r.protocol not in ("http", "https") and not self.path.endswith(".parquet") and r.isdir():
+            files = [r.join(n) for n in r.listdir() if n.endswith(".parquet") and not n.startswith((".", "_"))]
+            if not files:
+                raise DataFormatError(self.path, "directory holds no .parquet files")
+            return files
+        if not r.exists():
+            raise FileNotFoundError(f"{self.path}: no such file or directory")
+        return [r.root]
+
+    def _find_n_features(self, given: int | None) -> int:
+        """The largest n_features of the files' metadata; files without it take ``given``, else a
+        pass over their ids (the id column only) finds the largest."""
+        known = [f.n_features for f in self.files if f.n_features is not None]
+        unknown = [i for i, f in enumerate(self.files) if f.n_features is None]
+        if not unknown:
+            return max(known)
+        if given is not None:
+            return max(known + [int(given)])
+        top = -1
+        for i in unknown:
+            info = self.files[i]
+            with self._open_file(info) as pf:
+                for rg in range(pf.num_row_groups):
+                    table = pf.read_row_group(rg, columns=[info.foreign.indices])
+                    try:
+                        top = max(top, foreign.max_id(table, info.foreign))
+                    except foreign.BadRows as exc:
+                        raise DataFormatError(info.path, str(exc), where=f"row group {rg}") from None
+        n = max(known + [top + 1])
+        self.notes.append(f"{self.path}: no n_features in the file metadata: {n:,} (the largest feature id + 1, "
+                          "found by a pass over the ids; --n-features N skips the pass)")
+        return n
+
+    def _open_file(self, info: _FileInfo) -> pq.ParquetFile:
+        if self.remote is None:
+            return pq.ParquetFile(info.path, memory_map=True)
+        return pq.ParquetFile(open_input(info.source, self.remote), pre_buffer=True)
 
     @property
     def n_blocks(self) -> int:
@@ -273,18 +245,21 @@ class ParquetDataset:
     def iter_labels(self):
         """The label column, one row group at a time (no other column is read)."""
         for info in self.files:
-            with pq.ParquetFile(info.path) as pf:
+            label = spec.LABEL if info.foreign is None else info.foreign.label
+            with self._open_file(info) as pf:
                 for rg in range(pf.num_row_groups):
-                    yield np.asarray(pf.read_row_group(rg, columns=[spec.LABEL]).column(0))
+                    yield np.asarray(pf.read_row_group(rg, columns=[label]).column(0))
 
     def info(self) -> dict:
         return {"format": "parquet", "path": str(self.path), "files": len(self.files),
                 "n_rows": self.n_rows, "n_features": self.n_features, "nnz": self.nnz,
                 "blocks": self.n_blocks, "layout": self.layout, "has_values": self.has_values,
                 "has_weights": self.has_weights,
-                "bytes_on_disk": sum(f.path.stat().st_size for f in self.files),
-                "format_version": int(self.metadata.get(spec.META_FORMAT_VERSION, 0)),
-                **({"hash_bits": self.hash_bits} if self.hash_bits is not None else {})}
+                "bytes_on_disk": sum(f.path.stat().st_size if self.remote is None else self.remote.size(f.source)
+                                     for f in self.files),
+                "format_version": int(v) if (v := self.metadata.get(spec.META_FORMAT_VERSION, "")).isdigit() else None,
+                **({"hash_bits": self.hash_bits} if self.hash_bits is not None else {}),
+                **({"notes": self.notes} if self.notes else {})}
 
 
 class ParquetBlockReader:
@@ -300,7 +275,7 @@ class ParquetBlockReader:
         if pf is None:
             if len(self._open) >= 16:  # bound open handles on directories of many files
                 self._open.pop(next(iter(self._open))).close()
-            pf = pq.ParquetFile(self.dataset.files[i].path, memory_map=True)
+            pf = self.dataset._open_file(self.dataset.files[i])
             self._open[i] = pf
         return pf
 
@@ -314,6 +289,17 @@ class ParquetBlockReader:
             table = self._file(fi).read_row_group(rg, columns=list(info.columns), use_threads=False)
         except Exception as exc:
             raise DataFormatError(info.path, f"cannot be read ({exc})", where=where) from exc
+        if info.foreign is not None:
+            try:
+                batch = foreign.decode(table, info.foreign)
+            except foreign.BadRows as exc:
+                raise DataFormatError(info.path, str(exc), where=where) from None
+            batch, problem = foreign.checked(batch, ds.n_features, info.foreign.fix_rows)
+            if problem:
+                raise DataFormatError(info.path, problem, where=where)
+            return SparseBatch(batch.indptr, batch.indices, batch.values, batch.labels, batch.weights,
+                               source=f"{info.path} row group {rg}", row_start=int(ds.block_row_start[block]),
+                               block=block)
         try:
             batch = _decode_table(table, info)
         except _BadBlock as exc:
@@ -328,7 +314,7 @@ class ParquetBlockReader:
 
     def close(self) -> None:
         for pf in self._open.values():
-            pf.close()
+            pf.close(force=True)  # a remote handle too
         self._open.clear()
 
 

@@ -13,8 +13,6 @@ appends whole shards only.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import zarr
 import zarr.codecs
@@ -25,6 +23,7 @@ from ..hashing import META_HASH_BITS, read_hash_bits
 from ...kernels.validate import describe_csr_problem
 from ..._fs.sparse_files import apparent_size
 from . import spec
+from .storage import Remote, is_remote, local_path
 from .writer import SparseWriter
 
 ROW_CHUNKS_PER_SHARD = 8
@@ -143,12 +142,13 @@ class ZarrDataset:
 
     format = "zarr"
 
-    def __init__(self, path):
-        self.path = Path(path)
-        if not self.path.exists():
+    def __init__(self, path, *, storage_options: dict | None = None):
+        self.remote = Remote(path, storage_options) if is_remote(path) else None
+        self.path = self.remote.url if self.remote is not None else local_path(path)
+        if not (self.remote.exists() if self.remote is not None else self.path.exists()):
             raise FileNotFoundError(f"{self.path}: no such file or directory")
         try:
-            group = zarr.open_group(str(self.path), mode="r")
+            group = self._group()
         except Exception as exc:
             raise DataFormatError(self.path, f"not a readable Zarr group ({exc})") from exc
         attrs = dict(group.attrs)
@@ -199,6 +199,12 @@ class ZarrDataset:
         self.block_row_start = np.arange(n_blocks, dtype=np.int64) * rpb
         self.block_rows = np.minimum(self.block_row_start + rpb, self.n_rows) - self.block_row_start
 
+    def _group(self) -> zarr.Group:
+        """A handle of its own on the group (one per reader thread)."""
+        if self.remote is None:
+            return zarr.open_group(str(self.path), mode="r")
+        return zarr.open_group(self.remote.url, mode="r", storage_options=self.remote.storage_options or None)
+
     @property
     def n_blocks(self) -> int:
         return len(self.block_row_start)
@@ -212,7 +218,7 @@ class ZarrDataset:
 
     def iter_labels(self):
         """The labels array, one block at a time (no other array is read)."""
-        labels = zarr.open_group(str(self.path), mode="r")[spec.LABELS]
+        labels = self._group()[spec.LABELS]
         for r0, n in zip(self.block_row_start.tolist(), self.block_rows.tolist()):
             yield labels[r0 : r0 + n]
 
@@ -220,7 +226,7 @@ class ZarrDataset:
         return {"format": "zarr", "path": str(self.path), "n_rows": self.n_rows, "n_features": self.n_features,
                 "nnz": self.nnz, "blocks": self.n_blocks, "rows_per_block": self.rows_per_block,
                 "has_values": self.has_values, "has_weights": self.has_weights,
-                "bytes_on_disk": apparent_size(self.path),
+                "bytes_on_disk": apparent_size(self.path) if self.remote is None else self.remote.total_size(),
                 "format_version": self.metadata.get(spec.META_FORMAT_VERSION),
                 **({"hash_bits": self.hash_bits} if self.hash_bits is not None else {})}
 
@@ -230,7 +236,7 @@ class ZarrBlockReader:
 
     def __init__(self, dataset: ZarrDataset):
         self.dataset = dataset
-        g = zarr.open_group(str(dataset.path), mode="r")
+        g = dataset._group()
         self._indptr = g[spec.INDPTR]
         self._indices = g[spec.INDICES]
         self._labels = g[spec.LABELS]
