@@ -31,8 +31,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run import (OUTPUT, VW_BITS, Data, _to_vw, check, engine_hash, finite, last_json, machine_info,  # noqa: E402
-                 measure, prepare, streamhog_cmd, vw_cmd)
+from common.data import Data, prepare, streamhog_cmd  # noqa: E402
+from common.metering import check, engine_hash, finite, last_json, machine_info, measure  # noqa: E402
+from common.paths import OUTPUT  # noqa: E402
+from common.peers import VW_BITS, to_vw, vw_cmd  # noqa: E402
 
 from streamhog.datasets import a9a, criteo_sample  # noqa: E402
 from streamhog.io.hashing import DEFAULT_HASH_BITS, numeric_token  # noqa: E402
@@ -124,7 +126,7 @@ def prepare_a9a(d: Path) -> dict:
               f"convert a9a {split}")
         with gzip.open(a9a(split), "rb") as src, open(d / f"{name}.svm", "wb") as dst:
             shutil.copyfileobj(src, dst)
-        _to_vw(d / f"{name}.svm", d / f"{name}.vw")
+        to_vw(d / f"{name}.svm", d / f"{name}.vw")
     return {"train": d / "train.parquet", "test": d / "test.parquet", "train_vw": d / "train.vw",
             "test_vw": d / "test.vw"}
 
@@ -140,7 +142,7 @@ def synthetic_data(rows: int) -> Data:
 
 # -- section 2: the Criteo sample -------------------------------------------------------------------
 
-def criteo_to_vw(src: Path, dst: Path, binned: bool) -> None:
+def criteoto_vw(src: Path, dst: Path, binned: bool) -> None:
     """Criteo TSV → VW text: namespace n holds I1..I13 (numeric `I1:v`, or binned `I1_<bin>`),
     namespace c the categoricals `C1_<hex>`; empty fields give no feature; label 0/1 → -1/1."""
     opener = gzip.open if src.suffix == ".gz" else open
@@ -164,7 +166,7 @@ def criteo(rows: list, out: Path) -> dict:
                                         "--overwrite", "--quiet")), f"convert criteo {s}")
         prep[f"streamhog convert {s} s"] = round(p.wall_s, 2)
         for variant, binned in (("numeric", False), ("binned", True)):
-            criteo_to_vw(src[s], d / f"{s}-{variant}.vw", binned)
+            criteoto_vw(src[s], d / f"{s}-{variant}.vw", binned)
     train, test, work = d / "train.parquet", d / "test.parquet", d / "work"
     label = "streamhog defaults (2^20 hashed), seeds 0-2"
     sh = {}

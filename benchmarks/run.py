@@ -21,19 +21,11 @@ benchmarks/loss_vs_time.png.
 from __future__ import annotations
 
 import argparse
-import datetime
-import functools
-import hashlib
 import json
 import os
-import platform
 import random
 import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,10 +33,12 @@ from typing import Callable
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-OUTPUT = HERE / "output"
-PY = sys.executable
+from common.data import Data, prepare, streamhog_cmd, warm_page_cache
+from common.metering import Proc, check, engine_hash, finite, last_json, machine_info, measure
+from common.paths import HERE, OUTPUT, PY
+from common.peers import parse_vw, vw_cmd, vw_train_args
+from common.speed_report import BIG_N_FEATURES, markdown, plot, ratios, summarize  # 8,589,934,592 float32 weights
+
 WORKERS = str(HERE / "workers.py")
 
 MODES = {  # train rows, test rows
@@ -52,232 +46,38 @@ MODES = {  # train rows, test rows
     "full": {"rows": 1_800_000, "test_rows": 200_000},
 }
 TINY_ROWS = 1_000          # the start-up dataset: same features and options, negligible work
-BIG_N_FEATURES = 2 ** 33   # 8,589,934,592 float32 weights: a 32 GiB sparse file on a 24 GB machine
-VW_BITS = 24               # 16M hash slots for 1M features: VW hashes numeric ids to themselves, no collisions
-SAMPLE_S = 0.02
 
 
 # -- measuring one process ----------------------------------------------------------------------
 
-@dataclass
-class Proc:
-    rc: int
-    wall_s: float
-    cpu_s: float
-    peak_rss: int    # bytes: max of sampled VmHWM and the kernel's ru_maxrss
-    peak_anon: int   # bytes: max of sampled RssAnon
-    stdout: str
-    stderr: str
 
 
-def measure(argv: list[str], timeout: float = 3600.0, cwd: Path | None = None) -> Proc:
-    """Run ``argv`` and measure it from outside: wall time to the exit (wait4 blocks, so the
-    end is exact), CPU time and peak RSS from rusage, RssAnon sampled from /proc."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=err, cwd=cwd)
-        peaks = {"VmHWM": 0, "RssAnon": 0}
-        done = threading.Event()
-
-        def sample():
-            path = f"/proc/{proc.pid}/status"
-            while not done.is_set():
-                try:
-                    with open(path) as f:
-                        text = f.read()
-                except OSError:
-                    return
-                for line in text.splitlines():
-                    key, _, value = line.partition(":")
-                    if key in peaks:
-                        peaks[key] = max(peaks[key], int(value.split()[0]) * 1024)
-                done.wait(SAMPLE_S)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        watchdog = threading.Timer(timeout, proc.kill)
-        watchdog.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        watchdog.cancel()
-        done.set()
-        sampler.join()
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        out.seek(0)
-        err.seek(0)
-        return Proc(rc=proc.returncode, wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime,
-                    peak_rss=max(peaks["VmHWM"], usage.ru_maxrss * 1024), peak_anon=peaks["RssAnon"],
-                    stdout=out.read().decode(errors="replace"), stderr=err.read().decode(errors="replace"))
 
 
-def check(p: Proc, what: str) -> Proc:
-    if p.rc != 0:
-        raise RuntimeError(f"{what} failed (exit {p.rc}):\n{p.stderr[-3000:]}")
-    return p
 
 
-def last_json(text: str) -> dict:
-    return json.loads(text.strip().splitlines()[-1])
 
 
 # -- data -----------------------------------------------------------------------------------------
 
-@dataclass
-class Data:
-    """One generated dataset directory (train/test splits in several encodings)."""
-
-    dir: Path
-    rows: int
-    test_rows: int
-
-    train_parquet = property(lambda self: self.dir / "train.parquet")
-    test_parquet = property(lambda self: self.dir / "test.parquet")
-    train_zarr = property(lambda self: self.dir / "train.zarr")
-    train_svm = property(lambda self: self.dir / "train.svm")
-    train_vw = property(lambda self: self.dir / "train.vw")
-    test_vw = property(lambda self: self.dir / "test.vw")
-    vw_cache = property(lambda self: self.dir / "train.vw.cache")
-
-    @property
-    def spec(self) -> dict:
-        return json.loads((self.dir / "spec.json").read_text())
-
-    @functools.cached_property
-    def nnz(self) -> int:
-        from streamhog import open_dataset
-
-        return int(open_dataset(self.train_parquet).nnz)
 
 
-def streamhog_cmd(*args) -> list[str]:
-    return [PY, "-m", "streamhog", *map(str, args)]
 
 
-def vw_cmd(*args) -> list[str]:
-    # The wheel ships no `vw` binary; its __main__ hands argv to the C++ driver (vw's own CLI).
-    return [PY, "-m", "vowpalwabbit", *map(str, args)]
 
 
-def _upgrade_parquet_layout(data: Data, log: dict) -> None:
-    """Data generated by an earlier streamhog may be in another Parquet layout than today's
-    default (docs/formats.md): convert it, as a user would, so that every run measures the
-    default."""
-    from streamhog import open_dataset
-    from streamhog.io.formats.spec import DEFAULT_PARQUET_LAYOUT
-
-    for path in (data.train_parquet, data.test_parquet):
-        if not path.exists() or open_dataset(path).layout == DEFAULT_PARQUET_LAYOUT:
-            continue
-        print(f"  converting {path} to the {DEFAULT_PARQUET_LAYOUT} Parquet layout ...", file=sys.stderr)
-        tmp = path.with_name(f".{path.name}.layout")
-        p = check(measure(streamhog_cmd("convert", path, tmp, "--format", "parquet", "--overwrite", "--quiet")),
-                  f"convert {path.name} to the {DEFAULT_PARQUET_LAYOUT} layout")
-        os.replace(tmp, path)
-        log[f"convert {path.name} -> {DEFAULT_PARQUET_LAYOUT} layout"] = round(p.wall_s, 2)
 
 
-def _generate(data: Data, fmt: str, log: dict) -> None:
-    """tools/make_synthetic.py into a temporary directory, moved into place when complete,
-    so an interrupted generation is never mistaken for a cached dataset."""
-    tmp = data.dir / f".tmp-{fmt}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    p = check(measure([PY, ROOT / "tools" / "make_synthetic.py", tmp, "--rows", data.rows, "--test-rows",
-                       data.test_rows, "--format", fmt]), f"make_synthetic --format {fmt}")
-    for f in tmp.iterdir():
-        f.replace(data.dir / f.name)
-    tmp.rmdir()
-    log[f"make_synthetic {fmt}"] = round(p.wall_s, 2)
 
 
-def _to_vw(src: Path, dst: Path) -> None:
-    """LIBSVM → VW text: '+1 3:0.5 ...' → '1 | 3:0.5 ...' (ids stay numeric: VW hashes a
-    numeric feature name to the number itself)."""
-    tmp = dst.with_suffix(".tmp")
-    with open(tmp, "wb") as out:
-        subprocess.run(["sed", "-e", "s/^+1 /1 | /", "-e", "s/^-1 /-1 | /", str(src)], stdout=out, check=True)
-    tmp.replace(dst)
 
 
-def _vw_train_args(data: Data, model: Path, *extra) -> list:
-    # Not --quiet: its summary says how many passes it used (early stop with a holdout).
-    return ["-d", data.train_vw, "--loss_function", "logistic", "-b", VW_BITS, "-f", model, *extra]
 
 
-def parse_vw(p: "Proc") -> dict:
-    out = {}
-    for line in p.stderr.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "passes used":
-            out["passes_used"] = int(value)
-        elif key.strip() == "number of examples per pass":
-            out["examples_per_pass"] = int(value)
-    return out
 
 
-def prepare(data: Data, *, parquet=True, libsvm=False, zarr=False, vw=False, test_rows_exact=True) -> dict:
-    """Make whatever of the dataset is missing; returns the seconds each step took (this
-    session's and earlier ones')."""
-    log: dict = {}
-    spec = data.dir / "spec.json"
-    if spec.exists():
-        info = json.loads(spec.read_text())
-        if info["train_rows"] != data.rows or (test_rows_exact and info["test_rows"] != data.test_rows):
-            print(f"  {data.dir}: cached data has other sizes; regenerating", file=sys.stderr)
-            shutil.rmtree(data.dir)
-        else:
-            data.test_rows = info["test_rows"]
-    data.dir.mkdir(parents=True, exist_ok=True)
-    if parquet:
-        _upgrade_parquet_layout(data, log)
-    jobs = []
-    if parquet and not data.train_parquet.exists():
-        jobs.append("parquet")
-    if libsvm and not data.train_svm.exists():
-        jobs.append("libsvm")
-    # The two generations are independent: run them side by side on the two cores.
-    threads = [threading.Thread(target=_generate, args=(data, fmt, log)) for fmt in jobs]
-    for fmt, t in zip(jobs, threads):
-        print(f"  generating {data.dir.name}: {data.rows:,} + {data.test_rows:,} rows as {fmt} ...", file=sys.stderr)
-        t.start()
-    for t in threads:
-        t.join()
-    for fmt in jobs:
-        if f"make_synthetic {fmt}" not in log:
-            raise RuntimeError(f"generating {data.dir} as {fmt} failed")
-    if zarr and not data.train_zarr.exists():
-        p = check(measure(streamhog_cmd("convert", data.train_parquet, data.train_zarr, "--quiet")), "convert to zarr")
-        log["convert parquet->zarr"] = round(p.wall_s, 2)
-    if vw and not data.test_vw.exists():
-        t0 = time.perf_counter()
-        _to_vw(data.train_svm, data.train_vw)
-        _to_vw(data.dir / "test.svm", data.test_vw)
-        log["libsvm->vw text (sed)"] = round(time.perf_counter() - t0, 2)
-    if vw and not data.vw_cache.exists():
-        # VW writes its cache during a first pass over the text; later runs read only the cache.
-        tmp = data.dir / "cache-build"
-        tmp.mkdir(exist_ok=True)
-        p = check(measure(vw_cmd(*_vw_train_args(data, tmp / "m.vw", "--cache_file", data.dir / ".cache.tmp")),
-                          cwd=tmp), "vw cache build")
-        (data.dir / ".cache.tmp").replace(data.vw_cache)
-        shutil.rmtree(tmp)
-        log["vw text->cache (1 pass)"] = round(p.wall_s, 2)
-    # Kept with the data: a later run that reuses the cache still reports how it was made.
-    record = data.dir / "preparation.json"
-    done = json.loads(record.read_text()) if record.exists() else {}
-    done.update(log)
-    record.write_text(json.dumps(done, indent=1) + "\n")
-    return done
 
 
-def warm_page_cache(paths) -> None:
-    """Read the inputs once so every system reads them from the page cache (24 GB of RAM
-    hold them all): the benchmark compares compute, not the disk."""
-    for p in paths:
-        files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()]
-        for f in files:
-            with open(f, "rb") as fh:
-                while fh.read(1 << 24):
-                    pass
 
 
 # -- configurations: one per system and variant -----------------------------------------------
@@ -377,19 +177,19 @@ def streamhog_configs() -> list[Config]:
 def vw_configs() -> list[Config]:
     return [
         Config(key="vw-text-p1", system="vw", label="VW, 1 pass from text",
-               argv=lambda d, w: vw_cmd(*_vw_train_args(d, w / "model.vw")), evaluate=evaluate_vw, parse=parse_vw),
+               argv=lambda d, w: vw_cmd(*vw_train_args(d, w / "model.vw")), evaluate=evaluate_vw, parse=parse_vw),
         Config(key="vw-cache-p1", system="vw", label="VW, 1 pass from cache",
-               argv=lambda d, w: vw_cmd(*_vw_train_args(d, w / "model.vw", "--cache_file", d.vw_cache)),
+               argv=lambda d, w: vw_cmd(*vw_train_args(d, w / "model.vw", "--cache_file", d.vw_cache)),
                evaluate=evaluate_vw, parse=parse_vw),
         # Several passes need a cache; --holdout_off: train on every example, as the others do.
         Config(key="vw-cache-p5", system="vw", label="VW, 5 passes from cache", passes=5,
-               argv=lambda d, w: vw_cmd(*_vw_train_args(d, w / "model.vw", "--cache_file", d.vw_cache,
+               argv=lambda d, w: vw_cmd(*vw_train_args(d, w / "model.vw", "--cache_file", d.vw_cache,
                                                          "--passes", 5, "--holdout_off")),
                evaluate=evaluate_vw, parse=parse_vw),
         # Context: VW's own guard for several passes (holdout every 10th example, stop when it
         # stops improving), which --holdout_off above turns off.
         Config(key="vw-cache-p5-holdout", system="vw", label="VW, 5 passes from cache, default holdout (early stop)",
-               passes=5, argv=lambda d, w: vw_cmd(*_vw_train_args(d, w / "model.vw", "--cache_file", d.vw_cache,
+               passes=5, argv=lambda d, w: vw_cmd(*vw_train_args(d, w / "model.vw", "--cache_file", d.vw_cache,
                                                                    "--passes", 5)),
                evaluate=evaluate_vw, parse=parse_vw),
     ]
@@ -534,394 +334,38 @@ def run_all(configs: list[Config], datasets: dict[str, Data], tiny: Data, work_r
 
 # -- summarizing -------------------------------------------------------------------------------
 
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
 
 
-@dataclass
-class Summary:
-    key: str
-    system: str
-    label: str
-    n: int
-    seconds: float           # the time rates use: adjusted, internal or raw
-    seconds_min: float
-    seconds_max: float
-    wall_s: float            # whole process, median
-    cpu_s: float             # whole process user + system CPU, median: less sensitive to others' load than wall
-    startup_s: float | None  # median wall of the tiny twin
-    startup_spread: float    # max - min of the tiny twin's wall: the noise the adjustment carries
-    rows: int
-    nnz: int
-    examples_per_s: float
-    nnz_per_s: float
-    logloss: float | None
-    auc: float | None
-    peak_rss: int            # max over repeats
-    peak_anon: int
-    extra: dict
 
 
-def summarize(cfg: Config, runs: list[Run]) -> Summary | None:
-    real = [r for r in runs if r.key == cfg.key and not r.tiny and r.error is None]
-    twins = [r for r in runs if r.key == cfg.key and r.tiny and r.error is None]
-    if not real:
-        return None
-    startup = med([r.wall_s for r in twins])
-    if cfg.timing == "adjusted":
-        secs = [r.wall_s - startup for r in real]
-    elif cfg.timing == "internal":
-        secs = [r.internal["seconds"] for r in real]
-    else:
-        secs = [r.wall_s for r in real]
-    s = med(secs)
-    rate = s if s > 0 else float("nan")  # shorter than its start-up noise: no rate
-    extra = {}
-    for k in ("weights_apparent_bytes", "weights_allocated_bytes"):
-        if k in real[0].internal:
-            extra[k] = real[0].internal[k]
-    if any("engine_seconds" in r.internal for r in real):
-        extra["engine_seconds"] = med([r.internal.get("engine_seconds") for r in real])
-    if any("passes_used" in r.internal for r in real):
-        extra["passes_used"] = med([r.internal.get("passes_used") for r in real])
-    if any(r.eval_proc for r in real):
-        extra["eval_peak_rss"] = max(r.eval_proc.get("peak_rss", 0) for r in real)
-        extra["eval_peak_anon"] = max(r.eval_proc.get("peak_anon", 0) for r in real)
-    return Summary(key=cfg.key, system=cfg.system, label=cfg.label, n=len(real), seconds=s, seconds_min=min(secs),
-                   seconds_max=max(secs), wall_s=med([r.wall_s for r in real]), cpu_s=med([r.cpu_s for r in real]),
-                   startup_s=startup,
-                   startup_spread=(max(r.wall_s for r in twins) - min(r.wall_s for r in twins)) if twins else 0.0,
-                   rows=real[0].rows, nnz=real[0].nnz, examples_per_s=real[0].rows / rate,
-                   nnz_per_s=real[0].nnz / rate, logloss=med([r.metrics.get("logloss") for r in real]),
-                   auc=med([r.metrics.get("auc") for r in real]), peak_rss=max(r.peak_rss for r in real),
-                   peak_anon=max(r.peak_anon for r in real), extra=extra)
 
 
-@dataclass
-class Ratio:
-    what: str
-    value: float | None       # from the adjusted / internal times: what PASS/MISS judges
-    target: str
-    passed: bool | None       # None: no target (context)
-    how: str
-    engine_value: float | None = None  # the same ratio with streamhog's own clock (model.json) for streamhog
-    low: float | None = None           # the worst and best pairing of the two sides' min/max times
-    high: float | None = None
 
 
-def ratios(S: dict[str, Summary]) -> list[Ratio]:
-    def t(k, engine=False):
-        if k not in S:
-            return None
-        return S[k].extra.get("engine_seconds", S[k].seconds) if engine else S[k].seconds
-
-    def div(a, b):
-        # A time at or below zero (start-up noise at small sizes) has no meaningful ratio.
-        return a / b if a is not None and b is not None and a > 0 and b > 0 else None
-
-    def both(a, b):  # a / b with the measured times, with streamhog's own clock, and its spread
-        if a not in S or b not in S:
-            return None, None, None, None
-        return (div(t(a), t(b)), div(t(a, True), t(b, True)), div(S[a].seconds_min, S[b].seconds_max),
-                div(S[a].seconds_max, S[b].seconds_min))
-
-    def judged(what, values, target, ok, how):
-        v, e, lo, hi = (tuple(values) + (None,) * 4)[:4]
-        return Ratio(what, v, target, None if v is None or ok is None else ok(v), how, e, lo, hi)
-
-    sh1, sh5 = "streamhog-parquet-e1-t2", "streamhog-parquet-e5-t2"
-    at_least = lambda x: (lambda v: v >= x)  # noqa: E731
-    out = [
-        judged("streamhog 1 epoch (Parquet, 2 threads) vs VW 1 pass from cache", both("vw-cache-p1", sh1), "≥ 4×",
-               at_least(4), "VW time / streamhog time"),
-        judged("streamhog 1 epoch (Parquet, 2 threads) vs scikit-learn partial_fit streamed",
-               both("sklearn-partial-e1", sh1), "≥ 3×", at_least(3), "sklearn time / streamhog time"),
-        judged("streamhog 5 epochs time / VW 5 passes time", both(sh5, "vw-cache-p5"), "≤ 0.2 (1/5)",
-               lambda v: v <= 0.2, "streamhog time / VW time"),
-    ]
-    loss = lambda k: S[k].logloss if k in S else None  # noqa: E731
-    a, b = loss(sh5), loss("vw-cache-p5")
-    out.append(judged("streamhog 5 epochs test logloss / VW 5 passes test logloss", (div(a, b), None),
-                      "≤ 1 (no worse)", lambda v: v <= 1.0,
-                      f"{a:.4f} / {b:.4f}" if a is not None and b is not None else "—"))
-    # nnz/s ratio = kernel time / end-to-end time (the same nnz on both sides).
-    out.append(judged("end to end (Parquet, 1 epoch) vs in-memory kernel, 2 threads", both("kernel-t2", sh1),
-                      "≥ 0.6×", at_least(0.6), "nnz/s end to end / nnz/s kernel"))
-    out.append(judged("2 threads vs 1, end to end (Parquet, 1 epoch)", both("streamhog-parquet-e1-t1", sh1),
-                      "≥ 1.2×", at_least(1.2), "time 1 thread / time 2 threads"))
-    out.append(judged("2 threads vs 1, kernel alone", both("kernel-t1", "kernel-t2"), "≥ 1.5×", at_least(1.5),
-                      "time 1 thread / time 2 threads"))
-    out.append(judged("lock-free vs --sync lock (Parquet, 1 epoch, 2 threads)", both("streamhog-parquet-e1-t2-lock", sh1),
-                      "≥ 1.3×", at_least(1.3), "time lock / time lock-free"))
-    # Context, no targets.
-    out.append(judged("streamhog 1 epoch (Zarr, 2 threads) vs VW 1 pass from cache",
-                      both("vw-cache-p1", "streamhog-zarr-e1-t2"), "—", None, "VW time / streamhog time"))
-    out.append(judged("streamhog 1 epoch (Parquet, 2 threads) vs VW 1 pass from text", both("vw-text-p1", sh1), "—",
-                      None, "VW time / streamhog time"))
-    c = loss("vw-cache-p5-holdout")
-    out.append(judged("streamhog 5 epochs test logloss / VW 5 passes with its default holdout (early stop)",
-                      (div(a, c), None), "—", None, f"{a:.4f} / {c:.4f}" if a is not None and c is not None else "—"))
-    c = loss("vw-text-p1")
-    out.append(judged("streamhog 5 epochs test logloss / VW 1 pass test logloss", (div(a, c), None), "—", None,
-                      f"{a:.4f} / {c:.4f}" if a is not None and c is not None else "—"))
-    out.append(judged("2 threads vs 1, end to end (Parquet, 5 epochs)", both("streamhog-parquet-e5-t1", sh5), "—",
-                      None, "time 1 thread / time 2 threads"))
-    # The same targets with --optimizer sgd (context: the speed AdaGrad's second array costs).
-    g1, g5 = "streamhog-parquet-e1-t2-sgd", "streamhog-parquet-e5-t2-sgd"
-    out.append(judged("--optimizer sgd: streamhog 1 epoch (Parquet, 2 threads) vs VW 1 pass from cache",
-                      both("vw-cache-p1", g1), "—", None, "VW time / streamhog time"))
-    out.append(judged("--optimizer sgd: streamhog 1 epoch vs scikit-learn partial_fit streamed",
-                      both("sklearn-partial-e1", g1), "—", None, "sklearn time / streamhog time"))
-    out.append(judged("--optimizer sgd: streamhog 5 epochs time / VW 5 passes time", both(g5, "vw-cache-p5"), "—", None,
-                      "streamhog time / VW time"))
-    a, b = loss(g5), loss("vw-cache-p5")
-    out.append(judged("--optimizer sgd: streamhog 5 epochs test logloss / VW 5 passes test logloss",
-                      (div(a, b), None), "—", None, f"{a:.4f} / {b:.4f}" if a is not None and b is not None else "—"))
-    out.append(judged("--optimizer sgd: end to end (Parquet, 1 epoch) vs the sgd kernel, 2 threads",
-                      both("kernel-t2-sgd", g1), "—", None, "nnz/s end to end / nnz/s kernel"))
-    return [r for r in out if r.value is not None or r.target != "—"]
 
 
 # -- reporting -------------------------------------------------------------------------------------
 
-def finite(obj):
-    """NaN/inf → null: the JSON stays valid for any reader."""
-    if isinstance(obj, float):
-        return obj if np.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
-    return obj
 
 
-def machine_info() -> dict:
-    import importlib.metadata as md
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next(int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal"))
-    versions = {}
-    for pkg in ("streamhog", "vowpalwabbit", "scikit-learn", "pyarrow", "numba", "numpy", "zarr", "scipy"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_bytes": mem, "python": platform.python_version(),
-            "platform": platform.platform(), "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "versions": versions, "git": git_state(), "load_avg_start": os.getloadavg()}
 
 
-def git_state() -> dict:
-    def git(*a):
-        r = subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)
-        return r.stdout.strip() if r.returncode == 0 else None
-
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "uncommitted_engine_changes": bool(git("status", "--porcelain", "--", "streamhog"))}
 
 
-def engine_hash() -> str:
-    """Digest of streamhog/'s sources: others edit the engine while benchmarks run, and a
-    run whose engine changed midway must say so."""
-    h = hashlib.sha256()
-    for f in sorted((ROOT / "streamhog").rglob("*.py")):
-        h.update(f.relative_to(ROOT).as_posix().encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 
-def noisy(s: Summary) -> bool:
-    """An adjusted time shorter than the spread of its start-up runs is within the noise."""
-    return s.startup_s is not None and s.seconds < s.startup_spread
 
 
-def fmt_s(s: Summary) -> str:
-    return f"{s.seconds:.2f} ({s.seconds_min:.2f}–{s.seconds_max:.2f}){' †' if noisy(s) else ''}"
 
 
-def rate(x: float, scale: float = 1.0, digits: int = 0) -> str:
-    return "n/a" if not np.isfinite(x) else f"{x / scale:,.{digits}f}"
 
 
-def opt(x, f: str = ".4f") -> str:
-    return "" if x is None else format(x, f)
 
 
-def mb(x) -> str:
-    return f"{x / 2**20:,.0f}"
 
 
-def markdown(result: dict, S: dict[str, Summary], R: list[Ratio], runs: list[Run]) -> str:
-    mode, info, data, prep = result["mode"], result["machine"], result["data"], result["preparation_s"]
-    spec = data["spec"]
-    bayes = spec["bayes_test_logloss"]
-    rows, nnz = data["rows"], data["nnz"]
-    L = [f"# streamhog benchmark ({mode})", ""]
-    L.append(f"`python benchmarks/run.py --{mode}` — {info['date']}; {info['nproc']} cores ({info['cpu']}), "
-             f"{info['ram_bytes'] / 2**30:.1f} GiB RAM, Python {info['python']}; "
-             + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v) + "; streamhog at "
-             f"{info['git']['commit']}{' + uncommitted engine changes' if info['git']['uncommitted_engine_changes'] else ''}.")
-    if info.get("engine_changed_during_run"):
-        L.append("")
-        L.append("**Warning: streamhog/ changed while this benchmark ran; runs may mix engine versions.**")
-    L += ["", f"Data: `tools/make_synthetic.py`, {rows:,} train + {data['test_rows']:,} test rows, "
-              f"{spec['spec']['n_features']:,} features, {nnz / rows:.1f} nnz/row ({nnz / 1e6:.1f}M nnz), "
-              f"Zipf {spec['spec']['zipf_exponent']} ids, real values. **Bayes test logloss {bayes:.4f}** "
-              "(the true model's). All inputs are in the page cache.", ""]
-    L.append(f"Each configuration ran {result['args']['repeats']}× interleaved; times are medians (min–max). streamhog and VW: "
-             "whole-process wall time minus the start-up (the same command on a 1,000-row dataset, column "
-             "*start-up*); *raw* is the whole process. scikit-learn and the kernel: their own clock around the fit "
-             "/ the epoch (data already in memory, except partial_fit, which reads). Peak RSS / RssAnon: the "
-             "whole training process, max over repeats (RssAnon excludes file pages: the memory-mapped weights "
-             "and the data's page cache). Load average (1, 5, 15 min) at the start "
-             + ", ".join(f"{x:.1f}" for x in info["load_avg_start"]) + ", at the end "
-             + ", ".join(f"{x:.1f}" for x in info["load_avg_end"]) + f" ({info['nproc']} cores): other work on "
-             "this machine shows there.")
-    if mode == "quick":
-        L += ["", "*--quick is a smoke test: here the training work is a fraction of a second against a ~2 s "
-              "start-up, so adjusted times, rates and ratios are dominated by noise. `--full` is the measurement.*"]
-    L += ["", "## Systems", "",
-          "| system | time s | raw s | start-up s | engine s | CPU s | examples/s | M nnz/s | test logloss | AUC | "
-          "peak RSS MB | peak RssAnon MB |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for s in S.values():
-        if s.system in ("memory", "bigmodel", "convert"):
-            continue
-        label = s.label + (f" ({s.extra['passes_used']:g} passes used)" if "passes_used" in s.extra
-                           and s.extra["passes_used"] != 5 and "holdout" in s.key else "")
-        L.append(f"| {label} | {fmt_s(s)} | {s.wall_s:.2f} | {opt(s.startup_s, '.2f')} | "
-                 f"{opt(s.extra.get('engine_seconds'), '.2f')} | {s.cpu_s:.1f} | {rate(s.examples_per_s)} | "
-                 f"{rate(s.nnz_per_s, 1e6, 1)} | {opt(s.logloss)} | {opt(s.auc)} | {mb(s.peak_rss)} | "
-                 f"{mb(s.peak_anon)} |")
-    L += ["", "*engine s*: streamhog's own clock (the epochs' seconds in model.json), for comparison with the "
-          "adjusted time. *CPU s*: user + system CPU of the whole process (start-up and loading included), "
-          "median; unlike wall time it does not grow when other work takes the cores. † shorter than the spread (max − min) of its start-up runs: within the noise of the "
-          "start-up subtraction."]
-    L += ["", f"Bayes test logloss: {bayes:.4f}.", "", "## Ratios against the targets (issue 5)", "",
-          "| comparison | measured | target | | how | with streamhog's own clock |", "|---|---:|---:|---|---|---:|"]
-    for r in R:
-        mark = "" if r.passed is None else ("PASS" if r.passed else "MISS")
-        spread = f" ({r.low:.2f}–{r.high:.2f})" if r.low is not None and r.high is not None else ""
-        L.append(f"| {r.what} | {'n/a' if r.value is None else f'{r.value:.2f}'}{spread} | {r.target} | {mark} | {r.how} | "
-                 f"{'' if r.engine_value is None else f'{r.engine_value:.2f}'} |")
-    L += ["", "*measured*: the ratio of the median adjusted (streamhog, VW) or internal (scikit-learn, kernel) "
-          "times above, PASS/MISS judges it; in parentheses the least and most favourable pairing of the two "
-          "sides' min and max times. *With streamhog's own clock*: the same ratio with streamhog's epoch seconds from model.json "
-          "in place of its adjusted time (excludes start-up, the label check and the final checkpoint): a "
-          "cross-check where a second of start-up noise weighs on a 1-epoch run."]
-    m1, m5 = S.get("memory-1x"), S.get("memory-5x")
-    if m1 and m5:
-        ratio = m5.peak_anon / m1.peak_anon
-        ok = ratio <= 1.2 and max(m1.peak_anon, m5.peak_anon) < 400 * 2**20
-        L += ["", "## Bounded memory", "", "`streamhog train DATA --epochs 1` with the defaults, on the train split "
-              "and on a 5× larger one (generated the same way).", "",
-              "| data | rows | nnz | wall s | peak RSS MB | peak RssAnon MB |", "|---|---:|---:|---:|---:|---:|",
-              f"| N | {m1.rows:,} | {m1.nnz:,} | {m1.wall_s:.2f} | {mb(m1.peak_rss)} | {mb(m1.peak_anon)} |",
-              f"| 5N | {m5.rows:,} | {m5.nnz:,} | {m5.wall_s:.2f} | {mb(m5.peak_rss)} | {mb(m5.peak_anon)} |", "",
-              f"Peak RssAnon 5N / N: **{ratio:.2f}** (target ≤ 1.20, both < 400 MB): **{'PASS' if ok else 'MISS'}**. "
-              "Peak RSS minus RssAnon is file-backed and shared pages (VmRSS = RssAnon + RssFile + RssShmem): "
-              "memory-mapped input and weights, which the kernel can drop under pressure."]
-    b = S.get("bigmodel")
-    if b:
-        e = b.extra
-        L += ["", "## A model larger than RAM", "",
-              f"`streamhog train train.parquet --n-features {BIG_N_FEATURES:,} --epochs 1 --checkpoint-every 5`, then "
-              "`streamhog evaluate` on the test split.", "",
-              "| time s | raw s | engine s | examples/s | M nnz/s | weights.npy apparent | allocated on disk | "
-              "peak RSS MB | peak RssAnon MB | evaluate peak RSS MB | test logloss | AUC |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-              f"| {fmt_s(b)} | {b.wall_s:.2f} | {opt(e.get('engine_seconds'), '.2f')} | {rate(b.examples_per_s)} | "
-              f"{rate(b.nnz_per_s, 1e6, 1)} | "
-              f"{e['weights_apparent_bytes'] / 2**30:.1f} GiB | {e['weights_allocated_bytes'] / 2**20:.1f} MiB | "
-              f"{mb(b.peak_rss)} | {mb(b.peak_anon)} | {mb(e.get('eval_peak_rss', 0))} | "
-              f"{opt(b.logloss)} | {opt(b.auc)} |"]
-    c = S.get("convert-libsvm-parquet")
-    L += ["", "## Data preparation", ""]
-    if c:
-        size = data.get("train_svm_bytes") or (Path(data["dir"]) / "train.svm").stat().st_size
-        L.append(f"`streamhog convert train.svm train.parquet` ({size / 1e6:,.0f} MB of LIBSVM text): {fmt_s(c)} s "
-                 f"after start-up ({c.wall_s:.2f} s raw): {rate(size / c.seconds if c.seconds > 0 else np.nan, 1e6)} "
-                 f"MB/s, {rate(c.examples_per_s)} rows/s, peak RssAnon {mb(c.peak_anon)} MB.")
-    if prep:
-        L.append("")
-        L.append("One-time steps, when the data cache was made (s): " + "; ".join(f"{k} {v}" for k, v in prep.items()) + ".")
-    v1, v5 = S.get("vw-cache-p1"), S.get("vw-cache-p5")
-    if v1 and v5 and v1.logloss is not None and v5.logloss is not None and v5.logloss > v1.logloss:
-        L += ["", f"Note: with `--holdout_off` VW's defaults overfit over 5 passes (test logloss {v5.logloss:.4f} "
-              f"after 5 passes, {v1.logloss:.4f} after 1), which makes the 5-epoch loss comparison easy; the "
-              "row *default holdout (early stop)* is VW guarding itself as it does by default."]
-    failed = [r for r in runs if r.error]
-    if failed:
-        L += ["", "## Failed runs (left out of the tables)", ""]
-        L += [f"- {r.key}, repeat {r.repeat + 1}{' (start-up twin)' if r.tiny else ''}: "
-              f"{r.error.strip().splitlines()[-1][:300]}" for r in failed]
-    L += ["", "## Notes", "",
-          f"- VW {info['versions'].get('vowpalwabbit')}: `python -m vowpalwabbit` (the wheel's entry to VW's own "
-          f"command line), `--loss_function logistic -b {VW_BITS}`, otherwise VW's defaults (adaptive, normalized, "
-          "invariant updates, learning rate 0.5); input converted from the LIBSVM file (`label | id:value ...`; "
-          "numeric ids hash to themselves, so no collisions). The cache is built once by a first pass over the "
-          "text (`--cache_file`); 5 passes use `--passes 5 --holdout_off`. Test predictions: `-t -i model "
-          "-r raw` (exact margins), scored by streamhog.model.metrics as `streamhog evaluate` scores streamhog. VW "
-          "parses on a second thread.",
-          "- scikit-learn: `SGDClassifier(loss=\"log_loss\", max_iter=epochs, tol=None)` with its defaults "
-          "(alpha 1e-4, `optimal` learning rate); partial_fit gets one Parquet row group at a time "
-          "(pyarrow `read_row_group`, the packed cells read by their byte offsets with NumPy, → scipy CSR "
-          "float64: the fast decode of streamhog's layout serves it too), in a random order.",
-          "- The kernel: `streamhog.kernels.sgd.train_rows` over the train split decoded into memory by "
-          "streamhog's readers, with the trainer's defaults, block order, row shuffling and step counter; 2 "
-          "Python threads share one weight vector and claim blocks from a shared queue.",
-          "- streamhog: the CLI with its defaults except the options shown in each row (`--threads`, `--epochs`, "
-          "`--holdout 0`, `--optimizer`, `--sync`; `--n-features`, `--checkpoint-every` for the large model). "
-          "The start-up twin runs the same command on 1,000 rows, so the adjusted time also leaves out the "
-          "command's fixed per-run and per-epoch costs (model creation, epoch-end checkpoints); *engine s* is the engine's own clock for comparison.",
-          ]
-    return "\n".join(L) + "\n"
 
 
-def plot(path: Path, S: dict[str, Summary], bayes: float, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401 (matplotlib.ticker below)
-
-    series = [  # (label, keys in order of passes, style)
-        ("streamhog Parquet, 2 threads (1, 5 epochs)", ["streamhog-parquet-e1-t2", "streamhog-parquet-e5-t2"], "o-"),
-        ("streamhog Zarr, 2 threads (1, 5 epochs)", ["streamhog-zarr-e1-t2", "streamhog-zarr-e5-t2"], "s-"),
-        ("streamhog Parquet, 1 thread (1, 5 epochs)", ["streamhog-parquet-e1-t1", "streamhog-parquet-e5-t1"], "o:"),
-        ("VW from cache (1, 5 passes)", ["vw-cache-p1", "vw-cache-p5"], "^-"),
-        ("VW from text (1 pass)", ["vw-text-p1"], "v"),
-        ("VW from cache, 5 passes with holdout (early stop)", ["vw-cache-p5-holdout"], "x"),
-        ("sklearn fit, in memory (1, 5 epochs)", ["sklearn-fit-e1", "sklearn-fit-e5"], "D-"),
-        ("sklearn partial_fit, streamed (1 epoch)", ["sklearn-partial-e1"], "P"),
-    ]
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=100)
-    for label, keys, style in series:
-        pts = [(S[k].seconds, S[k].logloss) for k in keys if k in S and S[k].logloss is not None]
-        pts = [(x, y) for x, y in pts if x > 0]  # log axis: a time lost in start-up noise is left out
-        if pts:
-            xs, ys = zip(*pts)
-            line, = ax.plot(xs, ys, style, label=label, markersize=6)
-            if len(pts) > 1:  # which point is which pass count
-                for (x, y), n in zip(pts, (1, 5)):
-                    ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
-                                color=line.get_color())
-    ax.axhline(bayes, color="k", linestyle="--", linewidth=1, label=f"Bayes logloss {bayes:.4f}")
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel("training time, s (streamhog/VW: wall minus start-up; sklearn: fit only)")
-    ax.set_ylabel("test logloss")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 # -- main ------------------------------------------------------------------------------------------

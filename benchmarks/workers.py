@@ -13,80 +13,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common
 
-
-def load_blocks(path):
-    """Every block of a dataset, in memory, as streamhog's readers decode them."""
-    from streamhog import open_dataset
-
-    ds = open_dataset(path)
-    reader = ds.open_reader()
-    blocks = [reader.read(k) for k in range(ds.n_blocks)]
-    reader.close()
-    return ds, blocks
 
 
 def run_kernel(args) -> dict:
     """The ceiling: ``train_block`` over in-memory blocks for one epoch, as the trainer
-    calls it (same block order, row order, step counter, default optimizer and
-    hyper-parameters), without I/O."""
-    from streamhog.training.config import TrainConfig
-    from streamhog.kernels.losses import LOSS_IDS
-    from streamhog.kernels.optimizers import OPTIMIZER_IDS
-    from streamhog.kernels.block import ModelArrays, UpdateRule, train_block
-    from streamhog.kernels.linear import CONSTANT, INVSCALING
-    from streamhog.model.directory import OPTIMIZER_STATE
-    from streamhog.io.stream import block_order
+    calls it (common/kernel.py), without I/O."""
+    from common.kernel import kernel_epoch, load_blocks
 
-    cfg = TrainConfig(**({"optimizer": args.optimizer} if args.optimizer else {})).resolved()
-    schedule = INVSCALING if cfg.lr_schedule == "invscaling" else CONSTANT
     ds, blocks = load_blocks(args.data)
-    order = block_order(ds.n_blocks, epoch=0, seed=cfg.seed).tolist()
-    # Row permutations are drawn before the clock starts: the ceiling is the kernel alone.
-    perms = {k: np.random.default_rng([cfg.seed, 0, k]).permutation(blocks[k].n_rows) for k in order}
-    arrays = ModelArrays.zeros(ds.n_features, len(OPTIMIZER_STATE[cfg.optimizer]))
-    rule = UpdateRule.for_threads(args.threads, OPTIMIZER_IDS[cfg.optimizer], LOSS_IDS[cfg.loss], schedule,
-                                  power_t=cfg.power_t, l1=cfg.l1, l2=cfg.l2, beta=cfg.smoothing)
-
-    def train(k: int, t0: int):
-        return train_block(blocks[k], perms[k], arrays, rule, lr=cfg.lr, t0=t0)
-
-    train(order[0], 0)  # warm-up: loads the numba cache (or compiles) before timing
-    for arr in (arrays.w, arrays.acc, arrays.aux, arrays.bstate):
-        arr[:] = 0.0
-
-    claim = threading.Lock()
-    state = {"next": 0, "step": 0, "loss": 0.0, "weight": 0.0}
-
-    def consumer():
-        while True:
-            with claim:  # one claim per block, like the trainer's step counter
-                if state["next"] >= len(order):
-                    return
-                k = order[state["next"]]
-                state["next"] += 1
-                t0 = state["step"]
-                state["step"] += blocks[k].n_rows
-            result = train(k, t0)  # (loss sum, weight sum, ...): the tail has grown before
-            with claim:
-                state["loss"] += result[0]
-                state["weight"] += result[1]
-
-    threads = [threading.Thread(target=consumer) for _ in range(args.threads)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "rows": ds.n_rows, "nnz": sum(b.nnz for b in blocks),
-            "train_loss": state["loss"] / max(state["weight"], 1e-300)}
+    out = kernel_epoch(blocks, ds.n_features, args.threads, args.optimizer)
+    out.pop("arrays")
+    return out
 
 
 def _csr(batch, n_features):
@@ -105,6 +49,8 @@ def _metrics(clf, X, y) -> dict:
 
 def _load_split(path):
     import scipy.sparse as sp
+
+    from common.kernel import load_blocks
 
     ds, blocks = load_blocks(path)
     X = sp.vstack([_csr(b, ds.n_features) for b in blocks], format="csr")
