@@ -43,6 +43,11 @@ def _blocks(rng, n_classes, d=40):
 
 def _train(blocks, opt, n_classes, *, threaded, sync_rows, sync_change, d=40):
     arrays = ModelArrays.zeros(d, len(OPTIMIZER_STATE[opt]), n_classes)
+    # The lock cell, then a gate (kernels/atomics.gate_wait): each thread reads the shared
+    # state, then waits until all T have read it, so the T blocks start from the same
+    # intercept, as T blocks in flight on T cores do.
+    arrays = ModelArrays(arrays.w, arrays.acc, arrays.aux, arrays.bstate, n_classes,
+                         cells=np.array([0, 0, T if threaded else 0], np.int32))
     rule = UpdateRule(OPTIMIZER_IDS[opt], LOSS_IDS["logistic"], CONSTANT, l2=1e-4, beta=1.0, sync_rows=sync_rows,
                       sync_change=sync_change)
     lr = {"sgd": 0.01, "adagrad": 0.1, "normalized": 0.3}[opt]
@@ -50,11 +55,8 @@ def _train(blocks, opt, n_classes, *, threaded, sync_rows, sync_change, d=40):
         for k, b in enumerate(blocks):
             train_block(b, np.arange(ROWS), arrays, rule, lr=lr, t0=k * ROWS)
         return arrays.bstate
-    # Each thread reads the shared state, then waits at the gate until all T have read it:
-    # the T blocks start from the same intercept, as T blocks in flight on T cores do.
-    gate = np.array([0, T], np.int32)
     threads = [threading.Thread(target=train_block, args=(b, np.arange(ROWS), arrays, rule),
-                                kwargs=dict(lr=lr, t0=k * ROWS, gate=gate)) for k, b in enumerate(blocks)]
+                                kwargs=dict(lr=lr, t0=k * ROWS)) for k, b in enumerate(blocks)]
     for t in threads:
         t.start()
     for t in threads:

@@ -18,7 +18,8 @@ from streamhog.kernels.softmax import BAD_SHAPE, bstate_length, softmax_margins,
 from conftest import random_batch
 
 E = np.zeros(0, np.float32)
-NO_GATE = np.zeros(0, np.int32)
+NO_HOT = np.zeros(0, np.int32)
+NO_HOT_F64 = np.zeros(0)
 OPTIMIZERS = ["sgd", "adagrad", "normalized", "ftrl"]
 HYPER = dict(lr=0.1, power_t=0.5, l1=0.5, l2=0.01, beta=1.0)  # l1: ftrl only
 
@@ -125,8 +126,8 @@ class State:
                 a.flags.writeable = False
         indptr, indices, values, labels, weights, rows = ins
         loss, weight, n_bad, flags = softmax_train(
-            indptr, indices, values, has_values, labels, weights, has_weights, rows, self.w.reshape(-1),
-            self.acc.reshape(-1), self.aux.reshape(-1), self.bstate, self.lock, NO_GATE, self.K,
+            indptr, indices, values, has_values, labels, weights, has_weights, rows, NO_HOT, self.w.reshape(-1),
+            self.acc.reshape(-1), self.aux.reshape(-1), self.bstate, NO_HOT_F64, self.lock, self.K,
             OPTIMIZER_IDS[self.opt], 0, schedule, lr, power_t, t0, l1, l2, beta, fit_intercept, use_lock, 1 << 30,
             np.inf)
         # (loss, weight, non-finite rows, index refused, label refused), as floats
@@ -285,8 +286,8 @@ def test_malformed_blocks_are_refused_before_anything_is_written(rng, case):
         bstate = np.zeros(bstate_length(K) + 1)
     elif case == "w_not_k_multiple":
         w, acc, aux = w[:-1], acc[:-1], aux[:-1]
-    out = softmax_train(indptr, indices, values, True, labels, E, False, rows, w, acc, aux, bstate, m.lock, NO_GATE,
-                        K, OPTIMIZER_IDS["adagrad"], 0, CONSTANT, 0.1, 0.5, 0, 0.0, 0.0, 1.0, True, False, 1024, 0.05)
+    out = softmax_train(indptr, indices, values, True, labels, E, False, rows, NO_HOT, w, acc, aux, bstate, NO_HOT_F64,
+                        m.lock, K, OPTIMIZER_IDS["adagrad"], 0, CONSTANT, 0.1, 0.5, 0, 0.0, 0.0, 1.0, True, False, 1024, 0.05)
     assert out == (0.0, 0.0, 0, BAD_CALL)
     assert not m.w.any() and not m.acc.any() and not bstate.any()
 

@@ -20,11 +20,14 @@ def load_blocks(path):
     return ds, blocks
 
 
-def kernel_epoch(blocks: list, n_features: int, threads: int, optimizer: str | None = None, seed: int = 0) -> dict:
+def kernel_epoch(blocks: list, n_features: int, threads: int, optimizer: str | None = None, seed: int = 0,
+                 hot_features: int | str = "auto") -> dict:
     """Train one epoch of ``blocks`` with ``threads`` Hogwild! threads and the default
     hyper-parameters of ``optimizer`` (None: the default optimizer); returns the seconds (the
     threads' work only: compiling and the row permutations come before the clock), rows, nnz,
-    the progressive train loss and the trained arrays."""
+    the progressive train loss and the trained arrays (hot coordinates stored back in them).
+    ``hot_features`` as the trainer takes it (training/hot.py): rows are rearranged per
+    block by the consumer threads, inside the clock, as the trainer does."""
     from streamhog.io.stream import block_order
     from streamhog.kernels.block import ModelArrays, UpdateRule, train_block
     from streamhog.kernels.linear import CONSTANT, INVSCALING
@@ -33,19 +36,41 @@ def kernel_epoch(blocks: list, n_features: int, threads: int, optimizer: str | N
     from streamhog.model.directory import OPTIMIZER_STATE
     from streamhog.training.config import TrainConfig
 
-    cfg = TrainConfig(seed=seed, **({"optimizer": optimizer} if optimizer else {})).resolved()
+    from streamhog.kernels.hot import HotSet
+    from streamhog.training.hot import hot_limit
+
+    cfg = TrainConfig(seed=seed, threads=threads, hot_features=hot_features,
+                      **({"optimizer": optimizer} if optimizer else {})).resolved()
+    hot = None
+    limit, share = hot_limit(cfg)
+    if limit:
+        rows, sample = 0, []
+        for b in blocks:  # the trainer's sample: the first blocks' ids
+            sample.append(b.indices)
+            rows += b.n_rows
+            if rows >= 200_000:
+                break
+        ids, counts = np.unique(np.concatenate(sample), return_counts=True)
+        hot = HotSet.from_counts(ids.astype(np.int64), counts, rows, limit, share, n_features)
     schedule = INVSCALING if cfg.lr_schedule == "invscaling" else CONSTANT
     order = block_order(len(blocks), epoch=0, seed=cfg.seed).tolist()
     perms = {k: np.random.default_rng([cfg.seed, 0, k]).permutation(blocks[k].n_rows) for k in order}
     arrays = ModelArrays.zeros(n_features, len(OPTIMIZER_STATE[cfg.optimizer]))
+    if hot is not None:
+        arrays = ModelArrays(arrays.w, arrays.acc, arrays.aux, arrays.bstate, hot=np.zeros(3 * len(hot)))
     rule = UpdateRule.for_threads(threads, OPTIMIZER_IDS[cfg.optimizer], LOSS_IDS[cfg.loss], schedule,
                                   power_t=cfg.power_t, l1=cfg.l1, l2=cfg.l2, beta=cfg.smoothing)
 
     def train(k: int, t0: int):
-        return train_block(blocks[k], perms[k], arrays, rule, lr=cfg.lr, t0=t0)
+        b = blocks[k]
+        if hot is None:
+            return train_block(b, perms[k], arrays, rule, lr=cfg.lr, t0=t0)
+        indices, values, hot_count = hot.split(b.indptr, b.indices, b.values)
+        return train_block(b, perms[k], arrays, rule, lr=cfg.lr, t0=t0, indices=indices, values=values,
+                           hot_count=hot_count)
 
     train(order[0], 0)  # warm-up: loads the numba cache (or compiles) before timing
-    for arr in (arrays.w, arrays.acc, arrays.aux, arrays.bstate):
+    for arr in (arrays.w, arrays.acc, arrays.aux, arrays.bstate, arrays.hot):
         arr[:] = 0.0
     claim = threading.Lock()
     state = {"next": 0, "step": 0, "loss": 0.0, "weight": 0.0}
@@ -71,7 +96,12 @@ def kernel_epoch(blocks: list, n_features: int, threads: int, optimizer: str | N
     for t in workers:
         t.join()
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "rows": sum(b.n_rows for b in blocks), "nnz": sum(b.nnz for b in blocks),
+    if hot is not None:
+        h = len(hot)
+        arrays.w[hot.ids] = arrays.hot[:h]
+        if len(arrays.acc):
+            arrays.acc[hot.ids] = arrays.hot[h:2 * h]
+    return {"seconds": seconds, "hot_features": 0 if hot is None else len(hot), "rows": sum(b.n_rows for b in blocks), "nnz": sum(b.nnz for b in blocks),
             "train_loss": state["loss"] / max(state["weight"], 1e-300), "arrays": arrays}
 
 

@@ -96,38 +96,43 @@ def read_shared(shared, local, base):
 
 
 @njit(inline="always", cache=True)
-def publish(shared, local, base):
-    """Add this thread's change since it read ``base`` (``local - base``) to ``shared``, then
-    refresh ``local`` and ``base`` with the shared values, which now hold the other threads'
-    changes too.
-
-    When nobody else changed an entry meanwhile, the CAS stores ``local`` itself, so one
-    thread gets bit for bit the values it computed; otherwise it adds its delta to theirs."""
-    for q in range(shared.shape[0]):
-        mine = local[q]
-        seen = base[q]
-        if mine != seen or mine != mine:  # changed here (NaN: let it show)
-            if not compare_and_swap_f64(shared, q, seen, mine):
-                delta = mine - seen
-                while True:
-                    cur = atomic_load(shared, q)
-                    if compare_and_swap_f64(shared, q, cur, cur + delta):
-                        break
-        v = atomic_load(shared, q)
-        local[q] = v
-        base[q] = v
+def publish_entry(shared, local, base, q):
+    """Add this thread's change of entry ``q`` since it read ``base[q]`` to ``shared[q]``,
+    then refresh ``local[q]`` and ``base[q]`` with the shared value, which now holds the
+    other threads' changes too. When nobody else changed the entry meanwhile, the CAS stores
+    ``local[q]`` itself, so one thread gets bit for bit the values it computed; otherwise it
+    adds its delta to theirs."""
+    mine = local[q]
+    seen = base[q]
+    if mine != seen or mine != mine:  # changed here (NaN: let it show)
+        if not compare_and_swap_f64(shared, q, seen, mine):
+            delta = mine - seen
+            while True:
+                cur = atomic_load(shared, q)
+                if compare_and_swap_f64(shared, q, cur, cur + delta):
+                    break
+    v = atomic_load(shared, q)
+    local[q] = v
+    base[q] = v
 
 
 @njit(inline="always", cache=True)
-def gate_wait(gate):
-    """Test hook: with ``gate = [0, T]`` (int32), each caller arrives and waits until T have;
-    an empty ``gate`` returns at once."""
-    if gate.shape[0] < 2:
+def publish(shared, local, base):
+    """:func:`publish_entry` for every entry of ``shared``."""
+    for q in range(shared.shape[0]):
+        publish_entry(shared, local, base, q)
+
+
+@njit(inline="always", cache=True)
+def gate_wait(cells):
+    """Test hook: with ``cells = [lock, 0, T]`` (int32), each caller arrives and waits until
+    T have; with the lock cell alone it returns at once."""
+    if cells.shape[0] < 3:
         return
-    while True:  # arrive: gate[0] += 1, atomically
-        cur = atomic_load(gate, 0)
-        if _compare_and_swap_int32(gate, 0, cur, types.int32(cur + 1)) == cur:
+    while True:  # arrive: cells[1] += 1, atomically
+        cur = atomic_load(cells, 1)
+        if _compare_and_swap_int32(cells, 1, cur, types.int32(cur + 1)) == cur:
             break
-    target = gate[1]
-    while atomic_load(gate, 0) < target:
+    target = cells[2]
+    while atomic_load(cells, 1) < target:
         pass

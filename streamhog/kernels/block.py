@@ -18,7 +18,8 @@ from .linear import BAD_CALL, BAD_LABEL, LINEAR_KERNELS, OUT_OF_RANGE
 from .softmax import bstate_length, softmax_train
 
 _EMPTY_F32 = np.zeros(0, np.float32)
-_NO_GATE = np.zeros(0, np.int32)
+_EMPTY_F64 = np.zeros(0, np.float64)
+_NO_HOT_COUNT = np.zeros(0, np.int32)
 
 #: Rows, and change of an intercept (in margin units), that all threads together may hold
 #: unpublished (kernels/linear.py): a thread publishes every ``SYNC_BUDGET_ROWS // threads``
@@ -44,19 +45,23 @@ class ModelArrays:
     """What the training kernels update, as flat arrays: the weights ``w`` (a softmax
     matrix row-major, entry j * K + k), the optimizer's per-coordinate state ``acc`` and
     ``aux`` (empty where the rule keeps none), ``bstate`` (float64: the intercepts, their
-    state, the normalized rule's N and T; kernels/softmax.py) and the lock cell of
-    ``--sync lock``."""
+    state, the normalized rule's N and T; kernels/softmax.py), the shared values of the hot
+    coordinates (kernels/hot.py: [w, acc, aux] of H slots; empty when none) and ``cells``:
+    the lock of ``--sync lock`` (tests append a gate: kernels/atomics.gate_wait)."""
 
     w: np.ndarray
     acc: np.ndarray
     aux: np.ndarray
     bstate: np.ndarray
     n_classes: int = 1
-    lock: np.ndarray = None
+    hot: np.ndarray = None
+    cells: np.ndarray = None
 
     def __post_init__(self):
-        if self.lock is None:
-            object.__setattr__(self, "lock", np.zeros(1, np.int32))
+        if self.cells is None:
+            object.__setattr__(self, "cells", np.zeros(1, np.int32))
+        if self.hot is None:
+            object.__setattr__(self, "hot", _EMPTY_F64)
 
     @classmethod
     def zeros(cls, n_features: int, n_state: int, n_classes: int = 1) -> "ModelArrays":
@@ -116,17 +121,20 @@ class BlockResult(NamedTuple):
 
 
 def train_block(batch, rows: np.ndarray, arrays: ModelArrays, rule: UpdateRule, *, lr: float, t0: int,
-                indices: np.ndarray | None = None, gate: np.ndarray = _NO_GATE) -> BlockResult:
+                indices: np.ndarray | None = None, values: np.ndarray | None = None,
+                hot_count: np.ndarray | None = None) -> BlockResult:
     """Train ``rows`` of ``batch`` (a SparseBatch), in that order, into ``arrays``; runs
     without the GIL. ``lr`` is the block's step size and ``t0`` the global step of its first
-    row (the schedule's). ``indices`` replaces the batch's ids (training-time hashing).
-    ``gate`` is a test hook (kernels/atomics.gate_wait)."""
+    row (the schedule's). ``indices`` (and ``values``) replace the batch's: ids hashed at
+    training time, or rows rearranged for the hot coordinates (``hot_count``: kernels/hot.py)."""
     kernel = softmax_train if arrays.n_classes > 1 else LINEAR_KERNELS[rule.optimizer]
-    has_values, has_weights = batch.values is not None, batch.weights is not None
+    values = batch.values if values is None else values
+    has_values, has_weights = values is not None, batch.weights is not None
     out = kernel(batch.indptr, batch.indices if indices is None else indices,
-                 batch.values if has_values else _EMPTY_F32, has_values,
+                 values if has_values else _EMPTY_F32, has_values,
                  batch.labels, batch.weights if has_weights else _EMPTY_F32, has_weights,
-                 np.asarray(rows, dtype=np.int64), arrays.w, arrays.acc, arrays.aux, arrays.bstate, arrays.lock, gate,
+                 np.asarray(rows, dtype=np.int64), _NO_HOT_COUNT if hot_count is None else hot_count,
+                 arrays.w, arrays.acc, arrays.aux, arrays.bstate, arrays.hot, arrays.cells,
                  arrays.n_classes, rule.optimizer, rule.loss, rule.schedule, lr, rule.power_t, t0,
                  rule.l1, rule.l2, rule.beta, rule.fit_intercept, rule.use_lock, rule.sync_rows,
                  rule.sync_change)

@@ -45,12 +45,12 @@ import math
 import numpy as np
 from numba import njit, types
 
-from .atomics import gate_wait, publish, read_shared, spin_acquire, spin_release
+from .atomics import gate_wait, publish, publish_entry, read_shared, spin_acquire, spin_release
 from .losses import loss_and_dloss, target
 from .optimizers import (ADAGRAD, B_ACC, B_AUX, B_VALUE, FTRL, NORM_N, NORM_T, NORMALIZED, SGD, observe_scale,
                          update_coordinate, update_intercept)
 from .prefetch import prefetch, prefetch_rows_ahead
-from .types import RO_F32, RO_I64, RO_U32, RW_F32, RW_F64, RW_I32
+from .types import RO_F32, RO_I32, RO_I64, RO_U32, RW_F32, RW_F64, RW_I32
 
 CONSTANT = 0
 INVSCALING = 1
@@ -66,9 +66,9 @@ BAD_CALL = 4      # arrays whose shapes disagree: nothing was written
 TRAIN_SIGNATURE = types.Tuple((types.float64, types.float64, types.int64, types.int64))(
     RO_I64, RO_U32, RO_F32, types.boolean,         # indptr, indices, values, has_values
     RO_F32, RO_F32, types.boolean,                 # labels, sample weights, has_weights
-    RO_I64,                                        # rows: visiting order
+    RO_I64, RO_I32,                                # rows: visiting order; hot_count per row (empty: none)
     RW_F32, RW_F32, RW_F32,                        # w, acc, aux (flat; softmax: n_features * K)
-    RW_F64, RW_I32, RW_I32,                        # bstate, lock, gate (test hook; empty)
+    RW_F64, RW_F64, RW_I32,                        # bstate, hot (3H: w, acc, aux of the hot slots), cells
     types.int64, types.int64, types.int64,         # n_classes, optimizer, loss
     types.int64,                                   # schedule
     types.float64, types.float64, types.int64,     # lr, power_t, t0
@@ -79,15 +79,19 @@ TRAIN_SIGNATURE = types.Tuple((types.float64, types.float64, types.int64, types.
 
 
 @njit(inline="always", cache=True)
-def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows,
-                w, acc, aux, bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0,
+def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, hot_count,
+                w, acc, aux, bstate, hot, cells, n_classes, loss_id, schedule, lr, power_t, t0,
                 l1, l2, beta, fit_intercept, use_lock, sync_rows, sync_change, opt):
     """Train on ``rows`` of the block, in that order. ``acc``/``aux`` are the optimizer's
     per-coordinate state (empty for sgd); ``bstate`` the intercept's value and state and the
-    normalized rule's N and T (optimizers.B_VALUE...NORM_T). An index >= len(w) is never
-    written or read, whatever was validated upstream: the rows before it are trained and
-    the block stops there (under ``normalized``, the row's features before it have had
-    their scales widened already)."""
+    normalized rule's N and T (optimizers.B_VALUE...NORM_T); ``cells`` the lock of
+    ``--sync lock`` (and a test gate: atomics.gate_wait). With ``hot_count`` (sgd and
+    adagrad; kernels/hot.py), each row ``i`` starts with ``hot_count[i]`` entries whose ids
+    are slots of the hot coordinates, whose shared values are ``hot`` ([w, acc, aux] of H
+    slots); the thread works on local copies of them, published as the intercept is. An
+    index >= len(w) (a slot >= H) is never written or read, whatever was validated
+    upstream: the rows before it are trained and the block stops there (under
+    ``normalized``, the row's features before it have had their scales widened already)."""
     loss_sum = 0.0
     weight_sum = 0.0
     n_bad = 0
@@ -95,13 +99,28 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
     n_w = w.shape[0]
     stateful = opt != SGD
     with_aux = opt == NORMALIZED or opt == FTRL
-    if (n_classes != 1 or optimizer != opt or bstate.shape[0] != 5 or lock.shape[0] < 1 or (stateful and acc.shape[0] != n_w)
-            or (with_aux and aux.shape[0] != n_w)):
+    with_hot = hot_count.shape[0] > 0
+    n_hot = hot.shape[0] // 3
+    if (n_classes != 1 or bstate.shape[0] != 5 or cells.shape[0] < 1
+            or (stateful and acc.shape[0] != n_w) or (with_aux and aux.shape[0] != n_w)
+            or (with_hot and (hot_count.shape[0] != indptr.shape[0] - 1 or hot.shape[0] != 3 * n_hot
+                              or use_lock or not (opt == SGD or opt == ADAGRAD)))):
         return 0.0, 0.0, 0, BAD_CALL  # never index arrays that do not match the weights
     local = np.empty(5)
     base = np.empty(5)
     read_shared(bstate, local, base)
-    gate_wait(gate)
+    # The hot slots' local copies: w, acc, aux of slot s at s, H + s, 2H + s.
+    hot_local = np.empty(hot.shape[0])
+    hot_base = np.empty(hot.shape[0])
+    read_shared(hot, hot_local, hot_base)
+    lw = hot_local[:n_hot]
+    lacc = hot_local[n_hot:2 * n_hot]
+    laux = hot_local[2 * n_hot:]
+    dirty = np.zeros(n_hot, np.bool_)
+    dirty_list = np.empty(n_hot, np.int64)
+    n_dirty = 0
+    hot_moved = 0.0
+    gate_wait(cells)
     period = max(sync_rows, 1)
     countdown = period
     flags = 0
@@ -110,21 +129,36 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
             countdown -= 1
             if countdown <= 0 or abs(local[B_VALUE] - base[B_VALUE]) >= sync_change:
                 publish(bstate, local, base)
+            if countdown <= 0:
+                publish(hot, hot_local, hot_base)  # all slots: the others' changes come back too
+                for d in range(n_dirty):
+                    dirty[dirty_list[d]] = False
+                n_dirty = 0
+                hot_moved = 0.0
                 countdown = period
+            elif hot_moved >= sync_change:  # large steps (early on): publish what moved, at once
+                for d in range(n_dirty):
+                    sl = dirty_list[d]
+                    for c in range(3):
+                        publish_entry(hot, hot_local, hot_base, sl + c * n_hot)
+                    dirty[sl] = False
+                n_dirty = 0
+                hot_moved = 0.0
+        i = rows[k]
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        mid = lo + hot_count[i] if with_hot else lo
         # Memory latency, not arithmetic, bounds this loop: prefetch the next row's weights
         # (and state) and the data of rows further ahead (see prefetch.py). Hints only.
         if k + 1 < n:
             nxt = rows[k + 1]
-            for p in range(indptr[nxt], indptr[nxt + 1]):
+            for p in range(indptr[nxt] + (hot_count[nxt] if with_hot else 0), indptr[nxt + 1]):
                 prefetch(w, indices[p])
                 if stateful:
                     prefetch(acc, indices[p])
                     if with_aux:
                         prefetch(aux, indices[p])
             prefetch_rows_ahead(indptr, indices, values, has_values, rows, k, n)
-        i = rows[k]
-        lo = indptr[i]
-        hi = indptr[i + 1]
         y = target(loss_id, np.float64(labels[i]))
         s = np.float64(sample_weights[i]) if has_weights else 1.0
         if schedule == CONSTANT:
@@ -132,11 +166,17 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
         else:
             eta = lr / (1.0 + np.float64(t0 + k)) ** power_t
         if use_lock:
-            spin_acquire(lock)
+            spin_acquire(cells)
             read_shared(bstate, local, base)
         z = local[B_VALUE]
         nx = 0.0
-        for p in range(lo, hi):
+        for p in range(lo, mid):
+            sl = indices[p]
+            if sl >= n_hot:
+                flags |= OUT_OF_RANGE
+                break
+            z += lw[sl] * (np.float64(values[p]) if has_values else 1.0)
+        for p in range(mid, hi):
             j = indices[p]
             if j >= n_w:
                 flags |= OUT_OF_RANGE
@@ -146,12 +186,12 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
             z += w[j] * x
         if flags != 0:
             if use_lock:
-                spin_release(lock)
+                spin_release(cells)
             break
         if not np.isfinite(z):
             n_bad += 1
             if use_lock:
-                spin_release(lock)
+                spin_release(cells)
             continue
         loss, dloss = loss_and_dloss(loss_id, z, y)
         loss_sum += s * loss
@@ -164,7 +204,16 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
             if local[NORM_N] > 0.0:
                 mult = eta * math.sqrt(local[NORM_T] / local[NORM_N])
         if g != 0.0 or (opt != FTRL and l2 != 0.0):
-            for p in range(lo, hi):
+            for p in range(lo, mid):
+                sl = indices[p]
+                x = np.float64(values[p]) if has_values else 1.0
+                update_coordinate(opt, lw, lacc, laux, sl, g * x, eta, mult, l1, l2, beta)
+                hot_moved = max(hot_moved, abs(lw[sl] - hot_base[sl]))
+                if not dirty[sl]:
+                    dirty[sl] = True
+                    dirty_list[n_dirty] = sl
+                    n_dirty += 1
+            for p in range(mid, hi):
                 j = indices[p]
                 x = np.float64(values[p]) if has_values else 1.0
                 update_coordinate(opt, w, acc, aux, j, g * x, eta, mult, l1, l2, beta)
@@ -174,45 +223,54 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
         if use_lock:
             for q in range(5):
                 bstate[q] = local[q]
-            spin_release(lock)
+            spin_release(cells)
     if not use_lock:
         publish(bstate, local, base)
+        publish(hot, hot_local, hot_base)
     return loss_sum, weight_sum, n_bad, flags
 
 
 @njit(TRAIN_SIGNATURE, nogil=True, cache=True)
-def linear_train_sgd(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
-                     bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+def linear_train_sgd(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, hot_count, w, acc, aux,
+                     bstate, hot, cells, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
                      fit_intercept, use_lock, sync_rows, sync_change):
-    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
-                       bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+    if optimizer != SGD:
+        return 0.0, 0.0, 0, BAD_CALL
+    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, hot_count, w,
+                       acc, aux, bstate, hot, cells, n_classes, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
                        fit_intercept, use_lock, sync_rows, sync_change, SGD)
 
 
 @njit(TRAIN_SIGNATURE, nogil=True, cache=True)
-def linear_train_adagrad(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
-                         bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+def linear_train_adagrad(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, hot_count, w, acc, aux,
+                         bstate, hot, cells, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
                          fit_intercept, use_lock, sync_rows, sync_change):
-    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
-                       bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+    if optimizer != ADAGRAD:
+        return 0.0, 0.0, 0, BAD_CALL
+    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, hot_count, w,
+                       acc, aux, bstate, hot, cells, n_classes, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
                        fit_intercept, use_lock, sync_rows, sync_change, ADAGRAD)
 
 
 @njit(TRAIN_SIGNATURE, nogil=True, cache=True)
-def linear_train_normalized(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc,
-                            aux, bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+def linear_train_normalized(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, hot_count, w, acc, aux,
+                            bstate, hot, cells, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
                             fit_intercept, use_lock, sync_rows, sync_change):
-    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
-                       bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+    if optimizer != NORMALIZED:
+        return 0.0, 0.0, 0, BAD_CALL
+    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, hot_count, w,
+                       acc, aux, bstate, hot, cells, n_classes, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
                        fit_intercept, use_lock, sync_rows, sync_change, NORMALIZED)
 
 
 @njit(TRAIN_SIGNATURE, nogil=True, cache=True)
-def linear_train_ftrl(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
-                      bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+def linear_train_ftrl(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, hot_count, w, acc, aux,
+                      bstate, hot, cells, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
                       fit_intercept, use_lock, sync_rows, sync_change):
-    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, w, acc, aux,
-                       bstate, lock, gate, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
+    if optimizer != FTRL:
+        return 0.0, 0.0, 0, BAD_CALL
+    return _train_rows(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, hot_count, w,
+                       acc, aux, bstate, hot, cells, n_classes, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
                        fit_intercept, use_lock, sync_rows, sync_change, FTRL)
 
 

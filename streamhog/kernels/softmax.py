@@ -55,12 +55,12 @@ def _prefetch_run(a, base, n_classes):
 
 
 @njit(TRAIN_SIGNATURE, nogil=True, cache=True)
-def softmax_train(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows,
-                  w, acc, aux, bstate, lock, gate, n_classes, opt, loss_id, schedule, lr, power_t, t0,
+def softmax_train(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, hot_count,
+                  w, acc, aux, bstate, hot, cells, n_classes, opt, loss_id, schedule, lr, power_t, t0,
                   l1, l2, beta, fit_intercept, use_lock, sync_rows, sync_change):
     """Train the softmax model on ``rows`` of the block, in that order (see the module
     docstring for the layouts; the arguments and results are the linear kernel's,
-    ``loss_id`` unused). A bad index (flag OUT_OF_RANGE) or label (BAD_LABEL: not an
+    ``loss_id`` unused; no hot coordinates: ``hot_count`` must be empty). A bad index (flag OUT_OF_RANGE) or label (BAD_LABEL: not an
     integer in [0, K)) stops the block before its row is touched (not even the normalized
     rule's scales): the rows before it are trained. A row with a non-finite margin is
     skipped (the normalized rule has observed its scales, as in the linear kernel). A
@@ -74,7 +74,8 @@ def softmax_train(indptr, indices, values, has_values, labels, sample_weights, h
     n = rows.shape[0]
     n_w = w.shape[0]
     n_cls = n_classes
-    if n_cls < 1 or n_w % n_cls != 0 or bstate.shape[0] != 3 * n_cls + 2 or lock.shape[0] < 1:
+    if (n_cls < 1 or n_w % n_cls != 0 or bstate.shape[0] != 3 * n_cls + 2 or cells.shape[0] < 1
+            or hot_count.shape[0] > 0):
         return 0.0, 0.0, 0, BAD_CALL
     n_features = n_w // n_cls
     stateful = opt != SGD
@@ -99,7 +100,7 @@ def softmax_train(indptr, indices, values, has_values, labels, sample_weights, h
     local = np.empty(bstate.shape[0])
     base = np.empty(bstate.shape[0])
     read_shared(bstate, local, base)
-    gate_wait(gate)
+    gate_wait(cells)
     st = bstate if use_lock else local
     period = max(sync_rows, 1)
     countdown = period
@@ -149,7 +150,7 @@ def softmax_train(indptr, indices, values, has_values, labels, sample_weights, h
         else:
             eta = lr / (1.0 + np.float64(t0 + k)) ** power_t
         if use_lock:
-            spin_acquire(lock)
+            spin_acquire(cells)
         for c in range(n_cls):
             z[c] = st[c]
         nx = 0.0
@@ -174,7 +175,7 @@ def softmax_train(indptr, indices, values, has_values, labels, sample_weights, h
         if not finite:
             n_bad += 1
             if use_lock:
-                spin_release(lock)
+                spin_release(cells)
             continue
         # Shifted by the largest margin: every exp is <= 1 and their sum >= 1, so
         # loss = log sum exp(z) - z_y = zmax + log(sum) - z_y needs no clipping.
@@ -207,7 +208,7 @@ def softmax_train(indptr, indices, values, has_values, labels, sample_weights, h
                         st[c], st[n_cls + c], st[2 * n_cls + c] = update_intercept(
                             opt, st[c], st[n_cls + c], st[2 * n_cls + c], g[c], eta, mult, beta)
         if use_lock:
-            spin_release(lock)
+            spin_release(cells)
     if not use_lock:
         publish(bstate, local, base)
     return loss_sum, weight_sum, n_bad, flags

@@ -19,6 +19,8 @@ def rw(dtype, layout: str = "C"):
 
 
 RO_U8 = ro(types.uint8)
+RO_I16 = ro(types.int16)
+RO_I32 = ro(types.int32)
 RO_I64 = ro(types.int64)
 RO_U32 = ro(types.uint32)
 RO_F32 = ro(types.float32)

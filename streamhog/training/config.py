@@ -60,6 +60,10 @@ class TrainConfig:
     readers: int | None = None   # None: the measured default, see io/threads.default_readers()
     sync: str = "none"        # "lock": a lock around each update (the paper's baseline)
     capacity: int | None = None  # blocks buffered between readers and consumers; None: 2 per reader
+    # Features most rows hold, kept per thread and published like the intercept (issue 14:
+    # their cache lines bounced between the cores): "auto" (training/hot.py: with 4 or more
+    # threads, sgd or adagrad), 0 (none) or how many at most.
+    hot_features: int | str = "auto"
 
     def resolved(self) -> "TrainConfig":
         """The config with every default filled in (per optimizer, per core), checked."""
@@ -122,6 +126,16 @@ class TrainConfig:
             raise ConfigError(f"--early-stopping must be >= 0 epochs, got {self.early_stopping}")
         if self.hash_bits is not None and not 1 <= self.hash_bits <= 32:
             raise ConfigError(f"--hash-bits must be between 1 and 32, got {self.hash_bits}")
+        if self.hot_features != "auto":
+            if isinstance(self.hot_features, bool) or not isinstance(self.hot_features, (int, np.integer)) \
+                    or not 0 <= self.hot_features <= 65_536:
+                raise ConfigError(f"--hot-features must be auto or a whole number from 0 to 65536, "
+                                  f"got {self.hot_features!r}")
+            if self.hot_features and (self.optimizer not in ("sgd", "adagrad") or self.sync == "lock"
+                                      or self.loss == "softmax"):
+                raise ConfigError(f"--hot-features applies to --optimizer sgd or adagrad, without --sync lock, "
+                                  f"and not to softmax (got --optimizer {self.optimizer}, --sync {self.sync}, "
+                                  f"--loss {self.loss})")
         if self.threads < 1 or self.readers < 1 or self.capacity < 1:
             raise ConfigError("--threads, --readers and the capacity must be >= 1")
 

@@ -26,12 +26,13 @@ from ..kernels.losses import LOSS_IDS
 from ..kernels.optimizers import OPTIMIZER_IDS
 from .control import RunControl
 from .early_stopping import holdout_mask
+from .hot import HotCoordinates
 
 
 class EpochEngine:
     """Trains the blocks of an epoch into one model with ``config.threads`` consumer threads."""
 
-    def __init__(self, model, config, bstate: np.ndarray, *, cache=None):
+    def __init__(self, model, config, bstate: np.ndarray, *, dataset, cache=None):
         self.model = model
         self.cfg = config
         self.cache = cache
@@ -40,12 +41,28 @@ class EpochEngine:
         # Plain flat ndarray views (cheaper to pass to numba; a softmax matrix row-major, j*K + k).
         state = [np.asarray(a).reshape(-1) for a in model.optimizer_state.values()]
         empty = np.zeros(0, np.float32)
-        self.arrays = ModelArrays(np.asarray(model.weights).reshape(-1), state[0] if state else empty,
-                                  state[1] if len(state) > 1 else empty, bstate, model.head.n_outputs)
+        w, acc = np.asarray(model.weights).reshape(-1), state[0] if state else empty
+        # The features most rows hold, kept per thread (training/hot.py); their values live in
+        # self.hot.values while training, in the model's files at checkpoints.
+        self.hot = HotCoordinates.choose(dataset, config)
+        if self.hot is not None:
+            self.hot.load(w, acc)
+        self.arrays = ModelArrays(w, acc, state[1] if len(state) > 1 else empty, bstate, model.head.n_outputs,
+                                  hot=None if self.hot is None else self.hot.values)
         self.rule = UpdateRule.for_threads(
             config.threads, OPTIMIZER_IDS[config.optimizer], LOSS_IDS.get(config.loss, -1),
             INVSCALING if config.lr_schedule == "invscaling" else CONSTANT, power_t=config.power_t, l1=config.l1,
             l2=config.l2, beta=config.smoothing, use_lock=config.sync == "lock")
+
+    def store_hot(self) -> None:
+        """The hot coordinates' values into the model's arrays (checkpoints, scoring, the end)."""
+        if self.hot is not None:
+            self.hot.store(self.arrays.w, self.arrays.acc)
+
+    def load_hot(self) -> None:
+        """The hot coordinates' values from the model's arrays (after a restore)."""
+        if self.hot is not None:
+            self.hot.load(self.arrays.w, self.arrays.acc)
 
     def held_out(self, batch) -> np.ndarray:
         """The batch's rows early stopping holds out (never trained on)."""
@@ -69,8 +86,11 @@ class EpochEngine:
             if not ctl.at_block_boundary():
                 return False
             rows, nnz = self._rows(batch, epoch)
+            indices, values, hot_count = self._indices(batch), None, None
+            if self.hot is not None:
+                indices, values, hot_count = self.hot.split(batch, batch.indices if indices is None else indices)
             res = train_block(batch, rows, self.arrays, self.rule, lr=lr, t0=ctl.claim_steps(len(rows)),
-                              indices=self._indices(batch))
+                              indices=indices, values=values, hot_count=hot_count)
             self._check(batch, res, epoch)
             if self.cache is not None:
                 self.cache.offer(batch)  # background write; later epochs memory-map it

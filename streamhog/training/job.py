@@ -97,7 +97,7 @@ def _new_run(model_dir: Path, ds, hyper: dict, *, n_features, valid, overwrite, 
 
 
 _RESUMABLE_CHANGES = ("lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1", "ftrl_beta", "initial_accumulator",
-                      "early_stopping", "threads", "readers", "capacity", "sync")
+                      "early_stopping", "threads", "readers", "capacity", "sync", "hot_features")
 #: What a record of an older streamhog ran with, where today's default differs.
 _OLD_RECORD_CONFIG = {"initial_accumulator": 0.0, "holdout": 0.0, "early_stopping": 0}
 
@@ -137,7 +137,7 @@ def _resumed_run(model_dir: Path, ds, hyper: dict, epochs: int | None, n_feature
     changes = {k: v for k, v in hyper.items() if k in _RESUMABLE_CHANGES and v != getattr(saved, k)}
     cfg = TrainConfig(**{**asdict(saved), **changes, "epochs": epochs or saved.epochs})
     for k, v in changes.items():
-        if k not in ("threads", "readers", "capacity"):
+        if k not in ("threads", "readers", "capacity", "hot_features"):
             say(f"note: resuming with {k} {getattr(saved, k)!r} -> {v!r} (the run is no longer the same as an "
                 "uninterrupted one)")
     # The run's own thread counts unless given (a one-thread run stays exact).

@@ -45,7 +45,7 @@ class TrainingRun:
         self.bar = bar
         # The intercept, its optimizer state and the normalized rule's N and T, shared by the kernels.
         self.bstate = np.array(state.bstate, dtype=np.float64)
-        self.engine = EpochEngine(model, config, self.bstate, cache=cache)
+        self.engine = EpochEngine(model, config, self.bstate, dataset=dataset, cache=cache)
         self.copies = ModelCopies(model.path)
         self.early = EarlyStopping(config.loss, config.early_stopping, config.holdout, valid is not None)
         self.signal_received: int | None = None
@@ -135,7 +135,8 @@ class TrainingRun:
         if self.valid is None and not self.cfg.holdout:
             return
         start = time.perf_counter()
-        self.model.meta["intercept"] = self._intercept()  # what evaluate() scores with
+        self.engine.store_hot()  # evaluate() scores the model's arrays and its meta's intercept
+        self.model.meta["intercept"] = self._intercept()
         if self.valid is not None:
             record["valid"] = evaluate(self.model, self.valid, threads=self.cfg.threads)
         if self.cfg.holdout:
@@ -164,6 +165,7 @@ class TrainingRun:
         st.restoring, st.stopped_early = True, stopped_early
         self.checkpoint("restoring-best")  # killed from here on: a resume finishes the restore
         self.bstate[:] = self.copies.restore(self.copies.best, self.model.files())["bstate"]
+        self.engine.load_hot()
         st.restoring = False
         self.checkpoint("complete")
         self.copies.remove(self.copies.best)
@@ -179,6 +181,7 @@ class TrainingRun:
         """Flush the weights, then write the record and model.json (in that order); returns the record."""
         st = self.state
         st.bstate, st.intercept = self.bstate.tolist(), self._intercept()  # JSON floats round-trip exactly
+        self.engine.store_hot()
         self.model.flush()
         record = dict(st.to_record(), data=self.data_schema, config=asdict(self.cfg), status=status)
         write_checkpoint(self.model.path, record)
@@ -206,6 +209,7 @@ class TrainingRun:
         record = self.copies.restore(snaps[-1], self.model.files())
         self.state = RunState.from_record(record)
         self.bstate[:] = self.state.bstate
+        self.engine.load_hot()
         self.checkpoint("rolled-back")
         exc.args = (f"{exc.args[0]}. Rolled the model back to its snapshot {snaps[-1].name} "
                     f"(after epoch {record['epoch']}); resume with a lower --lr",)
