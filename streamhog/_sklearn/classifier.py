@@ -73,8 +73,8 @@ class HogwildClassifier(ClassifierMixin, HogwildEstimator):
         if n_classes > MAX_CLASSES:
             raise ValueError(f"{n_classes:,} classes: at most {MAX_CLASSES:,} are supported")
         if n_classes > 2 and self.loss == "hinge":
-            raise ValueError(f"the hinge loss separates two classes, and y has {n_classes}: use loss='logistic' "
-                             "(softmax regression with more than two classes)")
+            raise ValueError(f"Only binary classification is supported with loss='hinge' (y has {n_classes} "
+                             "classes): use loss='logistic', softmax regression with more than two classes")
         return "softmax" if n_classes > 2 else self.loss
 
     def _set_classes(self, classes) -> None:
@@ -143,6 +143,11 @@ class HogwildClassifier(ClassifierMixin, HogwildEstimator):
         info.update(classes=_jsonable(self.classes_.tolist()),
                     classes_dtype=self.classes_.dtype.str if self.classes_.dtype != object else None)
         return info
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = self.loss != "hinge"
+        return tags
 
     # -- predictions -------------------------------------------------------------------------
     @property
