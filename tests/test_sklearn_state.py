@@ -130,7 +130,6 @@ def test_partial_fit_takes_its_classes_up_front(a9a_data):
 def test_partial_fit_streams_a_dataset_too(a9a_data, tmp_path):
     X, y, _, _ = a9a_data
     path = tmp_path / "part.parquet"
-    streamhog.convert(a9a("train"), tmp_path / "all.parquet")
     from sklearn.datasets import dump_svmlight_file
 
     dump_svmlight_file(X[:2000], y[:2000], str(tmp_path / "part.svm"), zero_based=False)
