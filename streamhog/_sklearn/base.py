@@ -26,7 +26,7 @@ from ..model.inference import predict
 from ..training.config import TrainConfig
 from ..training.incremental import train_pass
 from ..training.job import train
-from .home import ModelHome, pack, unpack
+from .home import CarriedByValue, ModelHome
 from .inputs import check_options, is_dataset, sample_weights
 
 #: TrainConfig's fields: the hyper-parameters of the command line, constructor arguments here.
@@ -68,12 +68,8 @@ def labels_and_weights(ds) -> tuple[np.ndarray, np.ndarray | None]:
     return labels, np.concatenate([b.weights for b in batches])
 
 
-class HogwildEstimator(BaseEstimator):
+class HogwildEstimator(CarriedByValue, BaseEstimator):
     """The shared part of the estimators (see the module docstring)."""
-
-    #: Most bytes of model arrays a pickle of a fitted estimator carries (home.py); above it
-    #: pickling raises ModelTooLargeError. Set it on the class or on one estimator.
-    pickle_limit = 1 << 30
 
     # -- configuration ---------------------------------------------------------------------
     def _hyper(self, loss: str) -> dict:
@@ -231,35 +227,33 @@ class HogwildEstimator(BaseEstimator):
         return tags
 
     # -- the fitted model ----------------------------------------------------------------------
-    model_ = property(lambda self: (check_is_fitted(self), self._model)[1],
-                      doc="The fitted streamhog.Model (memory-mapped model directory).")
-    model_path_ = property(lambda self: self.model_.path, doc="Where the fitted model lives.")
-    history_ = property(lambda self: list(self.model_.meta.get("history") or []),
-                        doc="One record per epoch (or partial_fit pass): train loss, holdout/valid metrics.")
-    best_epoch_ = property(lambda self: (self.model_.meta.get("training") or {}).get("best_epoch"),
-                           doc="The epoch whose model was kept by early stopping (None: the last).")
+    @property
+    def model_(self) -> Model:
+        """The fitted streamhog.Model (the memory-mapped model directory)."""
+        check_is_fitted(self)
+        return self._model
+
+    @property
+    def model_path_(self):
+        """Where the fitted model lives (a temporary directory unless ``model_dir``)."""
+        return self.model_.path
+
+    @property
+    def history_(self) -> list:
+        """One record per epoch (or partial_fit pass): train loss, holdout/valid metrics."""
+        return list(self.model_.meta.get("history") or [])
+
+    @property
+    def best_epoch_(self):
+        """The epoch whose model early stopping kept (None: no holdout or valid data watched)."""
+        return (self.model_.meta.get("training") or {}).get("best_epoch")
 
     @property
     def intercept_(self) -> np.ndarray:
         """The intercept: (1,), or (K,) for a softmax classifier."""
         return np.atleast_1d(np.asarray(self.model_.intercept, dtype=np.float64))
 
-    # -- pickling and load -------------------------------------------------------------------
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        state.pop("_home", None)
-        model = state.pop("_model", None)
-        if model is not None:
-            state["_packed_model"] = pack(model, type(self).__name__, self.pickle_limit)
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        packed = state.pop("_packed_model", None)
-        super().__setstate__(state)
-        if packed is not None:
-            self._home, self._model = unpack(packed)
-
+    # -- load ----------------------------------------------------------------------------------
     @classmethod
     def load(cls, model_dir, **params):
         """An estimator over the model in ``model_dir`` (fitted by an estimator with

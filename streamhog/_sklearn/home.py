@@ -11,9 +11,10 @@ such a directory whatever was synced, and the syncs were most of a small fit's t
 Pickling (``pickle``, ``joblib.dump``, ``copy.deepcopy``, process pools) carries the model's
 arrays, ``model.json`` and the checkpoint record by value — never a memory map or a path —
 up to the estimator's ``pickle_limit`` bytes of arrays (1 GiB by default); unpickling writes them into a new temporary
-directory, so the copy is independent and its ``partial_fit`` continues the same run. A
-larger model raises ``ModelTooLargeError``, which says to keep the model directory
-(``model_dir=``) and reopen it with ``load``.
+directory, so the copy is independent and its ``partial_fit`` continues the same run (its
+``model_dir`` parameter is only where a new ``fit`` would go). A larger model raises
+``ModelTooLargeError``, which says to keep the model directory (``model_dir=``) and reopen
+it with ``load``.
 """
 from __future__ import annotations
 
@@ -104,3 +105,26 @@ def unpack(payload: dict) -> tuple[ModelHome, Model]:
         if payload["record"] is not None:
             write_checkpoint(home.path, payload["record"])
     return home, Model.open(home.path)
+
+
+class CarriedByValue:
+    """Pickling of an estimator whose fitted model is ``_model`` in ``_home``: by value."""
+
+    #: Most bytes of model arrays a pickle of a fitted estimator carries; above it pickling
+    #: raises ModelTooLargeError. Set it on the class or on one estimator.
+    pickle_limit = 1 << 30
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # object's is the live __dict__: never change it
+        state.pop("_home", None)
+        model = state.pop("_model", None)
+        if model is not None:
+            state["_packed_model"] = pack(model, type(self).__name__, self.pickle_limit)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        packed = state.pop("_packed_model", None)
+        super().__setstate__(state)
+        if packed is not None:
+            self._home, self._model = unpack(packed)
