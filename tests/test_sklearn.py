@@ -219,6 +219,8 @@ def test_a_dataset_is_streamed_and_scored_like_the_arrays(a9a_data, a9a_parquet,
         fs.rm("/sklearn-test", recursive=True)
     with pytest.raises(ConfigError, match="carries its own labels"):
         HogwildClassifier().fit(a9a_parquet, y)
+    with pytest.raises(ConfigError, match="scored against its own labels"):
+        clf.score(a9a_parquet, y)
 
 
 def test_other_tools_parquet_with_the_data_options(a9a_data, tmp_path):

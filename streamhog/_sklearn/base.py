@@ -212,7 +212,10 @@ class HogwildEstimator(CarriedByValue, BaseEstimator):
         data = self._scoring_data(X)
         return predict(self._model, data, threads=self.threads)
 
-    def _dataset_score(self, X, metric) -> float:
+    def _dataset_score(self, X, y, sample_weight, metric) -> float:
+        if y is not None or sample_weight is not None:
+            raise ConfigError("a dataset is scored against its own labels and weights: pass y and sample_weight "
+                              "with arrays only")
         ds = self._open(X, require_labels=True)
         y, w = labels_and_weights(ds)
         return float(metric(self._as_targets(y), self.predict(ds), sample_weight=w))

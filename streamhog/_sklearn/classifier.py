@@ -179,5 +179,5 @@ class HogwildClassifier(ClassifierMixin, HogwildEstimator):
     def score(self, X, y=None, sample_weight=None) -> float:
         """Accuracy on ``(X, y)``, or on a dataset with its own labels and weights."""
         if is_dataset(X):
-            return self._dataset_score(X, accuracy_score)
+            return self._dataset_score(X, y, sample_weight, accuracy_score)
         return super().score(X, y, sample_weight)

@@ -79,5 +79,5 @@ class HogwildRegressor(RegressorMixin, HogwildEstimator):
     def score(self, X, y=None, sample_weight=None) -> float:
         """R² on ``(X, y)``, or on a dataset with its own targets and weights."""
         if is_dataset(X):
-            return self._dataset_score(X, r2_score)
+            return self._dataset_score(X, y, sample_weight, r2_score)
         return super().score(X, y, sample_weight)
