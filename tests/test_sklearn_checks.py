@@ -12,8 +12,16 @@ of these passing, fails the test):
   points, a weight-2 row one step twice as long, and a zero-weight row still takes its
   place in the row order and the holdout. scikit-learn's SGDClassifier/SGDRegressor fail
   them for the same reason.
+
+``check_array_api_input`` skips itself (scikit-learn's SkipTest) unless ``SCIPY_ARRAY_API=1``
+was set before SciPy was first imported, which this process cannot do any more;
+:func:`test_array_api_dispatch_changes_nothing` runs it in a fresh interpreter that sets it.
 """
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -32,3 +40,17 @@ EXPECTED_FAILURES = {
                          expected_failed_checks=lambda est: EXPECTED_FAILURES)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_array_api_dispatch_changes_nothing():
+    """The one check the parametrized run skips: with array-API dispatch on and NumPy inputs,
+    the estimators give the same results (they do not dispatch: NumPy in, NumPy out)."""
+    code = ("from sklearn.utils.estimator_checks import check_array_api_input\n"
+            "from streamhog.sklearn import HogwildClassifier, HogwildRegressor\n"
+            "for est in (HogwildClassifier(threads=1, epochs=1), HogwildRegressor(threads=1, epochs=1)):\n"
+            "    check_array_api_input(type(est).__name__, est, array_namespace='numpy',\n"
+            "                          expect_only_array_outputs=False)\n"
+            "print('checked')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "SCIPY_ARRAY_API": "1"})
+    assert out.returncode == 0 and out.stdout.strip() == "checked", out.stderr
