@@ -1,4 +1,4 @@
-"""The ``streamhog`` command line: convert, train, evaluate, predict, info."""
+"""The ``streamhog`` command line: convert, train, evaluate, predict, info, plot."""
 from __future__ import annotations
 
 import argparse
@@ -166,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_data_arguments(p)
     p.set_defaults(run=run_info)
+
+    p = sub.add_parser("plot", help="draw a model's training history (needs matplotlib: the plot extra)",
+                       description="Draw a model's training history: the training loss and the holdout or "
+                                   "validation metric per epoch, the kept (best) epoch marked.")
+    p.add_argument("model", help="model directory")
+    p.add_argument("--out", required=True, help="the picture: .png, .svg, .pdf or .jpg")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(run=run_plot)
     return parser
 
 
@@ -334,6 +342,14 @@ def run_info(args) -> int:
         elif isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:,}"
         print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def run_plot(args) -> int:
+    from .model.plot import plot_history
+
+    plot_history(args.model, args.out, overwrite=args.overwrite)
+    print(f"wrote {args.out}")
     return 0
 
 

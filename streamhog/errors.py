@@ -3,6 +3,8 @@ is, or the option at fault. The command line catches these (and only these, with
 file errors) and prints one line; anything else is a bug and shows its traceback."""
 from __future__ import annotations
 
+from pickle import PicklingError
+
 
 class StreamhogError(Exception):
     """Base class of every error streamhog raises on purpose."""
@@ -78,3 +80,13 @@ class TrainingInterrupted(StreamhogError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
+
+
+class MissingDependencyError(StreamhogError, ImportError):
+    """An optional package a feature needs is not installed: names the package and the extra
+    that installs it (``pip install 'streamhog[plot]'``)."""
+
+
+class ModelTooLargeError(StreamhogError, PicklingError):
+    """A model too large to travel inside a pickle (``joblib.dump`` of a fitted estimator):
+    says to keep the model directory instead."""

@@ -7,7 +7,8 @@ import importlib
 import pytest
 
 MODULES = ["streamhog", "streamhog.datasets", "streamhog.datasets.synthetic", "streamhog.training.job",
-           "streamhog.losses", "streamhog.io.formats", "streamhog.io.formats.memory"]
+           "streamhog.losses", "streamhog.io.formats", "streamhog.io.formats.memory", "streamhog.model.api",
+           "streamhog.sklearn"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -21,7 +21,7 @@ LAYERS = {
     "streamhog.io": 2, "streamhog.datasets": 2,
     "streamhog.model": 3,
     "streamhog.training": 4,
-    "streamhog.factorization": 5, "streamhog.cluster": 5, "streamhog.sklearn": 5,
+    "streamhog.factorization": 5, "streamhog.cluster": 5, "streamhog.sklearn": 5, "streamhog._sklearn": 5,
     "streamhog.cli": 6, "streamhog.demo": 6, "streamhog.__main__": 6, "streamhog": 7,
 }
 

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from .atomic import fsync_directory
+from .atomic import durable, fsync_directory
 
 __all__ = ["allocated_bytes", "apparent_size", "data_extents", "copy_sparse", "restore_sparse", "CHUNK"]
 
@@ -193,7 +193,7 @@ def copy_sparse(src, dst, *, fsync: bool = True) -> int:
                 for pos, buf in _nonzero_chunks(src_fd, size):
                     _pwrite_full(tmp_fd, buf, pos)
                     written += len(buf)
-                if fsync:
+                if fsync and durable():
                     os.fsync(tmp_fd)
             finally:
                 os.close(tmp_fd)
@@ -280,7 +280,7 @@ def restore_sparse(snapshot, live, *, fsync: bool = True) -> int:
                 cursor = pos + len(buf)
             if cursor < size:
                 _zero_range(live_fd, cursor, size, state)
-            if fsync:
+            if fsync and durable():
                 os.fsync(live_fd)
             return state["written"]
         finally:

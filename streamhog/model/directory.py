@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._fs.atomic import durable, fsync
 from .._version import __version__
 from ..errors import ConfigError, ModelError
 from ..losses import LOSSES
@@ -48,7 +49,7 @@ def write_json_atomic(path: Path, obj) -> None:
         json.dump(obj, f, indent=2)
         f.write("\n")
         f.flush()
-        os.fsync(f.fileno())
+        fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -186,7 +187,10 @@ class Model:
         write_json_atomic(self.path / META, self.meta)
 
     def flush(self) -> None:
-        """Write dirty weight and state pages to disk (the memory maps are file-backed)."""
+        """Write dirty weight and state pages to disk (the memory maps are file-backed); not
+        inside ``_fs.atomic.scratch_writes`` (the page cache already shows them to readers)."""
+        if not durable():
+            return
         for arr in (self.weights, *self.optimizer_state.values()):
             if isinstance(arr, np.memmap) and arr.mode != "r":
                 arr.flush()

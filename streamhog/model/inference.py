@@ -99,16 +99,18 @@ def evaluate(model, data, *, threads: int | None = None, readers: int | None = N
     return total.result()
 
 
-def predict(model, data, *, threads: int | None = None, readers: int | None = None) -> np.ndarray:
+def predict(model, data, *, threads: int | None = None, readers: int | None = None,
+            margins: bool = False) -> np.ndarray:
     """Predictions (float64) for every row of ``data``, in dataset order: the probability of the
     positive class for logistic models, the score ``x·w + b`` for hinge and squared; for softmax
-    models an (n_rows, K) array of class probabilities.
+    models an (n_rows, K) array of class probabilities. ``margins=True``: the margins ``x·w + b``
+    (K of them for softmax) before the loss's link.
 
     Holds the whole result in memory (8 bytes a row and output); see :func:`predict_to_parquet`
     otherwise.
     """
     ds = _dataset_for(model, data)
-    margins, head = scorer(model), model.head
+    score, head, raw = scorer(model), model.head, margins
     n_rows = int(ds.n_rows)
     out = np.empty((n_rows,) if head.n_classes is None else (n_rows, head.n_classes), dtype=np.float64)
     n = _n_consumers(threads, ds)
@@ -122,7 +124,8 @@ def predict(model, data, *, threads: int | None = None, readers: int | None = No
                                      f"dataset's {n_rows} rows")
             # Blocks are disjoint row ranges: threads write to separate slices of `out`.
             part = out[r0:r0 + batch.n_rows]
-            part[...] = head.predictions(margins(batch, out=part))
+            m = score(batch, out=part)
+            part[...] = m if raw else head.predictions(m)
             done[i] += batch.n_rows
         return work
 

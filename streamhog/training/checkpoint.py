@@ -26,7 +26,7 @@ import os
 import time
 from pathlib import Path
 
-from .._fs.atomic import fsync_directory
+from .._fs.atomic import fsync, fsync_directory
 from ..errors import CheckpointError
 
 CHECKPOINT = "checkpoint.json"
@@ -65,7 +65,7 @@ def write_checkpoint(model_dir, record: dict) -> None:
         f.write(payload)
         _test_delay()
         f.flush()
-        os.fsync(f.fileno())
+        fsync(f.fileno())
     current = model_dir / CHECKPOINT
     if current.exists():
         os.replace(current, model_dir / PREVIOUS)

@@ -1,0 +1,71 @@
+"""``streamhog plot MODEL --out curves.png``: the picture shows model.json's history (train
+loss, holdout/valid figure per epoch, the kept epoch marked), and without matplotlib the
+command says how to install it."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import streamhog
+from streamhog.cli import main
+from streamhog.datasets import a9a
+from streamhog.losses import watched_score
+
+matplotlib = pytest.importorskip("matplotlib")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("plot")
+    streamhog.convert(a9a("test"), d / "a.parquet")
+    # every epoch runs (patience 10), then early stopping puts the best one back
+    return streamhog.train(d / "a.parquet", d / "m", epochs=6, lr=1.0, early_stopping=10, threads=1, quiet=True,
+                           valid=d / "a.parquet", holdout=0.2)
+
+
+def test_the_command_draws_a_png(model, tmp_path, capsys):
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(model.path), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert main(["plot", str(model.path), "--out", str(out)]) == 1  # not replaced unless asked
+    assert "already exists" in capsys.readouterr().err
+    assert main(["plot", str(model.path), "--out", str(out), "--overwrite"]) == 0
+
+
+def test_the_figure_holds_the_history(model):
+    fig = streamhog.plot_history(model)
+    train_ax, metric_ax = fig.axes
+    history = model.meta["history"]
+    epochs = [r["epoch"] for r in history]
+    (train_line,) = [ln for ln in train_ax.get_lines() if ln.get_label().startswith("train loss")]
+    assert list(train_line.get_xdata()) == epochs
+    np.testing.assert_array_equal(train_line.get_ydata(), [r["train_loss"] for r in history])
+    for key in ("holdout", "valid"):
+        (line,) = [ln for ln in metric_ax.get_lines() if ln.get_label() == f"{key} logloss"]
+        np.testing.assert_array_equal(line.get_ydata(), [watched_score("logistic", r[key]) for r in history])
+    best = model.meta["training"]["best_epoch"]
+    assert best is not None
+    for ax in (train_ax, metric_ax):
+        (mark,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("best epoch")]
+        assert list(mark.get_xdata()) == [best, best]
+
+
+def test_without_matplotlib_the_command_says_how_to_install_it(model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert main(["plot", str(model.path), "--out", str(tmp_path / "c.png")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("streamhog plot: error: plotting needs matplotlib, which is not installed: "
+                   "pip install 'streamhog[plot]' (or pip install matplotlib)")
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_a_model_without_history_or_a_bad_suffix_is_refused(tmp_path, capsys, model):
+    streamhog.Model.create(tmp_path / "empty", n_features=3, loss="logistic")
+    assert main(["plot", str(tmp_path / "empty"), "--out", str(tmp_path / "c.png")]) == 1
+    assert "no epoch in the model's history yet" in capsys.readouterr().err
+    assert main(["plot", str(model.path), "--out", str(tmp_path / "c.gif")]) == 1
+    assert "one of png, svg, pdf" in capsys.readouterr().err
