@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -132,6 +134,7 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamhog", description="Hogwild! SGD on sparse data larger than memory.")
     parser.add_argument("--version", action="version", version=f"streamhog {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("convert", help="convert LIBSVM text or click logs to Parquet/Zarr, or between them",
@@ -174,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the picture: .png, .svg, .pdf or .jpg")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(run=run_plot)
+    for command in sub.choices.values():  # also after the command: streamhog train ... --debug
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the traceback of an unexpected error")
     return parser
 
 
@@ -295,11 +301,21 @@ def run_train(args) -> int:
     return 0
 
 
-def run_evaluate(args) -> int:
+def _open_model(args):
+    """The model of an evaluate or predict command, with a warning when it is not a finished one."""
     from .model.directory import Model
 
     model = Model.open(args.model)
-    metrics = model.evaluate(_open_data(args.data, args), threads=args.threads)
+    if (why := model.unfinished) is not None:
+        print(f"streamhog {args.command}: warning: {why}", file=sys.stderr)
+    return model
+
+
+def run_evaluate(args) -> int:
+    from .model.inference import evaluate
+
+    model = _open_model(args)
+    metrics = evaluate(model, _open_data(args.data, args), threads=args.threads)
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -309,9 +325,8 @@ def run_evaluate(args) -> int:
 
 def run_predict(args) -> int:
     from .model.inference import predict_to_parquet
-    from .model.directory import Model
 
-    model = Model.open(args.model)
+    model = _open_model(args)
     n = predict_to_parquet(model, _open_data(args.data, args), args.out, overwrite=args.overwrite,
                            threads=args.threads)
     print(f"wrote {args.out}: {n:,} predictions")
@@ -325,6 +340,8 @@ def run_info(args) -> int:
 
     if not is_remote(args.path) and (Path(args.path) / "model.json").is_file():
         info = model_info(args.path)
+        if info.get("unfinished"):
+            print(f"streamhog info: warning: {info['unfinished']}", file=sys.stderr)
     else:
         ds = _open_data(args.path, args, notes=False)  # info lists them
         info = ds.info()
@@ -353,21 +370,47 @@ def run_plot(args) -> int:
     return 0
 
 
+def _os_error(exc: OSError) -> str:
+    """An OS error as one line naming the path: 'PATH: No space left on device'."""
+    where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    what = exc.strerror or str(exc)
+    hint = {errno.ENOSPC: " (the disk is full)", errno.EFBIG: " (a file size limit: ulimit -f)",
+            errno.EROFS: " (a read-only filesystem)", errno.EACCES: " (check the permissions)",
+            errno.EPERM: " (check the permissions)", errno.EDQUOT: " (disk quota exceeded)"}.get(exc.errno, "")
+    return f"{where}: {what}{hint}" if where else f"{what}{hint}"
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("STREAMHOG_DEBUG", "") not in ("", "0")
     try:
         return args.run(args)
     except TrainingInterrupted as exc:  # before StreamhogError: its own exit status, 128 + signal
         print(f"streamhog {args.command}: {exc}", file=sys.stderr)
         return 128 + int(exc.signum)
-    # Only the errors streamhog raises on purpose, and the OS's file errors (they name the
-    # path): anything else is a bug and keeps its traceback.
-    except (StreamhogError, FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
+    # The errors streamhog raises on purpose, and the OS's errors about a file (they name the
+    # path: a missing file, no permission, a full disk): one line each.
+    except StreamhogError as exc:
         print(f"streamhog {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        named = exc.filename is not None or isinstance(exc, (FileNotFoundError, NotADirectoryError, FileExistsError))
+        if debug or not (named or exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)):
+            raise
+        print(f"streamhog {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"streamhog {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: say so, and how to see where (never hide it)
+        if debug:
+            raise
+        print(f"streamhog {args.command}: internal error: {type(exc).__name__}: {exc}\n"
+              f"  This is a bug in streamhog; run with --debug (or STREAMHOG_DEBUG=1) for the traceback "
+              "and report it.", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -74,6 +74,11 @@ class DivergenceError(TrainingError):
     """A margin became NaN or infinite: the step size is too large for the data."""
 
 
+class DiskSpaceError(StreamhogError):
+    """The disk holding a model has no room left for what a run must write: it stopped (or
+    did not start) with a checkpoint while there was room."""
+
+
 class TrainingInterrupted(StreamhogError):
     """SIGINT/SIGTERM: the batches in flight were finished and a checkpoint written."""
 

@@ -24,3 +24,14 @@ def random_batch(rng, n_rows, n_features, *, binary=False, weights=False, max_nn
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def pytest_collection_modifyitems(config, items):
+    """scikit-learn's check_array_api_input skips itself unless SCIPY_ARRAY_API=1 was set
+    before scipy was imported, which cannot happen inside this process: it runs in a fresh
+    interpreter instead (test_sklearn_checks.test_array_api_dispatch_changes_nothing), and
+    its in-process copies are deselected rather than reported as skipped."""
+    keep = [item for item in items if "check_array_api_input" not in item.nodeid]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep

@@ -28,7 +28,7 @@ from typing import Iterator
 
 from .atomic import durable, fsync_directory
 
-__all__ = ["allocated_bytes", "apparent_size", "data_extents", "copy_sparse", "restore_sparse", "CHUNK"]
+__all__ = ["allocated_bytes", "apparent_size", "data_extents", "copy_sparse", "restore_sparse", "digest", "CHUNK"]
 
 #: Granularity of reads/writes and of the all-zero check; chunks are aligned to multiples of
 #: it in the file, so the same stretch is judged the same way in every file.
@@ -165,6 +165,32 @@ def _nonzero_chunks(fd: int, size: int) -> Iterator[tuple[int, bytes]]:
     for pos, buf in _chunks(fd, 0, size):
         if not _is_zero(buf):
             yield pos, buf
+
+
+#: What a digest reads at most: larger files are read one chunk in ``stride`` (a whole
+#: model is read up to 256 MiB; beyond, enough of it to catch damage that spans chunks).
+DIGEST_BUDGET = 256 << 20
+
+
+def digest(path, stride: int | None = None) -> dict:
+    """A cheap fingerprint of a (sparse) file's content: its size and a CRC-32 of its
+    non-zero chunks with their offsets — holes and allocated zeros alike count as zeros, so
+    it does not depend on how the file is laid out on disk. ``stride`` (chosen from the
+    allocated size when None, and recorded) reads one chunk in ``stride``."""
+    import zlib
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if stride is None:
+            stride = max(1, -(-allocated_bytes(fd) // DIGEST_BUDGET))
+        crc = 0
+        for pos, buf in _nonzero_chunks(fd, size):
+            if (pos // CHUNK) % stride == 0:
+                crc = zlib.crc32(buf, zlib.crc32(pos.to_bytes(8, "little"), crc))
+    finally:
+        os.close(fd)
+    return {"size": size, "crc32": crc, "stride": stride}
 
 
 

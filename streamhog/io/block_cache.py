@@ -7,7 +7,10 @@ cached block memory-map that file: no decoding, no copy, and the pages are file-
 cached yet are decoded from the dataset as usual. The writer never slows training: when
 its small queue is full (the disk is slower than training) a block is simply left for a
 later epoch to cache. Files are written under a temporary name and renamed, so a crash
-never leaves a partial block.
+never leaves a partial block. The cache is optional: given a ``reserve`` (an object whose
+``shortfall(extra)`` says when the disk lacks room — training/safety.SpaceWatch), it stops
+caching (for good) before a block would eat into the room the run needs, and a failed
+write (a full disk) only ends the caching: training goes on.
 
 Layout of a block file (all sections 8-byte aligned): a 64-byte header (magic
 ``SHCACHE1``, then int64 n_rows, nnz, has_values, has_weights, row_start, block), then
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .batch import SparseBatch
-from ..errors import DataFormatError
+from ..errors import DataFormatError, DiskSpaceError
 
 MAGIC = b"SHCACHE1"
 _HEADER = 64
@@ -37,9 +40,10 @@ def _pad(n_bytes: int) -> int:
 class BlockCache:
     """The cache directory of one dataset; safe to fill from several threads (one file per block)."""
 
-    def __init__(self, directory, dataset, queue_size: int = 2):
+    def __init__(self, directory, dataset, queue_size: int = 2, reserve=None):
         self.dir = Path(directory)
         self.dataset = dataset
+        self.reserve = reserve
         self.dir.mkdir(parents=True, exist_ok=True)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.error: BaseException | None = None
@@ -90,22 +94,29 @@ class BlockCache:
         return all(self.has(k) for k in range(self.dataset.n_blocks))
 
     def put(self, batch: SparseBatch) -> None:
-        """Write one decoded (and validated) block, atomically."""
+        """Write one decoded (and validated) block, atomically; refused (DiskSpaceError) when
+        the reserve says the disk lacks room for it."""
         final = self.path(batch.block)
         if final.exists():
             return
+        arrays = [np.ascontiguousarray(a) for a in (batch.indptr, batch.indices, batch.values, batch.labels,
+                                                    batch.weights) if a is not None]
+        if self.reserve is not None and self.reserve.shortfall(extra=sum(_pad(a.nbytes) for a in arrays)):
+            raise DiskSpaceError(f"{self.dir}: no room left for the block cache; later epochs decode instead")
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{batch.block}")
         header = np.zeros(_HEADER // 8, np.int64)
         header[1:7] = (batch.n_rows, batch.nnz, batch.values is not None, batch.weights is not None,
                        batch.row_start, batch.block)
-        with open(tmp, "wb") as f:
-            f.write(MAGIC + header.tobytes()[8:])
-            for arr in (batch.indptr, batch.indices, batch.values, batch.labels, batch.weights):
-                if arr is not None:
-                    data = np.ascontiguousarray(arr)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(MAGIC + header.tobytes()[8:])
+                for data in arrays:
                     f.write(memoryview(data).cast("B"))
                     f.write(b"\0" * (_pad(data.nbytes) - data.nbytes))
-        os.replace(tmp, final)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk: nothing half-written stays behind
+            raise
 
     def as_dataset(self) -> "CachedDataset":
         return CachedDataset(self)

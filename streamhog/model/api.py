@@ -38,7 +38,9 @@ def evaluate(model, data, *, threads: int | None = None, labels=None, weights=No
     (0.85, 32561)
     """
     ds = open_dataset(data, labels=labels, weights=weights, require_labels=True, **data_options)
-    return _evaluate(_model(model), ds, threads=threads)
+    model = _model(model)
+    model.warn_if_unfinished()
+    return _evaluate(model, ds, threads=threads)
 
 
 def predict(model, data, *, out=None, overwrite: bool = False, margins: bool = False, threads: int | None = None,
@@ -67,5 +69,7 @@ def predict(model, data, *, out=None, overwrite: bool = False, margins: bool = F
             from ..errors import ConfigError
 
             raise ConfigError("margins=True gives an array; a predictions file (out=) holds the predictions")
+        m.warn_if_unfinished()
         return predict_to_parquet(m, ds, out, overwrite=overwrite, threads=threads)
+    m.warn_if_unfinished()
     return np.asarray(_predict(m, ds, threads=threads, margins=margins))

@@ -11,6 +11,7 @@ Never pickle.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -40,6 +41,47 @@ OPTIMIZER_STATE = {
 MAX_FEATURES = 2**34
 
 
+
+
+#: Model files up to this size are allocated on disk when created: writing into a hole of
+#: a memory-mapped file on a full disk kills the process (SIGBUS). Larger files stay sparse
+#: (a 2^33-feature model is 32 GiB); training watches the free space for them
+#: (training/safety.py).
+RESERVE_MAX_BYTES = 256 << 20
+
+
+def _reserve(path: Path) -> None:
+    """Allocate a small model file's blocks now (ENOSPC here, not SIGBUS mid-training)."""
+    size = path.stat().st_size
+    if size > RESERVE_MAX_BYTES:
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        # EOPNOTSUPP (a filesystem without fallocate): stay sparse, the space watch remains
+    finally:
+        os.close(fd)
+
+
+class UnfinishedModelWarning(UserWarning):
+    """A model whose training did not finish is being scored."""
+
+
+def _load_array(path: Path, mode: str, shape: tuple, dtype: np.dtype, what: str) -> np.memmap:
+    """A model array, memory-mapped; ModelError naming the file when it is missing, not a
+    .npy file, or not of the model's dtype and shape (a truncated file is refused here, never
+    zero-filled back to size)."""
+    try:
+        arr = np.load(path, mmap_mode=mode)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ModelError(f"{path}: unreadable {what} ({type(exc).__name__}: {exc})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
+        raise ModelError(f"{path}: {what} of dtype {getattr(arr, 'dtype', '?')} and shape "
+                         f"{getattr(arr, 'shape', '?')}; the model's are {np.dtype(dtype)} and {shape}")
+    return arr
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -89,6 +131,8 @@ class Model:
         weights = np.lib.format.open_memmap(path / WEIGHTS, mode="w+", dtype=np.dtype(dtype), shape=shape)
         state = {name: np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=np.float32, shape=shape)
                  for name in OPTIMIZER_STATE[optimizer]}
+        for f in [path / WEIGHTS] + [path / f"{name}.npy" for name in state]:
+            _reserve(f)
         meta = {
             "format_version": MODEL_FORMAT_VERSION,
             "kind": "linear",
@@ -123,29 +167,20 @@ class Model:
             raise ModelError(f"{path}: not a streamhog model (no {META})")
         try:
             meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ModelError(f"{meta_path}: unreadable ({exc})") from exc
+        if not isinstance(meta, dict):
+            raise ModelError(f"{meta_path}: not a streamhog model description (a {type(meta).__name__}, not an object)")
         version = meta.get("format_version")
         if version != MODEL_FORMAT_VERSION:
             raise ModelError(f"{meta_path}: model format_version {version!r} is not supported by this streamhog")
         try:
-            weights = np.load(path / WEIGHTS, mmap_mode=mode)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{path / WEIGHTS}: unreadable ({exc})") from exc
-        try:
-            shape = head_for(meta["loss"], meta.get("n_classes")).weights_shape(meta["n_features"])
+            shape = head_for(meta["loss"], meta.get("n_classes")).weights_shape(int(meta["n_features"]))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{meta_path}: not a usable model description ({exc})") from None
-        if weights.shape != shape:
-            raise ModelError(f"{path / WEIGHTS}: shape {weights.shape} does not match the model's {shape}")
-        state = {}
-        for name in OPTIMIZER_STATE.get(meta.get("optimizer", "sgd"), ()):
-            try:
-                state[name] = np.load(path / f"{name}.npy", mmap_mode=mode)
-            except (OSError, ValueError) as exc:
-                raise ModelError(f"{path / (name + '.npy')}: unreadable optimizer state ({exc})") from exc
-            if state[name].shape != weights.shape:
-                raise ModelError(f"{path / (name + '.npy')}: shape {state[name].shape} does not match the weights'")
+            raise ModelError(f"{meta_path}: not a usable model description ({type(exc).__name__}: {exc})") from None
+        weights = _load_array(path / WEIGHTS, mode, shape, np.dtype(meta.get("dtype", "float32")), "weights")
+        state = {name: _load_array(path / f"{name}.npy", mode, shape, np.float32, "optimizer state")
+                 for name in OPTIMIZER_STATE.get(meta.get("optimizer", "sgd"), ())}
         return cls(path, meta, weights, state)
 
     # -- properties ---------------------------------------------------------------------------
@@ -180,6 +215,35 @@ class Model:
         return [self.path / WEIGHTS] + [self.path / f"{name}.npy" for name in self.optimizer_state]
 
     @property
+    def unfinished(self) -> str | None:
+        """Why this model is not a finished one (its training running, stopped, failed,
+        diverged...), or None: evaluate, predict and info say it loudly."""
+        training = self.meta.get("training") or {}
+        status = training.get("status", "complete")
+        if status == "complete":
+            return None
+        from .lock import holder
+
+        pid = holder(self.path)
+        if status == "running" and pid:
+            return f"{self.path}: being trained by process {pid}; its weights change as you read them"
+        why = {"running": "its training was killed before it finished",
+               "interrupted": "its training was stopped before its last epoch",
+               "restoring-best": "its training was killed while restoring its best epoch",
+               "failed": f"its training failed ({training.get('error', 'no reason recorded')})",
+               "diverged": "its training diverged: the weights are not usable",
+               "rolled-back": "its training diverged and was rolled back to a snapshot"}.get(status, f"status {status}")
+        return (f"{self.path}: not a finished model: {why} (after {training.get('epochs_done', '?')} epoch(s)); "
+                "resume it with streamhog train DATA --model MODEL --resume")
+
+    def warn_if_unfinished(self) -> None:
+        """``warnings.warn`` when the model is not a finished one (see :attr:`unfinished`)."""
+        if (why := self.unfinished) is not None:
+            import warnings
+
+            warnings.warn(UnfinishedModelWarning(why), stacklevel=3)
+
+    @property
     def is_classifier(self) -> bool:
         return self.head.loss.classifies
 
@@ -208,6 +272,7 @@ class Model:
         (n_rows, K) class probabilities (softmax)."""
         from .inference import predict
 
+        self.warn_if_unfinished()
         return predict(self, data, threads=threads)
 
     def evaluate(self, data, *, threads: int | None = None) -> dict:
@@ -215,6 +280,7 @@ class Model:
         accuracy (softmax), or rmse, mae (squared); and n_examples."""
         from .inference import evaluate
 
+        self.warn_if_unfinished()
         return evaluate(self, data, threads=threads)
 
     def __repr__(self) -> str:

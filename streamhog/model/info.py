@@ -34,7 +34,12 @@ def model_info(path, chunk: int = 1 << 22) -> dict:
             "intercept": intercept.tolist() if model.n_classes else intercept,
             "weights_allocated_bytes": allocated_bytes(model.path / WEIGHTS),
             "epochs_trained": len(history), "training": meta.get("training", {}),
+            **({"unfinished": model.unfinished} if model.unfinished else {}),
             "hyper_parameters": meta.get("hyper_parameters", {}), "data": meta.get("data", {})}
     if history:
+        # The epoch whose model is in place: early stopping may have restored an earlier one.
+        kept = (meta.get("training") or {}).get("best_epoch") or len(history)
+        if 1 <= kept < len(history) and model.unfinished is None:
+            info["kept_epoch"] = history[kept - 1]
         info["last_epoch"] = history[-1]
     return info

@@ -12,17 +12,20 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ..errors import CheckpointError, ConfigError, OutputExistsError, TrainingError
+from ..errors import (CheckpointError, ConfigError, DiskSpaceError, DivergenceError, OutputExistsError, TrainingError,
+                      TrainingInterrupted)
 from ..io.block_cache import BlockCache
 from ..io.formats import open_dataset
 from ..io.formats.storage import local_model_dir, location
 from ..io.summary import label_counts
 from ..losses import get_loss
 from ..model.directory import MAX_FEATURES, META, Model
+from ..model.lock import ModelLock
 from .checkpoint import has_checkpoint, read_checkpoint
 from .config import TrainConfig
 from .copies import ModelCopies
 from .run import TrainingRun
+from .safety import SpaceWatch, check_writable, verify_files
 from .signals import stop_gracefully_on_signals
 from .state import RunState
 from .warm_start import warm_start_into
@@ -58,15 +61,17 @@ def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
     if not overwrite:
         hint = "pass --resume to continue its training, or " if has_checkpoint(model_dir) else "pass "
         raise OutputExistsError(f"{model_dir}: already exists; {hint}--overwrite to replace it")
-    # --overwrite deletes a model directory, never anything else the user pointed at by mistake.
+    # --overwrite deletes a model directory, never anything else the user pointed at by mistake,
+    # and never one another run is training.
     if model_dir.is_dir() and ((model_dir / META).is_file() or not any(model_dir.iterdir())):
-        shutil.rmtree(model_dir)
+        with ModelLock(model_dir):
+            shutil.rmtree(model_dir)
     else:
         raise OutputExistsError(f"{model_dir}: exists and is not a streamhog model directory; "
                                 "refusing to delete it (choose another --model)")
 
 
-def _new_run(model_dir: Path, ds, hyper: dict, *, n_features, valid, overwrite, warm_start):
+def _new_run(model_dir: Path, ds, hyper: dict, *, n_features, valid, overwrite, warm_start, lock: ModelLock):
     """Create the model of a new run (fresh, or warm-started): its model, config and state."""
     if valid is not None and hyper.get("holdout") is None:
         hyper["holdout"] = 0.0  # early stopping watches the validation data; every row trains
@@ -84,6 +89,8 @@ def _new_run(model_dir: Path, ds, hyper: dict, *, n_features, valid, overwrite, 
         raise TrainingError(f"--n-features {n_features:,} is above the maximum, 2^34")
     counts = check_labels(ds, cfg.loss)  # before anything is created or replaced
     _prepare_new_model_dir(model_dir, overwrite)
+    model_dir.mkdir()
+    lock.acquire()
     schema = dict(dataset_schema(ds), labels={f"{k:g}": v for k, v in counts.items()} or None)
     n_classes = get_loss(cfg.loss).n_classes(counts)
     model = Model.create(model_dir, n_features=n_features, loss=cfg.loss, optimizer=cfg.optimizer,
@@ -102,11 +109,15 @@ _RESUMABLE_CHANGES = ("lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1", "f
 _OLD_RECORD_CONFIG = {"initial_accumulator": 0.0, "holdout": 0.0, "early_stopping": 0}
 
 
-def _resumed_run(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, say):
-    """The model, config and state to continue; refuses a changed dataset or loss."""
+def _resumed_run(model_dir: Path, ds, hyper: dict, epochs: int | None, n_features, say, lock: ModelLock):
+    """The model, config and state to continue; refuses a changed dataset or loss, damaged
+    files, a directory it cannot write, and another process training the model."""
     if not has_checkpoint(model_dir):
         raise CheckpointError(f"{model_dir}: no checkpoint to resume from"
                               + ("" if model_dir.exists() else " (the directory does not exist)"))
+    check_writable(model_dir, [])
+    lock.acquire()  # before anything is cleaned up or written: another run may hold it
+    check_writable(model_dir, Model.open(model_dir).files())
     for stale in model_dir.glob(".*.tmp-*"):  # temporaries of a run killed while writing
         stale.unlink()
     ModelCopies(model_dir).finish_interrupted()  # copies it was making (best epoch, snapshots)
@@ -131,6 +142,7 @@ def _resumed_run(model_dir: Path, ds, hyper: dict, epochs: int | None, n_feature
     if diff:
         raise TrainingError(f"{ds.path}: not the data this run was trained on ({want.get('path')}): "
                             + ", ".join(diff) + "; use --warm-start for new data")
+    verify_files(Model.open(model_dir), record)
     model = Model.open(model_dir, mode="r+")
     if n_features is not None and n_features != model.n_features:
         raise TrainingError(f"{model_dir}: the model has {model.n_features:,} features; --n-features cannot change on resume")
@@ -185,40 +197,71 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     valid_ds = open_dataset(valid, require_labels=True) if valid is not None else None
     for note in getattr(valid_ds, "notes", ()):
         say(note)
-    if resume:
-        model, cfg, state = _resumed_run(model_dir, ds, hyper, hyper.pop("epochs", None), n_features, say)
-        if state.stopped_early and not state.restoring:
-            say(f"{model_dir}: the run stopped early after epoch {state.epoch} (its holdout or validation loss "
-                f"stopped improving; the model is epoch {state.best_epoch}'s); nothing to do. Use --warm-start "
-                "for a new run.")
-            return Model.open(model_dir)
-        if state.epoch >= cfg.epochs and not state.restoring:
-            say(f"{model_dir}: already trained {state.epoch} epoch(s) (--epochs {cfg.epochs}); nothing to do. "
-                "Pass a larger --epochs to continue.")
-            return Model.open(model_dir)
-        check_labels(ds, cfg.loss)
-        say(f"resuming {model_dir} in epoch {state.epoch + 1} after {len(state.done_blocks)} of "
-            f"{ds.n_blocks} blocks")
-    else:
-        model, cfg, state = _new_run(model_dir, ds, hyper, n_features=n_features, valid=valid, overwrite=overwrite,
-                                     warm_start=warm_start)
-    if valid_ds is not None and valid_ds.n_features > model.n_features and model.hash_bits is None:
-        raise TrainingError(f"{valid_ds.path}: the validation data has {valid_ds.n_features:,} features, "
-                            f"more than the model's {model.n_features:,}")
+    lock = ModelLock(model_dir)
+    try:
+        if resume:
+            model, cfg, state = _resumed_run(model_dir, ds, hyper, hyper.pop("epochs", None), n_features, say, lock)
+            if state.stopped_early and not state.restoring:
+                say(f"{model_dir}: the run stopped early after epoch {state.epoch} (its holdout or validation loss "
+                    f"stopped improving; the model is epoch {state.best_epoch}'s); nothing to do. Use "
+                    "--warm-start for a new run.")
+                return Model.open(model_dir)
+            if state.epoch >= cfg.epochs and not state.restoring:
+                say(f"{model_dir}: already trained {state.epoch} epoch(s) (--epochs {cfg.epochs}); nothing to do. "
+                    "Pass a larger --epochs to continue.")
+                return Model.open(model_dir)
+            check_labels(ds, cfg.loss)
+            say(f"resuming {model_dir} in epoch {state.epoch + 1} after {len(state.done_blocks)} of "
+                f"{ds.n_blocks} blocks")
+        else:
+            try:
+                model, cfg, state = _new_run(model_dir, ds, hyper, n_features=n_features, valid=valid,
+                                             overwrite=overwrite, warm_start=warm_start, lock=lock)
+            except BaseException:
+                if lock.held:  # it created the directory: leave nothing half-made behind
+                    shutil.rmtree(model_dir, ignore_errors=True)
+                raise
+        if valid_ds is not None and valid_ds.n_features > model.n_features and model.hash_bits is None:
+            raise TrainingError(f"{valid_ds.path}: the validation data has {valid_ds.n_features:,} features, "
+                                f"more than the model's {model.n_features:,}")
+        run_kw = dict(checkpoint_every=checkpoint_every, keep_snapshots=keep_snapshots, say=say,
+                      stop_after_blocks=stop_after_blocks)
+        _run(model, ds, valid_ds, cfg, state, run_kw, new=not resume, quiet=quiet, progress=progress, cache=cache,
+             keep_cache=keep_cache, handle_signals=handle_signals)
+    finally:
+        lock.release()
+    return Model.open(model_dir)
+
+
+def _run(model, ds, valid_ds, cfg, state, run_kw: dict, *, new: bool, quiet, progress, cache, keep_cache,
+         handle_signals) -> None:
+    """Train the run's epochs; a run that fails is marked failed, or removed when it was new
+    and had trained nothing."""
+    model_dir = model.path
+    space = SpaceWatch(model_dir, model.files(), copies=2 + run_kw["keep_snapshots"])
+    if (short := space.shortfall()) is not None:
+        raise DiskSpaceError(f"{space.message(*short)}: free some space first")
     show = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
     bar = _progress_bar(round(ds.n_rows * (1 - cfg.holdout)) * (cfg.epochs - state.epoch), show)
     if cache is None:
         # worth it only when an epoch will read the cache, and not for data already in memory
         cache = cfg.epochs - state.epoch > 1 and getattr(ds, "cache_blocks", True)
-    block_cache = BlockCache(model_dir / CACHE, ds) if cache else None
-    run = TrainingRun(model, ds, cfg, state, data_schema=dataset_schema(ds), valid=valid_ds,
-                      checkpoint_every=checkpoint_every, keep_snapshots=keep_snapshots, say=say, bar=bar,
-                      stop_after_blocks=stop_after_blocks, cache=block_cache)
-    if not resume:
+    block_cache = BlockCache(model_dir / CACHE, ds, reserve=space) if cache else None
+    run = TrainingRun(model, ds, cfg, state, data_schema=dataset_schema(ds), valid=valid_ds, bar=bar,
+                      cache=block_cache, **run_kw)
+    if new:
         run.checkpoint("running")  # a crash from here on is resumable
     with stop_gracefully_on_signals(run, handle_signals):
         try:
             run.run(cfg.epochs)
+        except (TrainingInterrupted, DiskSpaceError, DivergenceError, KeyboardInterrupt):
+            raise  # each left its own resumable (or rolled-back) state
+        except BaseException as exc:
+            if new and run.state.epoch == 0:
+                shutil.rmtree(model_dir, ignore_errors=True)  # it created the model and finished nothing
+            else:
+                run.fail(exc)
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -226,7 +269,6 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
                 block_cache.close()
     if not keep_cache:  # kept on interruption (a resume reads it), removed when done
         shutil.rmtree(model_dir / CACHE, ignore_errors=True)
-    return Model.open(model_dir)
 
 
 def _progress_bar(total: int, enabled: bool):

@@ -22,13 +22,15 @@ from dataclasses import asdict
 
 import numpy as np
 
-from ..errors import DivergenceError, TrainingInterrupted
+from .._fs.sparse_files import digest
+from ..errors import DiskSpaceError, DivergenceError, StreamhogError, TrainingInterrupted
 from ..losses import get_loss
 from .checkpoint import write_checkpoint
 from .control import RunControl
 from .copies import ModelCopies
 from .early_stopping import IMPROVED, RESTORE, EarlyStopping
 from .engine import EpochEngine
+from .safety import SpaceWatch
 
 
 class TrainingRun:
@@ -49,6 +51,8 @@ class TrainingRun:
         self.copies = ModelCopies(model.path)
         self.early = EarlyStopping(config.loss, config.early_stopping, config.holdout, valid is not None)
         self.signal_received: int | None = None
+        self.space = SpaceWatch(model.path, model.files(), copies=2 + keep_snapshots)
+        self.disk_full: str | None = None  # why the run stopped for space, when it did
         self._blocks_left = stop_after_blocks
         self._last_checkpoint = time.monotonic()
 
@@ -75,7 +79,10 @@ class TrainingRun:
                 raise
             if not complete:
                 self.checkpoint("interrupted")
-                raise TrainingInterrupted(self._interrupt_message(), self.signal_received or signal.SIGINT)
+                if self.disk_full:
+                    raise DiskSpaceError(f"{self.disk_full}: stopped with a checkpoint; free some space and resume "
+                                         f"with: streamhog train {self.dataset.path} --model {self.model.path} --resume")
+                raise TrainingInterrupted(_interrupt_message(self), self.signal_received or signal.SIGINT)
             secs = st.epoch_seconds
             record = {"epoch": st.epoch + 1, "examples": st.epoch_rows, "nnz": st.epoch_nnz,
                       "lr": self.cfg.epoch_lr(st.epoch), "train_loss": st.train_loss, "seconds": round(secs, 4),
@@ -90,7 +97,7 @@ class TrainingRun:
             if self._after_epoch(record, status, epochs):
                 return
             if status == "interrupted":
-                raise TrainingInterrupted(self._interrupt_message(), self.signal_received)
+                raise TrainingInterrupted(_interrupt_message(self), self.signal_received)
         self.copies.remove(self.copies.best)
 
     def _run_epoch(self) -> bool:
@@ -100,6 +107,9 @@ class TrainingRun:
         shown = [st.epoch_rows]
 
         def on_poll() -> None:
+            if self.disk_full is None and (short := self.space.shortfall()) is not None:
+                self.disk_full = self.space.message(*short)  # stop while the checkpoint still fits
+                self.stop()
             if self.signal_received is not None and not ctl.stopping:
                 self.engine.stop(ctl)
             elif (self.checkpoint_every is not None and not ctl.stopping
@@ -108,24 +118,14 @@ class TrainingRun:
                     self.engine.absorb(st, ctl)
                     self.checkpoint("running")
                 ctl.resume()
-            shown[0] = self._show(ctl, shown[0])
+            shown[0] = _show(self.bar, ctl, shown[0], self.state.epoch)
 
         self.engine.run_epoch(self.dataset, st, ctl, poll=min(0.2, self.checkpoint_every or 0.2), on_poll=on_poll)
         self._blocks_left = ctl.blocks_left
         if self._blocks_left is not None and self._blocks_left <= 0:  # a clean stop, exactly as on SIGINT
             self.stop()
-        self._show(ctl, shown[0])
+        _show(self.bar, ctl, shown[0], st.epoch)
         return len(st.done_blocks) == self.dataset.n_blocks
-
-    def _show(self, ctl: RunControl, shown: int) -> int:
-        if self.bar is None:
-            return shown
-        with ctl.cond:
-            rows, loss, weight = ctl.rows, ctl.loss, ctl.weight
-        self.bar.update(max(0, rows - shown))
-        if weight:
-            self.bar.set_postfix(epoch=self.state.epoch + 1, loss=f"{loss / weight:.4f}", refresh=False)
-        return rows
 
     def _score(self, record: dict) -> None:
         """Add the epoch's --valid and holdout metrics to its record, and the time they took
@@ -177,23 +177,31 @@ class TrainingRun:
         """The model's intercept: a float, or the K intercepts of a softmax model."""
         return self.model.head.intercept_from_bstate(self.bstate)
 
-    def checkpoint(self, status: str, snapshot: bool = False) -> dict:
+    def checkpoint(self, status: str, snapshot: bool = False, error: str | None = None) -> dict:
         """Flush the weights, then write the record and model.json (in that order); returns the record."""
         st = self.state
         st.bstate, st.intercept = self.bstate.tolist(), self._intercept()  # JSON floats round-trip exactly
         self.engine.store_hot()
         self.model.flush()
-        record = dict(st.to_record(), data=self.data_schema, config=asdict(self.cfg), status=status)
+        # What the files hold now, for a resume to verify (training/verify.py).
+        files = {f.name: digest(f) for f in self.model.files()}
+        record = dict(st.to_record(), data=self.data_schema, config=asdict(self.cfg), status=status, files=files)
         write_checkpoint(self.model.path, record)
         self.model.meta.update(
             intercept=st.intercept, bstate=st.bstate, history=st.history, hyper_parameters=asdict(self.cfg),
             training={"status": status, "epochs_done": st.epoch, "blocks_done_in_epoch": len(st.done_blocks),
-                      "best_epoch": st.best_epoch, "stopped_early": st.stopped_early})
+                      "best_epoch": st.best_epoch, "stopped_early": st.stopped_early,
+                      **({"error": error} if error else {})})
         self.model.save_meta()
         self._last_checkpoint = time.monotonic()
         if snapshot and self.keep_snapshots:
             self.copies.snapshot(self.model.files(), record, self.keep_snapshots)
         return record
+
+    def fail(self, exc: BaseException) -> None:
+        """Mark the run failed (a data error part-way, say): model.json says so and why, and
+        evaluate/predict/info warn that the model is not a finished one; a fixed run resumes."""
+        self.checkpoint("failed", error=str(exc) if isinstance(exc, StreamhogError) else f"{type(exc).__name__}: {exc}")
 
     def _after_divergence(self, exc: DivergenceError) -> None:
         """Roll back to the newest snapshot if one is kept; else mark the run diverged (its
@@ -214,12 +222,24 @@ class TrainingRun:
         exc.args = (f"{exc.args[0]}. Rolled the model back to its snapshot {snaps[-1].name} "
                     f"(after epoch {record['epoch']}); resume with a lower --lr",)
 
-    def _interrupt_message(self) -> str:
-        st = self.state
-        name = signal.Signals(self.signal_received).name if self.signal_received else "a signal"
-        return (f"stopped by {name} in epoch {st.epoch + 1} after {len(st.done_blocks)} of "
-                f"{self.dataset.n_blocks} blocks; checkpoint written to {self.model.path}. Resume with: "
-                f"streamhog train {self.dataset.path} --model {self.model.path} --resume")
+def _show(bar, ctl: RunControl, shown: int, epoch: int) -> int:
+    """Move the progress bar to the rows the consumers have trained; returns them."""
+    if bar is None:
+        return shown
+    with ctl.cond:
+        rows, loss, weight = ctl.rows, ctl.loss, ctl.weight
+    bar.update(max(0, rows - shown))
+    if weight:
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss / weight:.4f}", refresh=False)
+    return rows
+
+
+def _interrupt_message(run: TrainingRun) -> str:
+    st = run.state
+    name = signal.Signals(run.signal_received).name if run.signal_received else "a signal"
+    return (f"stopped by {name} in epoch {st.epoch + 1} after {len(st.done_blocks)} of "
+            f"{run.dataset.n_blocks} blocks; checkpoint written to {run.model.path}. Resume with: "
+            f"streamhog train {run.dataset.path} --model {run.model.path} --resume")
 
 
 def _epoch_line(record: dict, epochs: int) -> str:
