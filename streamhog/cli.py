@@ -8,26 +8,35 @@ from pathlib import Path
 
 from . import __version__
 from .errors import StreamhogError
-from .interrupt import TrainingInterrupted
+from .interrupt import Interrupted
 from .formats.spec import DEFAULT_COMPRESSION, PARQUET_COMPRESSIONS, PARQUET_LAYOUTS
 
 
+def _whole_number(text: str) -> int:
+    # argparse names the type function in its message ("invalid _positive_int value"): say
+    # what is expected instead.
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
 def _hash_bits(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if not 1 <= value <= 32:
         raise argparse.ArgumentTypeError(f"must be from 1 to 32, got {value}")
     return value
@@ -64,8 +73,9 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
                         "snappy is Parquet-only)")
     p.add_argument("--layout", choices=PARQUET_LAYOUTS, default=None,
                    help="Parquet: packed (default) stores each row's ids as one binary cell of little-endian "
-                        "uint32 and decodes about 3x faster; list writes list<uint32>/list<float32> columns, "
-                        "as other tools do (docs/formats.md)")
+                        "uint32 and decodes about 2x faster (1.6x with zstd, 2.7x without a values column: "
+                        "benchmarks/decode_formats.py); list writes list<uint32>/list<float32> columns, as "
+                        "other tools do (docs/formats.md)")
     p.add_argument("--values", choices=("auto", "keep", "drop"), default="auto",
                    help="values column: auto leaves it out when every value is 1.0 (default)")
     p.add_argument("--skip-invalid", action="store_true",
@@ -268,7 +278,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except TrainingInterrupted as exc:  # before StreamhogError: its own exit status, 128 + signal
+    except Interrupted as exc:  # before StreamhogError: its own exit status, 128 + signal
         print(f"streamhog {args.command}: {exc}", file=sys.stderr)
         return 128 + int(exc.signum)
     except (StreamhogError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as exc:

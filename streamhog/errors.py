@@ -17,10 +17,21 @@ class DataFormatError(StreamhogError, ValueError):
         self.path = str(path)
         self.line = line
         self.where = where if where is not None else (f"line {line}" if line is not None else None)
-        self.problem = problem
+        # One line, always: a library's message quoted in ``problem`` may hold line breaks
+        # (pyarrow's thrift errors do; found by tests/test_fuzz.py).
+        self.problem = problem = " ".join(part.strip() for part in str(problem).splitlines() if part.strip())
         location = f"{self.path}: {self.where}" if self.where else self.path
         super().__init__(f"{location}: {problem}")
 
 
 class OutputExistsError(StreamhogError, FileExistsError):
     """The destination exists and the user did not ask to overwrite it."""
+
+
+class OutputError(StreamhogError, OSError):
+    """An output cannot be written: its directory is not writable, or the disk filled up
+    (the partial output is removed). Names the path."""
+
+
+class UsageError(StreamhogError, ValueError):
+    """An argument that cannot work as given (e.g. an output name of the wrong kind)."""

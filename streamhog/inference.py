@@ -23,12 +23,14 @@ from scipy.special import expit
 
 from .atomic import atomic_output
 from .config import default_readers
-from .errors import StreamhogError
+from .errors import DataFormatError, StreamhogError
 from .formats import open_dataset
 from .hashing import hash_batch
+from .labels import check_scoring_data
 from .kernels.predict import BAD_INDPTR, INDEX_OUT_OF_RANGE, batch_margins, weight_vector
 from .kernels.softmax import softmax_margins, softmax_probabilities
 from .metrics import MetricAccumulator, MulticlassAccumulator
+from .outputs import check_predictions_path, predictions_problem
 from .stream import BatchStream, block_order
 
 __all__ = ["IncompatibleDataError", "evaluate", "predict", "predict_to_parquet", "PREDICTION_SCHEMA"]
@@ -52,8 +54,9 @@ class IncompatibleDataError(StreamhogError, ValueError):
     """The dataset does not fit the model (more features than the model has weights)."""
 
 
-def _dataset_for(model, data):
-    """Open ``data`` (a path, or an opened dataset as is) and check it fits ``model``."""
+def _dataset_for(model, data, *, check_rows: bool = True, need_rows: bool = False):
+    """Open ``data`` (a path, or an opened dataset as is) and check it fits ``model``: its
+    features, and (``check_rows``) labels that fit the model's loss (and rows: ``need_rows``)."""
     ds = open_dataset(data) if isinstance(data, (str, os.PathLike)) else data
     n_weights = len(model.weights)
     if model.hash_bits is None and int(ds.n_features) > min(model.n_features, n_weights):
@@ -61,6 +64,8 @@ def _dataset_for(model, data):
             f"{ds.path}: the dataset has n_features {int(ds.n_features)} but the model {model.path} has "
             f"n_features {model.n_features}: a model cannot score features it has no weights for"
         )
+    if check_rows:
+        check_scoring_data(ds, model, need_rows=need_rows)
     return ds
 
 
@@ -173,7 +178,7 @@ def evaluate(model, data, *, threads: int | None = None, readers: int | None = N
     (default: one per CPU), ``readers`` threads read them (default 2). ``rows(batch)``, when
     given, picks the rows of each batch to score (a boolean mask: a training run's holdout).
     """
-    ds = _dataset_for(model, data)
+    ds = _dataset_for(model, data, check_rows=rows is None, need_rows=True)  # holdout rows: checked by train
     margins = _scorer(model)
     n = min(_n_threads(threads), max(1, ds.n_blocks))
     accumulators = [MetricAccumulator(model.loss) if model.n_classes is None else MulticlassAccumulator(model.n_classes)
@@ -193,6 +198,8 @@ def evaluate(model, data, *, threads: int | None = None, readers: int | None = N
     total = accumulators[0]
     for acc in accumulators[1:]:
         total.merge(acc)
+    if rows is None and not total.sum_weight > 0:
+        raise DataFormatError(ds.path, "every importance weight is 0: no metric is defined")
     return total.result()
 
 
@@ -267,6 +274,7 @@ def predict_to_parquet(model, data, out_path, *, overwrite: bool = False, thread
     Memory is bounded by the blocks in flight. The file is written under a temporary name
     and renamed on success; an existing ``out_path`` is refused unless ``overwrite``.
     """
+    check_predictions_path(out_path)
     ds = _dataset_for(model, data)
     margins, loss, k = _scorer(model), model.loss, model.n_classes
     n = min(_n_threads(threads), max(1, ds.n_blocks))
@@ -274,7 +282,7 @@ def predict_to_parquet(model, data, out_path, *, overwrite: bool = False, thread
             "probability"}.get(loss, "score x.w + b")
     metadata = {"streamhog_model": str(model.path), "loss": loss, "prediction": what, "dataset": str(ds.path)}
     schema = PREDICTION_SCHEMA if k is None else MULTICLASS_SCHEMA
-    with atomic_output(out_path, overwrite=overwrite) as tmp:
+    with atomic_output(out_path, overwrite=overwrite, replaceable=predictions_problem) as tmp:
         writer = pq.ParquetWriter(tmp, schema.with_metadata(metadata), compression="NONE",
                                   use_dictionary=False, write_statistics=False)
         try:

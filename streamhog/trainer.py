@@ -37,15 +37,15 @@ from .checkpoint import read_checkpoint, write_checkpoint
 from .config import TrainConfig
 from .errors import DataFormatError, StreamhogError
 from .formats.block_cache import BlockCache
-from .describe import label_counts
 from .hashing import hash_batch
 from .holdout import WATCHED_NAME, holdout_mask, watched_score
 from .interrupt import TrainingInterrupted
+from .labels import check_labels as _check_labels
 from .kernels.losses import LOSS_IDS
 from .kernels.optimizers import B_VALUE, OPTIMIZER_IDS
 from .kernels.sgd import CONSTANT, INVSCALING, train_rows
 from .kernels.softmax import bstate_length, softmax_train_rows
-from .model import CLASSIFICATION_LOSSES, Model
+from .model import Model
 from .stream import BatchStream, block_order
 
 _EMPTY_F32 = np.zeros(0, np.float32)
@@ -94,35 +94,9 @@ class DivergenceError(TrainingError):
     """A margin became NaN or infinite: the step size is too large for the data."""
 
 
-#: Most classes a softmax model takes (K weights per feature).
-MAX_CLASSES = 1000
-
-
 def check_labels(dataset, loss: str) -> dict[float, int]:
-    """Refuse, before training, labels a classification loss cannot take (a pass over the
-    label column only); returns the label counts. Any label suits the squared loss (the
-    readers already refuse non-finite ones); softmax takes class ids 0..K-1."""
-    if loss == "softmax":
-        counts = label_counts(dataset, max_distinct=MAX_CLASSES + 1)
-        bad = [v for v in counts if v != int(v) or v < 0]
-        if bad or len(counts) > MAX_CLASSES or (counts and max(counts) >= MAX_CLASSES):
-            what = f"label {bad[0]:g} is not a class id" if bad else f"more than {MAX_CLASSES} classes"
-            raise TrainingError(f"{dataset.path}: {what}; the softmax loss takes labels 0, 1, ..., K-1 "
-                                f"(K <= {MAX_CLASSES})")
-        if not counts or max(counts) < 1:  # distinct class ids: a largest id >= 1 means >= 2 classes
-            raise TrainingError(f"{dataset.path}: the softmax loss needs at least two classes (labels 0..K-1)")
-        return counts
-    if loss not in CLASSIFICATION_LOSSES:
-        return {}
-    counts = label_counts(dataset, max_distinct=3)  # three distinct values are already too many
-    seen = set(counts)
-    if not (seen <= {-1.0, 1.0} or seen <= {0.0, 1.0}):
-        bad = sorted(seen - ({-1.0, 1.0} if -1.0 in seen else {0.0, 1.0}))[0]
-        raise TrainingError(
-            f"{dataset.path}: label {bad:g} does not fit the {loss} loss, which takes labels "
-            f"{{-1, +1}} or {{0, 1}} (labels seen: {', '.join(f'{v:g}' for v in sorted(seen))}"
-            f"{', ...' if len(seen) >= 3 else ''}); use --loss squared for real-valued targets")
-    return counts
+    """Refuse, before training, labels the loss cannot take (streamhog/labels.py)."""
+    return _check_labels(dataset, loss, error=TrainingError)
 
 
 def dataset_schema(ds) -> dict:

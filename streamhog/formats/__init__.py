@@ -50,6 +50,8 @@ def format_from_suffix(path) -> str | None:
 
 def open_dataset(path):
     """Open a Parquet file, a directory of Parquet files, or a Zarr store (footers/attributes only)."""
+    if str(path) != "-" and not (Path(path).exists() or Path(path).is_symlink()):
+        raise FileNotFoundError(f"{path}: no such file or directory")
     fmt = detect_format(path)
     if fmt == "parquet":
         from .parquet import ParquetDataset

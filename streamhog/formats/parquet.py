@@ -4,7 +4,7 @@ One row per example: ``label`` float32, ``indices``, optional ``values``, option
 ``weight`` float32; file key-value metadata ``n_features`` and ``format_version``
 (docs/formats.md). ``indices``/``values`` come in two layouts: ``packed`` (the default),
 one binary cell per row holding its ids as little-endian uint32 (values: float32), and
-``list`` (list<uint32> / list<float32>). Packed decodes about 3x faster: Arrow copies a
+``list`` (list<uint32> / list<float32>). Packed decodes about 2x faster: Arrow copies a
 binary column's bytes, where it rebuilds a list column from per-element repetition levels,
 and decoding bounds streaming training. A dataset is one file or a directory of files; a
 block is one row group.
@@ -181,6 +181,9 @@ def _inspect_file(path: Path) -> tuple[_FileInfo, pq.FileMetaData]:
     if nf is None or not nf.isdigit():
         raise DataFormatError(path, f"key-value metadata '{spec.META_N_FEATURES}' is missing or not a "
                                     f"non-negative integer: {nf!r}")
+    if int(nf) > spec.MAX_N_FEATURES:
+        raise DataFormatError(path, f"key-value metadata '{spec.META_N_FEATURES}' is {int(nf):,}, above the "
+                                    f"format's limit of 2^32 (feature ids are uint32)")
     schema = md.schema.to_arrow_schema()
     names = schema.names
 
