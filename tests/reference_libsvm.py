@@ -66,3 +66,24 @@ def parse(data: bytes, *, index_base: int = 1, n_features: int | None = None):
             line = line[:-1]  # "\r\n" ends a line; a lone "\r" elsewhere stays in its token
         out.append((number, parse_line(line, index_base, n_features)))
     return out
+
+
+def rows_of(indptr, indices, values, labels):
+    """CSR arrays as a list of (label bits, ids, value bits): exact comparison, -0.0 included."""
+    out = []
+    for r in range(len(labels)):
+        lo, hi = int(indptr[r]), int(indptr[r + 1])
+        out.append((np.float32(labels[r]).view(np.uint32).item(), [int(i) for i in indices[lo:hi]],
+                    np.asarray(values[lo:hi], np.float32).view(np.uint32).tolist()))
+    return out
+
+
+def expected_rows(lines, *, skip_invalid: bool):
+    """What a parse must give for ``parse``'s answer: (rows, refused line numbers, the line a
+    stopping parse stops at or None)."""
+    bad = [n for n, r in lines if r is False]
+    stop = None if skip_invalid or not bad else bad[0]
+    kept = [r for n, r in lines if r and (stop is None or n < stop)]
+    rows = [(np.float32(lab).view(np.uint32).item(), ids, [np.float32(v).view(np.uint32).item() for v in vals])
+            for lab, ids, vals in kept]
+    return rows, bad, stop
