@@ -107,6 +107,20 @@ def test_zarr_missing_chunk_fails_every_command(store, tmp_path, rng, capsys, co
     assert not (tmp_path / "o.parquet").exists()
 
 
+def test_zarr_store_of_another_writer_missing_a_chunk_of_zeros_is_refused_with_a_hint(tmp_path):
+    """zarr's defaults (fill value 0, chunks of zeros not stored) cannot tell a chunk of 0
+    labels from a lost one: refused, saying what to do."""
+    g = zarr.open_group(str(tmp_path / "o.zarr"), mode="w", zarr_format=3)
+    g.create_array("indptr", data=np.arange(7, dtype=np.int64), chunks=(2,))
+    g.create_array("indices", data=np.arange(6, dtype=np.uint32), chunks=(2,))
+    g.create_array("labels", data=np.array([1, 1, 0, 0, 1, 0], np.float32), chunks=(2,))
+    g.attrs.update(n_features=10, format_version=1)
+    assert not (tmp_path / "o.zarr" / "labels" / "c" / "1").exists()
+    with pytest.raises(DataFormatError, match=r"array 'labels': chunk file labels/c/1 \(entries 2-3\) is missing.*"
+                                              "another tool may have left out a file of zeros: convert the source"):
+        open_dataset(tmp_path / "o.zarr")
+
+
 def test_zarr_file_lost_after_open_names_the_block(store):
     path, _ = store
     ds = open_dataset(path)

@@ -174,9 +174,13 @@ class _ChunkFiles:
 
     def describe(self, k: int) -> str:
         lo = k * self.unit
-        return (f"array '{self.name}': {'shard' if self.sharded else 'chunk'} file {self.name}/{self.key(k)} "
+        text = (f"array '{self.name}': {'shard' if self.sharded else 'chunk'} file {self.name}/{self.key(k)} "
                 f"(entries {lo}-{min(lo + self.unit, self.length) - 1}) is missing; the store is damaged or "
                 "incomplete (copy it again, or convert the source again)")
+        if not np.isnan(np.float64(self.fill_value)) and self.fill_value == 0:
+            # Written by an older streamhog or another tool, which skip chunks of zeros.
+            text += "; an older streamhog or another tool may have left out a file of zeros: convert the source again"
+        return text
 
     def first_missing(self, start: int = 0, stop: int | None = None, present=None) -> int | None:
         """The first chunk file of entries [start, stop) that does not exist, or None."""
