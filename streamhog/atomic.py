@@ -19,6 +19,7 @@ file-size limit (errno 28, 122, 27).
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import re
 import secrets
@@ -137,7 +138,7 @@ def atomic_output(dst, *, overwrite: bool = False, replaceable: Callable[[Path],
         yield tmp
     except BaseException as exc:
         remove_path(tmp)
-        for sibling in dst.parent.glob(f"{tmp.name}.*"):  # e.g. a writer's own side file
+        for sibling in dst.parent.glob(f"{glob.escape(tmp.name)}.*"):  # e.g. a writer's own side file
             remove_path(sibling)
         err = output_error(dst, exc)
         if err is exc:

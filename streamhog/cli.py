@@ -80,7 +80,8 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
                    help="values column: auto leaves it out when every value is 1.0 (default)")
     p.add_argument("--skip-invalid", action="store_true",
                    help="skip malformed lines, report how many and the first few, instead of stopping")
-    p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace DST if it is a streamhog dataset (anything else is refused)")
     p.add_argument("--threads", type=_positive_int, default=2, help="parser / reader threads (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
 
@@ -114,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scoring_arguments(p)
     p.add_argument("--out", required=True, help="output .parquet file: columns prediction, label (softmax models: class, "
                                                           "probability, label)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT if it is a predictions file (anything else is refused)")
     p.set_defaults(run=run_predict)
 
     p = sub.add_parser("info", help="what a dataset or a model holds")
