@@ -44,7 +44,8 @@ def streamhog(*args) -> list[str]:
 
 
 _TEMPORARIES = {  # where each kind of write keeps its file until it is renamed into place
-    "checkpoint write": (".checkpoint.json.tmp-*", "snapshots/*/.checkpoint.json.tmp-*", ".*.tmp/.checkpoint.json.tmp-*"),
+    "checkpoint write": (".checkpoint.json.tmp-*", "snapshots/*/.checkpoint.json.tmp-*",
+                         ".*.tmp/.checkpoint.json.tmp-*"),
     "snapshot / best-epoch copy": (".*.tmp", ".*.old", "snapshots/.*.tmp", "snapshots/.*.old"),
     "cache write": ("cache/.block-*.tmp-*",),
 }

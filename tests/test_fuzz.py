@@ -319,7 +319,8 @@ def _sample(tmp: Path, fmt: str, layout="packed") -> Path:
 
     b = random_batch(rng, 60, 30, max_nnz=6, weights=True)
     path = tmp / f"s.{fmt}"
-    w = create_writer(fmt, path, rows_per_group=16, has_weights=True, **({"layout": layout} if fmt == "parquet" else {}))
+    layout_option = {"layout": layout} if fmt == "parquet" else {}
+    w = create_writer(fmt, path, rows_per_group=16, has_weights=True, **layout_option)
     w.write(b)
     w.close(30)
     return path

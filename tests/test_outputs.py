@@ -110,7 +110,8 @@ def _parquet_dir_with_other_file(path, svm):
 
 @pytest.mark.parametrize("name,make", [
     ("out.parquet", _unrelated_dir), ("out.zarr", _unrelated_dir), ("out.parquet", _unrelated_file),
-    ("out.parquet", _foreign_parquet), ("out.zarr", _zarr_with_extra_file), ("out.parquet", _parquet_dir_with_other_file),
+    ("out.parquet", _foreign_parquet), ("out.zarr", _zarr_with_extra_file),
+    ("out.parquet", _parquet_dir_with_other_file),
     ("out.zarr", lambda p, svm: make_model(p)),
 ])
 def test_convert_overwrite_refuses_what_convert_did_not_write(tmp_path, svm, capsys, name, make):
@@ -162,7 +163,8 @@ def test_predict_overwrite_replaces_only_predictions(tmp_path, svm, capsys):
 def test_predict_refuses_an_output_name_that_is_not_parquet(tmp_path, svm, capsys):
     make_model(tmp_path / "m", n_features=5)
     streamhog.convert(svm, tmp_path / "d.parquet")
-    code, err, _ = cli(capsys, "predict", tmp_path / "d.parquet", "--model", tmp_path / "m", "--out", tmp_path / "p.csv")
+    code, err, _ = cli(capsys, "predict", tmp_path / "d.parquet", "--model", tmp_path / "m",
+                       "--out", tmp_path / "p.csv")
     assert code == 1 and "p.csv: predictions are written as Parquet; name the output NAME.parquet" in err
     assert not (tmp_path / "p.csv").exists()
 
@@ -354,7 +356,8 @@ def test_argument_errors_name_what_is_expected(capsys):
                                                                                 "number, got 'abc'"),
                           (["convert", "a", "b", "--rows-per-group", "1.5"], "expected a whole number, got '1.5'"),
                           (["convert", "a", "b", "--hash-bits", "x"], "argument --hash-bits: expected a whole number"),
-                          (["train", "d", "--model", "m", "--threads", "0"], "argument --threads: must be >= 1, got 0")):
+                          (["train", "d", "--model", "m", "--threads", "0"],
+                           "argument --threads: must be >= 1, got 0")):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2
@@ -366,4 +369,5 @@ def test_convert_help_and_readme_agree_on_the_packed_speed_up():
     convert = build_parser()._subparsers._group_actions[0].choices["convert"]
     layout = next(a for a in convert._actions if a.dest == "layout")
     assert "about 2x faster (1.6x with zstd, 2.7x without a values column" in layout.help
-    assert "decodes about 2× faster (1.6× with zstd, 2.7× without a values column)" in (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "decodes about 2× faster (1.6× with zstd, 2.7× without a values column)" in readme

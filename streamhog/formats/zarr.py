@@ -227,6 +227,7 @@ class ZarrDataset:
         self.n_features = nf
         self.metadata = attrs
         self.hash_bits = read_hash_bits(attrs.get(META_HASH_BITS), self.path)
+
         def require(name, dtype, required=True):
             # One array at a time: listing the group would fail on any member's damaged
             # metadata with zarr's own error, naming nothing.
@@ -240,8 +241,8 @@ class ZarrDataset:
             except Exception as exc:
                 raise DataFormatError(self.path, f"array '{name}': its metadata {name}/zarr.json cannot be read "
                                                  f"({type(exc).__name__}: {exc})") from exc
-            if not isinstance(arr, zarr.Array) or arr.ndim != 1 or chunk < 1:
-                raise DataFormatError(self.path, f"'{name}' is not a 1-D array with chunks")
+            if not isinstance(arr, zarr.Array) or chunk < 1:
+                raise DataFormatError(self.path, f"'{name}' is not an array with chunks")
             if arr.ndim != 1 or arr.dtype != np.dtype(dtype):
                 raise DataFormatError(self.path, f"array '{name}' is {arr.dtype}{list(arr.shape)}, expected 1-D {dtype}")
             return arr
@@ -380,6 +381,6 @@ def _lost_chunk(ds: ZarrDataset, parts) -> str | None:
             part = data[max(c * chunk, start) - start : min((c + 1) * chunk, stop) - start]
             if len(part) and (np.all(np.isnan(part)) if np.isnan(fill) else np.all(part == fill)):
                 return (f"array '{name}': chunk {c} (entries {c * chunk}-{(c + 1) * chunk - 1}) is missing from "
-                        f"{name}/{files.key(c * chunk // files.unit)} (it reads as the fill value {files.fill_value}); the "
-                        "store is damaged")
+                        f"{name}/{files.key(c * chunk // files.unit)} (it reads as the fill value "
+                        f"{files.fill_value}); the store is damaged")
     return None
