@@ -25,27 +25,31 @@ class LabelError(StreamhogError, ValueError):
     """Labels that the loss (of a run, or of a model being scored) cannot take."""
 
 
-def check_labels(dataset, loss: str, *, n_classes: int | None = None, error=LabelError) -> dict[float, int]:
+def check_labels(dataset, loss: str, *, training: bool = True, n_classes: int | None = None,
+                 error=LabelError) -> dict[float, int]:
     """Refuse labels ``loss`` cannot take; return the label counts ({} for squared).
 
-    ``n_classes``: scoring a softmax model of K classes (ids must be < K, any number of
-    them present); None: training (K = the largest id + 1, at least two classes).
-    ``error``: the exception class to raise (training raises its TrainingError).
+    ``training``: a run about to train on ``dataset`` (rows needed; softmax: K = the largest
+    id + 1, at least two classes); else scoring, where a softmax model's ``n_classes`` K
+    bounds the ids (any number of them present). ``error``: the exception class to raise
+    (training raises its TrainingError).
     """
+    if training and int(dataset.n_rows) == 0:
+        raise error(f"{dataset.path}: the dataset has no rows; there is nothing to train on")
     if loss == "softmax":
-        limit = MAX_CLASSES if n_classes is None else int(n_classes)
+        limit = MAX_CLASSES if training else int(n_classes)
         counts = label_counts(dataset, max_distinct=limit + 1)
         bad = [v for v in counts if v != int(v) or v < 0]
         if bad or len(counts) > limit or (counts and max(counts) >= limit):
             if bad:
                 what = f"label {bad[0]:g} is not a class id"
-            elif n_classes is None:
+            elif training:
                 what = f"more than {MAX_CLASSES} classes"
             else:
                 what = f"label {max(counts):g} is not one of the model's {n_classes} classes"
             raise error(f"{dataset.path}: {what}; the softmax loss takes labels 0, 1, ..., K-1 "
-                        + (f"(K <= {MAX_CLASSES})" if n_classes is None else f"(this model: K = {n_classes})"))
-        if n_classes is None and (not counts or max(counts) < 1):  # distinct ids: largest >= 1 means >= 2 classes
+                        + (f"(K <= {MAX_CLASSES})" if training else f"(this model: K = {n_classes})"))
+        if training and (not counts or max(counts) < 1):  # distinct ids: largest >= 1 means >= 2 classes
             raise error(f"{dataset.path}: the softmax loss needs at least two classes (labels 0..K-1)")
         return counts
     if loss not in CLASSIFICATION_LOSSES:
@@ -67,4 +71,4 @@ def check_scoring_data(dataset, model, *, need_rows: bool) -> None:
     the model's loss, the rule ``train`` applied."""
     if need_rows and int(dataset.n_rows) == 0:
         raise LabelError(f"{dataset.path}: the dataset has no rows; no metric is defined")
-    check_labels(dataset, model.loss, n_classes=model.n_classes)
+    check_labels(dataset, model.loss, training=False, n_classes=model.n_classes)

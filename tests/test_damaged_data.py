@@ -291,6 +291,14 @@ def test_evaluate_of_no_rows_is_an_error(tmp_path, rng, capsys, fmt):
     assert code == 1 and err.endswith(f"e.{fmt}: the dataset has no rows; no metric is defined")
 
 
+def test_train_on_no_rows_is_one_line(tmp_path, capsys):
+    w = create_writer("parquet", tmp_path / "e.parquet")
+    w.close(N_FEATURES)
+    code, err = cli(capsys, "train", tmp_path / "e.parquet", "--model", tmp_path / "m", "--quiet")
+    assert code == 1 and err.endswith("e.parquet: the dataset has no rows; there is nothing to train on")
+    assert not (tmp_path / "m").exists()  # refused before the model directory was made
+
+
 # --- small wrongs ----------------------------------------------------------------------------
 
 def test_n_features_above_the_format_limit_names_the_file(tmp_path, rng, capsys):
