@@ -11,10 +11,12 @@
   metadata edited): every block either reads and passes validation or is refused with a
   one-line StreamhogError — nothing else escapes.
 
-``make test`` runs the "default" profile (a few seconds); the "long" one is for manual
-runs, best with bounds-checked kernels (an out-of-bounds access then raises)::
+``make test`` runs the "default" profile (about 20 s); the "long" one is for manual
+runs (``STREAMHOG_FUZZ_EXAMPLES`` examples a test, default 1,000; the round trips take
+``STREAMHOG_FUZZ_ROUND_TRIPS``, default 15), best with bounds-checked kernels (an
+out-of-bounds access then raises; a separate numba cache keeps them apart)::
 
-    NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=/tmp/numba-bc HYPOTHESIS_PROFILE=long \\
+    NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=/tmp/numba-bc HYPOTHESIS_PROFILE=long STREAMHOG_FUZZ_ROUND_TRIPS=200 \\
         .venv/bin/python -m pytest -q tests/test_fuzz.py
 """
 from __future__ import annotations
@@ -46,8 +48,8 @@ from test_clicklogs import CRITEO_NAMES, ref_rows
 
 settings.register_profile("default", max_examples=40, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("long", max_examples=3000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("long", max_examples=int(os.environ.get("STREAMHOG_FUZZ_EXAMPLES", "1000")),
+                          deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
