@@ -164,21 +164,27 @@ def list_parquet_files(path: Path) -> list[Path]:
                   if p.is_file() and p.suffix == ".parquet" and not p.name.startswith((".", "_")))
 
 
+def _text_metadata(md: pq.FileMetaData) -> dict[str, str]:
+    # Bytes that are not UTF-8 (a damaged footer) stay visible as U+FFFD: the checks below
+    # then refuse the key or value, where a strict decode raised (found by tests/test_fuzz.py).
+    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in (md.metadata or {}).items()}
+
+
 def _inspect_file(path: Path) -> tuple[_FileInfo, pq.FileMetaData]:
     try:
         md = pq.read_metadata(path)
     except Exception as exc:  # pyarrow says ArrowInvalid / OSError for non-Parquet files
         raise DataFormatError(path, f"not a readable Parquet file ({exc})") from exc
-    kv = {k.decode(): v.decode() for k, v in (md.metadata or {}).items()}
+    kv = _text_metadata(md)
     version = kv.get(spec.META_FORMAT_VERSION)
     if version is None:
         raise DataFormatError(path, f"missing key-value metadata '{spec.META_FORMAT_VERSION}' "
                                     "(not a streamhog sparse Parquet file; see docs/formats.md)")
-    if not version.isdigit() or int(version) not in spec.READABLE_VERSIONS:
+    if not (version.isascii() and version.isdigit()) or int(version) not in spec.READABLE_VERSIONS:
         raise DataFormatError(path, f"format_version {version!r} is not supported by this streamhog "
                                     f"(reads {', '.join(map(str, spec.READABLE_VERSIONS))})")
     nf = kv.get(spec.META_N_FEATURES)
-    if nf is None or not nf.isdigit():
+    if nf is None or not (nf.isascii() and nf.isdigit()):
         raise DataFormatError(path, f"key-value metadata '{spec.META_N_FEATURES}' is missing or not a "
                                     f"non-negative integer: {nf!r}")
     if int(nf) > spec.MAX_N_FEATURES:
@@ -247,8 +253,7 @@ class ParquetDataset:
                 block_rg.append(rg)
                 block_rows.append(md.row_group(rg).num_rows)
             if i == 0:
-                self.metadata = {k.decode(): v.decode() for k, v in (md.metadata or {}).items()
-                                 if not k.startswith(b"ARROW:")}
+                self.metadata = {k: v for k, v in _text_metadata(md).items() if not k.startswith("ARROW:")}
         self.n_features = max(f.n_features for f in self.files)
         self.hash_bits = read_hash_bits(self.metadata.get(META_HASH_BITS), self.files[0].path)
         self.has_values = any(f.has_values for f in self.files)
