@@ -144,7 +144,7 @@ def test_kill_9_at_random_moments_always_resumes(data, tmp_path):
         cmd = _cli("train", data / "train.parquet", "--model", m, *args, *([] if first else ["--resume"]))
         before = _mtime(m / CHECKPOINT)
         proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
-        if kills < 12 and (kills < 6 or in_write < 3):
+        if kills < 30 and (kills < 6 or in_write < 3):  # a loaded machine lands fewer kills in writes
             _wait_for_new_checkpoint(m, before, proc)  # past start-up, whatever the machine's load
             time.sleep(rng.uniform(0.0, 0.4))
             if proc.poll() is None:
