@@ -9,26 +9,35 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .errors import StreamhogError, TrainingInterrupted
+from .errors import Interrupted, StreamhogError
 from .io.formats.spec import DEFAULT_COMPRESSION, PARQUET_COMPRESSIONS, PARQUET_LAYOUTS
 
 
+def _whole_number(text: str) -> int:
+    # argparse names the type function in its message ("invalid _positive_int value"): say
+    # what is expected instead.
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
 def _hash_bits(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if not 1 <= value <= 32:
         raise argparse.ArgumentTypeError(f"must be from 1 to 32, got {value}")
     return value
@@ -119,13 +128,15 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
                         "snappy is Parquet-only)")
     p.add_argument("--layout", choices=PARQUET_LAYOUTS, default=None,
                    help="Parquet: packed (default) stores each row's ids as one binary cell of little-endian "
-                        "uint32 and decodes about 3x faster; list writes list<uint32>/list<float32> columns, "
-                        "as other tools do (docs/formats.md)")
+                        "uint32 and decodes about 2x faster (1.6x with zstd, 2.7x without a values column: "
+                        "benchmarks/decode_formats.py); list writes list<uint32>/list<float32> columns, as "
+                        "other tools do (docs/formats.md)")
     p.add_argument("--values", choices=("auto", "keep", "drop"), default="auto",
                    help="values column: auto leaves it out when every value is 1.0 (default)")
     p.add_argument("--skip-invalid", action="store_true",
                    help="skip malformed lines, report how many and the first few, instead of stopping")
-    p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace DST if it is a streamhog dataset (anything else is refused)")
     p.add_argument("--threads", type=_positive_int, default=2, help="parser / reader threads (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     add_data_arguments(p, skip=("label_column", "index_base", "n_features"))
@@ -161,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scoring_arguments(p)
     p.add_argument("--out", required=True, help="output .parquet file, or a URL (s3://...): columns prediction, label "
                                                 "(softmax models: class, probability, label)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT if it is a predictions file (anything else is refused)")
     p.set_defaults(run=run_predict)
 
     p = sub.add_parser("info", help="what a dataset or a model holds")
@@ -387,7 +399,7 @@ def main(argv=None) -> int:
     debug = args.debug or os.environ.get("STREAMHOG_DEBUG", "") not in ("", "0")
     try:
         return args.run(args)
-    except TrainingInterrupted as exc:  # before StreamhogError: its own exit status, 128 + signal
+    except Interrupted as exc:  # before StreamhogError: its own exit status, 128 + signal
         print(f"streamhog {args.command}: {exc}", file=sys.stderr)
         return 128 + int(exc.signum)
     # The errors streamhog raises on purpose, and the OS's errors about a file (they name the

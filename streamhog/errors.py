@@ -25,7 +25,9 @@ class DataFormatError(StreamhogError, ValueError):
         self.path = str(path)
         self.line = line
         self.where = where if where is not None else (f"line {line}" if line is not None else None)
-        self.problem = problem
+        # One line, always: a library's message quoted in ``problem`` may hold line breaks
+        # (pyarrow's thrift errors do; found by tests/test_fuzz.py).
+        self.problem = problem = " ".join(part.strip() for part in str(problem).splitlines() if part.strip())
         location = f"{self.path}: {self.where}" if self.where else self.path
         super().__init__(f"{location}: {problem}")
 
@@ -79,12 +81,16 @@ class DiskSpaceError(StreamhogError):
     did not start) with a checkpoint while there was room."""
 
 
-class TrainingInterrupted(StreamhogError):
-    """SIGINT/SIGTERM: the batches in flight were finished and a checkpoint written."""
+class Interrupted(StreamhogError):
+    """A signal stopped the command; the CLI exits with 128 + ``signum``."""
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
+
+
+class TrainingInterrupted(Interrupted):
+    """SIGINT/SIGTERM: the batches in flight were finished and a checkpoint written."""
 
 
 class MissingDependencyError(StreamhogError, ImportError):
@@ -95,3 +101,16 @@ class MissingDependencyError(StreamhogError, ImportError):
 class ModelTooLargeError(StreamhogError, PicklingError):
     """A model too large to travel inside a pickle (``joblib.dump`` of a fitted estimator):
     says to keep the model directory instead."""
+
+
+class OutputError(StreamhogError, OSError):
+    """An output cannot be written: its directory is not writable, or the disk filled up
+    (the partial output is removed). Names the path."""
+
+
+class UsageError(ConfigError):
+    """An argument that cannot work as given (e.g. an output name of the wrong kind)."""
+
+
+class LabelError(StreamhogError, ValueError):
+    """Labels that the loss (of a run, or of a model being scored) cannot take."""

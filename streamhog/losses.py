@@ -19,6 +19,7 @@ lists the losses from this table.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -70,6 +71,19 @@ class Loss:
     def distinct_labels_to_check(self) -> int:
         """How many distinct label values a check needs to see (beyond that it already fails)."""
         return {BINARY_LABELS: 3, CLASS_LABELS: MAX_CLASSES + 1}.get(self.labels, 0)
+
+    def constant_loss(self, counts: dict[float, int]) -> float | None:
+        """The training loss of the best constant predictor for labels of these counts (the
+        base rate): a run whose train loss is above it has learned nothing, or diverges."""
+        total = sum(counts.values())
+        if not total or self.labels == REAL_LABELS:
+            return None
+        if self.labels == CLASS_LABELS:
+            return -sum(c / total * math.log(c / total) for c in counts.values() if c)
+        p = sum(c for v, c in counts.items() if v > 0) / total
+        if self.name == "hinge":  # the best constant margin is the majority's sign: 1 - |2p - 1|
+            return 2.0 * min(p, 1.0 - p)
+        return -sum(q * math.log(q) for q in (p, 1.0 - p) if q > 0)
 
     def n_classes(self, counts: dict[float, int]) -> int | None:
         """K for a softmax model trained on labels of these counts, else None."""

@@ -174,12 +174,19 @@ def test_existing_output_is_never_replaced_unasked(tmp_path, capsys):
     assert main(["convert", str(src), str(dst)]) == 1
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert dst.read_bytes() == b"precious"
+    # --overwrite replaces only a streamhog dataset (issue 16): not this file
+    assert main(["convert", str(src), str(dst), "--overwrite", "--quiet"]) == 1
+    assert "--overwrite replaces only an output of this command" in capsys.readouterr().err
+    assert dst.read_bytes() == b"precious"
+    dst.unlink()
+    assert main(["convert", str(src), str(dst), "--quiet"]) == 0
+    src.write_text("1 1:1\n-1 2:1\n")
     assert main(["convert", str(src), str(dst), "--overwrite", "--quiet"]) == 0
-    assert pq.read_table(dst).num_rows == 1
+    assert pq.read_table(dst).num_rows == 2
     # a failed conversion with --overwrite keeps the old output
     src.write_text("1 1:1\n1 0:1\n")
     assert main(["convert", str(src), str(dst), "--overwrite", "--quiet"]) == 1
-    assert pq.read_table(dst).num_rows == 1
+    assert pq.read_table(dst).num_rows == 2
 
 
 def test_option_errors(tmp_path, capsys):

@@ -272,3 +272,14 @@ def test_os_errors_name_the_path_and_bugs_say_how_to_see_them(tmp_path, capsys, 
     with pytest.raises(TypeError):
         cli_main(["info", str(tmp_path)])
     warnings.resetwarnings()
+
+
+def test_a_train_loss_above_the_constant_predictors_is_said(data, tmp_path):
+    lines = []
+    streamhog.train(data / "train.parquet", tmp_path / "m", epochs=1, lr=1e6, log=lines.append, threads=1,
+                    readers=1)
+    warned = [line for line in lines if line.startswith("warning: epoch 1's train loss")]
+    assert warned and "above the constant predictor's 0.6" in warned[0] and "--lr 1e+06" in warned[0]
+    lines.clear()
+    streamhog.train(data / "train.parquet", tmp_path / "ok", epochs=1, log=lines.append, threads=1, readers=1)
+    assert not [line for line in lines if line.startswith("warning")]

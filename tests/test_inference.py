@@ -13,7 +13,7 @@ from scipy.special import expit
 from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, mean_squared_error, roc_auc_score
 
 from streamhog.io.batch import SparseBatch, concat_batches
-from streamhog.errors import DataFormatError, OutputExistsError
+from streamhog.errors import DataFormatError, OutputExistsError, StreamhogError
 from streamhog.io.formats import create_writer, open_dataset
 from streamhog.errors import IncompatibleDataError
 from streamhog.model.inference import evaluate, predict, predict_to_parquet
@@ -253,7 +253,8 @@ def test_predict_to_parquet_empty_dataset(tmp_path, rng):
     w.close(N_FEATURES)
     assert predict_to_parquet(model, tmp_path / "e.parquet", tmp_path / "p.parquet") == 0
     assert pq.read_table(tmp_path / "p.parquet").num_rows == 0
-    assert evaluate(model, tmp_path / "e.parquet")["n_examples"] == 0
+    with pytest.raises(StreamhogError, match="e.parquet: the dataset has no rows; no metric is defined"):
+        evaluate(model, tmp_path / "e.parquet")  # issue 16: was NaN metrics
 
 
 # --- refusals -----------------------------------------------------------------------------
@@ -308,6 +309,9 @@ class _LyingDataset:
 
     def open_reader(self):
         return self
+
+    def iter_labels(self):  # scoring checks the labels first (issue 16)
+        yield np.ones(self.n_rows, np.float32)
 
     def read(self, block):
         return SparseBatch(np.array([0, 1], np.int64), np.array([15 if block == 5 else block % 10], np.uint32),

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -145,7 +146,7 @@ def test_kill_9_at_random_moments_always_resumes(data, tmp_path):
         cmd = _cli("train", data / "train.parquet", "--model", m, *args, *([] if first else ["--resume"]))
         before = _mtime(m / CHECKPOINT)
         proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
-        if kills < 12 and (kills < 6 or in_write < 3):
+        if kills < 30 and (kills < 6 or in_write < 3):  # a loaded machine lands fewer kills in writes
             _wait_for_new_checkpoint(m, before, proc)  # past start-up, whatever the machine's load
             time.sleep(rng.uniform(0.0, 0.4))
             if proc.poll() is None:
@@ -153,8 +154,11 @@ def test_kill_9_at_random_moments_always_resumes(data, tmp_path):
                 proc.wait()
                 kills += 1
                 in_write += any(p.name.startswith(".checkpoint.json.tmp") for p in m.iterdir())
-                with pytest.warns(UnfinishedModelWarning, match="its training was killed"):
-                    Model.open(m).evaluate(data / "test.parquet")  # readable at every moment, and said unfinished
+                with warnings.catch_warnings(record=True) as caught:  # readable at every moment,
+                    warnings.simplefilter("always")                     # and said unfinished unless it is
+                    Model.open(m).evaluate(data / "test.parquet")
+                finished = Model.open(m).meta["training"]["status"] == "complete"
+                assert finished == (not [w for w in caught if w.category is UnfinishedModelWarning])
                 first = False
                 continue
         _, err = proc.communicate(timeout=120)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,9 @@ from ..errors import DataFormatError, DiskSpaceError
 
 MAGIC = b"SHCACHE1"
 _HEADER = 64
+#: Test hook (benchmarks/soak.py): seconds to sleep inside a cache file's write window, so
+#: that a kill -9 can land there. Never set in normal use.
+_TEST_DELAY_ENV = "STREAMHOG_TEST_CACHE_DELAY"
 
 
 def _pad(n_bytes: int) -> int:
@@ -113,6 +117,8 @@ class BlockCache:
                 for data in arrays:
                     f.write(memoryview(data).cast("B"))
                     f.write(b"\0" * (_pad(data.nbytes) - data.nbytes))
+            if os.environ.get(_TEST_DELAY_ENV):
+                time.sleep(float(os.environ[_TEST_DELAY_ENV]))
             os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)  # a full disk: nothing half-written stays behind

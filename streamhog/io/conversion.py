@@ -22,6 +22,8 @@ from .formats import create_writer, detect_format, format_from_suffix, open_data
 from .formats.spec import DEFAULT_COMPRESSION, DEFAULT_PARQUET_LAYOUT, DEFAULT_ROWS_PER_GROUP, MAX_INDEX
 from .hashing import DEFAULT_HASH_BITS, check_bits, hash_batch
 from .._fs.sparse_files import apparent_size
+from .outputs import dataset_problem
+from .signals import sigterm_raises
 
 INPUT_FORMATS = ("auto", "libsvm", "parquet", "zarr", "criteo", "csv")
 CLICK_LOG_FORMATS = ("criteo", "csv")
@@ -51,7 +53,7 @@ class ConvertReport:
         lines = [f"wrote {self.dst}: {self.n_rows:,} rows, {self.nnz:,} nnz, {self.n_features:,} features{hashed}, "
                  f"{self.n_groups} {'row group' if self.output_format == 'parquet' else 'block'}(s), {'with' if self.has_values else 'without'} values column, "
                  f"{self.bytes_out / 1e6:.1f} MB in {self.seconds:.2f} s"
-                 + (f" ({rate:.0f} MB/s of input)" if rate else "")]
+                 + (f" ({rate:.0f} MB/s of input)" if rate >= 100 else f" ({rate:.2g} MB/s of input)" if rate else "")]
         if self.n_skipped:
             first = ", ".join(f"line {ln}" for ln, _ in self.skipped)
             lines.append(f"skipped {self.n_skipped:,} invalid line(s); first: {first}")
@@ -125,7 +127,7 @@ def convert(src, dst, *, output_format: str | None = None, input_format: str = "
     rows_per_group = rows_per_group or DEFAULT_ROWS_PER_GROUP[output_format]
     if n_features is not None and not 0 <= n_features <= MAX_INDEX + 1:
         raise ConfigError(f"n_features must be between 0 and 2^32, got {n_features}")
-    dst = check_destination(dst, overwrite=overwrite)
+    dst = check_destination(dst, overwrite=overwrite, replaceable=dataset_problem)
     if str(src) != "-" and Path(src).resolve() == dst.resolve():
         raise ConfigError(f"{dst}: source and destination are the same")
     report = ConvertReport(str(src), str(dst), input_format, output_format, hash_bits=hash_bits)
@@ -133,7 +135,8 @@ def convert(src, dst, *, output_format: str | None = None, input_format: str = "
     if output_format == "parquet":
         options["layout"] = layout or DEFAULT_PARQUET_LAYOUT
     start = time.perf_counter()
-    with output(dst, overwrite=overwrite) as tmp:
+    with sigterm_raises("the partial output was removed"), \
+            output(dst, overwrite=overwrite, replaceable=dataset_problem) as tmp:
         if input_format in ("parquet", "zarr"):
             _from_dataset(src, tmp, report, output_format, n_features=n_features, hash_bits=hash_bits,
                           threads=threads, progress=progress, columns=columns if input_format == "parquet" else {},

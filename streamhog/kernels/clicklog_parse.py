@@ -48,6 +48,76 @@ ERR_FIELDS = 6
 
 _MIN_I64_F = -9.2e18  # int(v) of a smaller v does not fit int64: left to Python ("slow")
 
+# A decimal is a finite double exactly when its magnitude is below 2**1024 - 2**970 (halfway
+# between DBL_MAX and 2**1024; the tie rounds to the even 2**1024: inf). Slow numbers within a
+# hair of it are settled digit by digit: float() of "1e999" is inf, which hashes to nothing.
+_F64_INF_DIGITS = np.frombuffer(str(2**1024 - 2**970).encode(), dtype=np.uint8) - 48
+_F64_INF_EXP10 = len(str(2**1024 - 2**970)) - 1
+_F64_NEAR_MAX = 1.7976931348623157e308 * (1.0 - 1e-12)
+
+
+@njit(nogil=True, cache=True)
+def _decimal_is_double_inf(buf, p, end):
+    """Whether the decimal number ``buf[p:end]`` (a scanned number, sign allowed) rounds to an
+    infinite double: its magnitude compared with 2**1024 - 2**970, digit by digit."""
+    if p < end and (buf[p] == 45 or buf[p] == 43):
+        p += 1
+    int_digits = 0
+    lead_zeros = 0
+    seen = False
+    in_frac = False
+    q = p
+    while q < end and (buf[q] == 46 or 48 <= buf[q] <= 57):
+        c = buf[q]
+        if c == 46:
+            in_frac = True
+        else:
+            if not in_frac:
+                int_digits += 1
+            if not seen:
+                if c == 48:
+                    lead_zeros += 1
+                else:
+                    seen = True
+        q += 1
+    if not seen:
+        return False
+    exp = 0
+    if q < end and (buf[q] | 32) == 101:
+        r = q + 1
+        neg = r < end and buf[r] == 45
+        if r < end and (buf[r] == 45 or buf[r] == 43):
+            r += 1
+        while r < end and 48 <= buf[r] <= 57:
+            if exp < 1_000_000:
+                exp = exp * 10 + (np.int64(buf[r]) - 48)
+            r += 1
+        if neg:
+            exp = -exp
+    e_lead = int_digits - lead_zeros - 1 + exp
+    if e_lead != _F64_INF_EXP10:
+        return e_lead > _F64_INF_EXP10
+    k = 0
+    nd = _F64_INF_DIGITS.shape[0]
+    started = False
+    for r in range(p, q):
+        c = buf[r]
+        if c == 46 or (not started and c == 48):
+            continue
+        started = True
+        d = np.int64(c) - 48
+        if k < nd:
+            if d != _F64_INF_DIGITS[k]:
+                return d > _F64_INF_DIGITS[k]
+            k += 1
+        elif d != 0:
+            return True
+    while k < nd:  # every digit matched so far: equal unless the bound has more non-zero digits
+        if _F64_INF_DIGITS[k] != 0:
+            return False
+        k += 1
+    return True
+
 
 @njit(types.UniTuple(types.int64, 2)(BUF, types.int64, types.uint8), nogil=True, cache=True)
 def count_lines_and_separators(buf, end, sep):
@@ -255,7 +325,8 @@ def parse_clicklog_block(buf, start, end, sep, quoting, kinds, seeds, bits, bina
                             status, v, q = _scan_number(buf, cs, ce)
                         if status == 2 or q != ce or escaped:
                             code = E_NUMERIC_NOT_NUMBER
-                        elif status == 3:
+                        elif status == 3 or (status == 1 and abs(v) >= _F64_NEAR_MAX
+                                                 and _decimal_is_double_inf(buf, cs, ce)):
                             code = E_NUMERIC_NOT_FINITE
                         else:
                             n = -1 if status == 1 or v < _MIN_I64_F else _number_token(v, scratch)

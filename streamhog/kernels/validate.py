@@ -15,6 +15,7 @@ NOT_ASCENDING = 3     # duplicate or descending index within a row
 VALUE_NOT_FINITE = 4
 LABEL_NOT_FINITE = 5
 WEIGHT_NOT_FINITE = 6
+WEIGHT_NEGATIVE = 7   # an importance weight scales a gradient: a negative one climbs the loss
 
 _ro_i64 = types.Array(types.int64, 1, "C", readonly=True)
 _ro_u32 = types.Array(types.uint32, 1, "C", readonly=True)
@@ -40,8 +41,12 @@ def check_csr_block(indptr, indices, values, has_values, labels, weights, has_we
         lab = labels[r]
         if not np.isfinite(lab):
             return LABEL_NOT_FINITE, r, -1
-        if has_weights and not np.isfinite(weights[r]):
-            return WEIGHT_NOT_FINITE, r, -1
+        if has_weights:
+            w = weights[r]
+            if not np.isfinite(w):
+                return WEIGHT_NOT_FINITE, r, -1
+            if w < 0:
+                return WEIGHT_NEGATIVE, r, -1
         lo = indptr[r]
         hi = indptr[r + 1]
         if hi < lo or hi > nnz:  # checked before the row is touched: no read out of bounds
@@ -95,4 +100,6 @@ def _sentence(code, row, pos, indices, values, labels, weights, n_features) -> s
         return f"row {row}: value {values[pos]} of feature {int(indices[pos])} is not finite"
     if code == LABEL_NOT_FINITE:
         return f"row {row}: label {labels[row]} is not finite"
+    if code == WEIGHT_NEGATIVE:
+        return f"row {row}: weight {weights[row]} is negative (importance weights must be >= 0)"
     return f"row {row}: weight {weights[row]} is not finite"

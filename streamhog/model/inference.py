@@ -17,19 +17,21 @@ from typing import Callable
 
 import numpy as np
 
-from ..io.outputs import output
-from ..errors import IncompatibleDataError, StreamhogError
+from ..io.outputs import check_predictions_path, output, predictions_problem
+from ..errors import DataFormatError, IncompatibleDataError, StreamhogError
 from ..io.formats import open_dataset
 from ..io.hashing import hash_batch
 from ..io.stream import BatchStream, block_order
 from ..io.threads import Workers, default_readers, default_threads
+from .labels import check_scoring_data
 
 __all__ = ["evaluate", "predict", "predict_to_parquet", "scorer"]
 
 
-def _dataset_for(model, data, require_labels: bool = False):
+def _dataset_for(model, data, require_labels: bool = False, *, check_rows: bool = True, need_rows: bool = False):
     """Open ``data`` (a path or URL, data in memory, or an opened dataset as is) and check it
-    fits ``model``."""
+    fits ``model``: its features, and (``check_rows``) labels that fit the model's loss (and
+    rows: ``need_rows``)."""
     ds = open_dataset(data, require_labels=require_labels)
     n_weights = len(model.weights)
     if model.hash_bits is None and int(ds.n_features) > min(model.n_features, n_weights):
@@ -37,6 +39,8 @@ def _dataset_for(model, data, require_labels: bool = False):
             f"{ds.path}: the dataset has n_features {int(ds.n_features)} but the model {model.path} has "
             f"n_features {model.n_features}: a model cannot score features it has no weights for"
         )
+    if check_rows and getattr(ds, "has_labels", True):
+        check_scoring_data(ds, model, need_rows=need_rows)
     return ds
 
 
@@ -78,7 +82,8 @@ def evaluate(model, data, *, threads: int | None = None, readers: int | None = N
     per CPU), ``readers`` threads read them. ``rows(batch)``, when given, picks the rows of
     each batch to score (a boolean mask: a training run's holdout).
     """
-    ds = _dataset_for(model, data, require_labels=True)
+    # A run's holdout rows: their labels were checked when the run began.
+    ds = _dataset_for(model, data, require_labels=True, check_rows=rows is None, need_rows=True)
     margins = scorer(model)
     accumulators = [model.head.accumulator() for _ in range(_n_consumers(threads, ds))]
 
@@ -96,6 +101,8 @@ def evaluate(model, data, *, threads: int | None = None, readers: int | None = N
     total = accumulators[0]
     for acc in accumulators[1:]:
         total.merge(acc)
+    if rows is None and not total.sum_weight > 0:
+        raise DataFormatError(ds.path, "every importance weight is 0: no metric is defined")
     return total.result()
 
 
@@ -176,12 +183,13 @@ def predict_to_parquet(model, data, out_path, *, overwrite: bool = False, thread
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    check_predictions_path(out_path)
     ds = _dataset_for(model, data)
     margins, head = scorer(model), model.head
     metadata = {"streamhog_model": str(model.path), "loss": model.loss, "prediction": head.prediction_meaning,
                 "dataset": str(ds.path)}
     schema = head.prediction_schema()
-    with output(out_path, overwrite=overwrite) as tmp:
+    with output(out_path, overwrite=overwrite, replaceable=predictions_problem) as tmp:
         writer = pq.ParquetWriter(tmp, schema.with_metadata(metadata), compression="NONE",
                                   use_dictionary=False, write_statistics=False)
         try:

@@ -17,9 +17,9 @@ from ..errors import (CheckpointError, ConfigError, DiskSpaceError, DivergenceEr
 from ..io.block_cache import BlockCache
 from ..io.formats import open_dataset
 from ..io.formats.storage import local_model_dir, location
-from ..io.summary import label_counts
 from ..losses import get_loss
 from ..model.directory import MAX_FEATURES, META, Model
+from ..model.labels import check_labels as _check_labels
 from ..model.lock import ModelLock
 from .checkpoint import has_checkpoint, read_checkpoint
 from .config import TrainConfig
@@ -34,16 +34,9 @@ CACHE = "cache"  # the block cache's directory inside the model directory
 
 
 def check_labels(dataset, loss: str) -> dict[float, int]:
-    """Refuse, before training, labels the loss cannot take (a pass over the label column
-    only); returns the label counts (empty for losses that take any label)."""
-    spec = get_loss(loss)
-    if not spec.distinct_labels_to_check:
-        return {}
-    counts = label_counts(dataset, max_distinct=spec.distinct_labels_to_check)
-    problem = spec.label_problem(counts)
-    if problem:
-        raise TrainingError(f"{dataset.path}: {problem}")
-    return counts
+    """Refuse, before training, labels the loss cannot take, and data without rows (a pass
+    over the label column only: model/labels.py); returns the label counts."""
+    return _check_labels(dataset, loss, error=TrainingError)
 
 
 def dataset_schema(ds) -> dict:
@@ -71,7 +64,8 @@ def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
                                 "refusing to delete it (choose another --model)")
 
 
-def _new_run(model_dir: Path, ds, hyper: dict, *, n_features, valid, overwrite, warm_start, lock: ModelLock):
+def _new_run(model_dir: Path, ds, hyper: dict, *, n_features, valid, valid_ds, overwrite, warm_start,
+             lock: ModelLock):
     """Create the model of a new run (fresh, or warm-started): its model, config and state."""
     if valid is not None and hyper.get("holdout") is None:
         hyper["holdout"] = 0.0  # early stopping watches the validation data; every row trains
@@ -88,11 +82,13 @@ def _new_run(model_dir: Path, ds, hyper: dict, *, n_features, valid, overwrite, 
     if n_features > MAX_FEATURES:
         raise TrainingError(f"--n-features {n_features:,} is above the maximum, 2^34")
     counts = check_labels(ds, cfg.loss)  # before anything is created or replaced
+    n_classes = get_loss(cfg.loss).n_classes(counts)
+    if valid_ds is not None:
+        _check_labels(valid_ds, cfg.loss, training=False, n_classes=n_classes, error=TrainingError)
     _prepare_new_model_dir(model_dir, overwrite)
     model_dir.mkdir()
     lock.acquire()
     schema = dict(dataset_schema(ds), labels={f"{k:g}": v for k, v in counts.items()} or None)
-    n_classes = get_loss(cfg.loss).n_classes(counts)
     model = Model.create(model_dir, n_features=n_features, loss=cfg.loss, optimizer=cfg.optimizer,
                          hash_bits=cfg.hash_bits, n_classes=n_classes, hyper_parameters=asdict(cfg), data=schema)
     state = RunState.fresh(model.head)
@@ -210,22 +206,28 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
                 say(f"{model_dir}: already trained {state.epoch} epoch(s) (--epochs {cfg.epochs}); nothing to do. "
                     "Pass a larger --epochs to continue.")
                 return Model.open(model_dir)
-            check_labels(ds, cfg.loss)
+            counts = check_labels(ds, cfg.loss)
             say(f"resuming {model_dir} in epoch {state.epoch + 1} after {len(state.done_blocks)} of "
                 f"{ds.n_blocks} blocks")
         else:
+            counts = None
             try:
                 model, cfg, state = _new_run(model_dir, ds, hyper, n_features=n_features, valid=valid,
-                                             overwrite=overwrite, warm_start=warm_start, lock=lock)
+                                             valid_ds=valid_ds, overwrite=overwrite, warm_start=warm_start, lock=lock)
             except BaseException:
                 if lock.held:  # it created the directory: leave nothing half-made behind
                     shutil.rmtree(model_dir, ignore_errors=True)
                 raise
-        if valid_ds is not None and valid_ds.n_features > model.n_features and model.hash_bits is None:
-            raise TrainingError(f"{valid_ds.path}: the validation data has {valid_ds.n_features:,} features, "
-                                f"more than the model's {model.n_features:,}")
+        if valid_ds is not None:
+            if valid_ds.n_features > model.n_features and model.hash_bits is None:
+                raise TrainingError(f"{valid_ds.path}: the validation data has {valid_ds.n_features:,} features, "
+                                    f"more than the model's {model.n_features:,}")
+            if resume:  # a new run checked them before creating anything
+                _check_labels(valid_ds, model.loss, training=False, n_classes=model.n_classes, error=TrainingError)
+        if counts is None:  # a new run counted them into its schema
+            counts = {float(k): v for k, v in (model.meta.get("data", {}).get("labels") or {}).items()}
         run_kw = dict(checkpoint_every=checkpoint_every, keep_snapshots=keep_snapshots, say=say,
-                      stop_after_blocks=stop_after_blocks)
+                      stop_after_blocks=stop_after_blocks, baseline=get_loss(cfg.loss).constant_loss(counts))
         _run(model, ds, valid_ds, cfg, state, run_kw, new=not resume, quiet=quiet, progress=progress, cache=cache,
              keep_cache=keep_cache, handle_signals=handle_signals)
     finally:

@@ -38,9 +38,10 @@ class TrainingRun:
 
     def __init__(self, model, dataset, config, state, *, data_schema: dict, valid=None,
                  checkpoint_every: float | None = None, keep_snapshots: int = 0, say=None, bar=None,
-                 stop_after_blocks: int | None = None, cache=None):
+                 stop_after_blocks: int | None = None, cache=None, baseline: float | None = None):
         self.model, self.dataset, self.cfg, self.state, self.valid = model, dataset, config, state, valid
         self.data_schema = data_schema  # what a resumed run must find unchanged in its data
+        self.baseline = baseline  # the constant predictor's training loss, when known
         self.checkpoint_every = checkpoint_every
         self.keep_snapshots = keep_snapshots
         self.say = say or (lambda msg: None)
@@ -90,6 +91,10 @@ class TrainingRun:
             self._score(record)
             st.epoch_done(record)
             self.say(_epoch_line(record, epochs))
+            if self.baseline is not None and (record["train_loss"] or 0.0) > self.baseline:
+                self.say(f"warning: epoch {record['epoch']}'s train loss {record['train_loss']:.5g} is above the "
+                         f"constant predictor's {self.baseline:.5g}: the model has learned nothing, or the step size "
+                         f"is too large (--lr {self.cfg.lr:g})")
             if st.epoch >= epochs:
                 status = "complete"
             else:

@@ -111,6 +111,11 @@ def open_dataset(data, *, labels=None, weights=None, require_labels: bool = Fals
             raise ConfigError(f"{data.path}: {', '.join(given)} apply when data is opened, not to an open dataset")
         ds = data
     elif isinstance(data, (str, os.PathLike)):
+        from .storage import is_remote, local_path
+
+        if not is_remote(os.fspath(data)) and os.fspath(data) != "-" and not (
+                local_path(data).exists() or local_path(data).is_symlink()):
+            raise FileNotFoundError(f"{data}: no such file or directory")
         if labels is not None or weights is not None:
             raise ConfigError(f"{data}: labels= and weights= are for data in memory; a dataset file has its own "
                              "(label_column=, weight_column=)")

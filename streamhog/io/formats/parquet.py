@@ -4,7 +4,7 @@ One row per example: ``label`` float32, ``indices``, optional ``values``, option
 ``weight`` float32; file key-value metadata ``n_features`` and ``format_version``
 (docs/formats.md). ``indices``/``values`` come in two layouts: ``packed`` (the default),
 one binary cell per row holding its ids as little-endian uint32 (values: float32), and
-``list`` (list<uint32> / list<float32>). Packed decodes about 3x faster: Arrow copies a
+``list`` (list<uint32> / list<float32>). Packed decodes about 2x faster: Arrow copies a
 binary column's bytes, where it rebuilds a list column from per-element repetition levels,
 and decoding bounds streaming training. A dataset is one file or a directory of files, on
 local disk or at a URL (storage.py); a block is one row group.
@@ -52,6 +52,12 @@ def list_parquet_files(path: Path) -> list[Path]:
                   if p.is_file() and p.suffix == ".parquet" and not p.name.startswith((".", "_")))
 
 
+def _text_metadata(md: pq.FileMetaData) -> dict[str, str]:
+    # Bytes that are not UTF-8 (a damaged footer) stay visible as U+FFFD: the checks below
+    # then refuse the key or value, where a strict decode raised (found by tests/test_fuzz.py).
+    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in (md.metadata or {}).items()}
+
+
 def _inspect_file(path, opts: foreign.ColumnOptions, remote: Remote | None = None,
                   source: str | None = None) -> tuple[_FileInfo, pq.FileMetaData]:
     try:
@@ -63,17 +69,20 @@ def _inspect_file(path, opts: foreign.ColumnOptions, remote: Remote | None = Non
                 handle.close()
     except Exception as exc:  # pyarrow says ArrowInvalid / OSError for non-Parquet files
         raise DataFormatError(path, f"not a readable Parquet file ({exc})") from exc
-    kv = {k.decode(): v.decode() for k, v in (md.metadata or {}).items()}
+    kv = _text_metadata(md)
     version = kv.get(spec.META_FORMAT_VERSION)
     if version is None or not opts.is_default:
         return _inspect_foreign(path, md, kv, opts, source), md
-    if not version.isdigit() or int(version) not in spec.READABLE_VERSIONS:
+    if not (version.isascii() and version.isdigit()) or int(version) not in spec.READABLE_VERSIONS:
         raise DataFormatError(path, f"format_version {version!r} is not supported by this streamhog "
                                     f"(reads {', '.join(map(str, spec.READABLE_VERSIONS))})")
     nf = kv.get(spec.META_N_FEATURES)
-    if nf is None or not nf.isdigit():
+    if nf is None or not (nf.isascii() and nf.isdigit()):
         raise DataFormatError(path, f"key-value metadata '{spec.META_N_FEATURES}' is missing or not a "
                                     f"non-negative integer: {nf!r}")
+    if int(nf) > spec.MAX_N_FEATURES:
+        raise DataFormatError(path, f"key-value metadata '{spec.META_N_FEATURES}' is {int(nf):,}, above the "
+                                    f"format's limit of 2^32 (feature ids are uint32)")
     schema = md.schema.to_arrow_schema()
     names = schema.names
     if not _native_types(schema):  # streamhog's metadata, other tools' columns (a rewritten file)
@@ -175,8 +184,7 @@ class ParquetDataset:
                 block_rg.append(rg)
                 block_rows.append(md.row_group(rg).num_rows)
             if i == 0:
-                self.metadata = {k.decode(): v.decode() for k, v in (md.metadata or {}).items()
-                                 if not k.startswith(b"ARROW:")}
+                self.metadata = {k: v for k, v in _text_metadata(md).items() if not k.startswith("ARROW:")}
         self.n_features = self._find_n_features(n_features)
         self.hash_bits = read_hash_bits(self.metadata.get(META_HASH_BITS), self.files[0].path)
         self.has_values = any(f.has_values for f in self.files)

@@ -20,8 +20,9 @@ INDPTR = "indptr"        # Zarr array
 META_N_FEATURES = "n_features"
 META_FORMAT_VERSION = "format_version"
 
-#: Largest feature id the uint32 ``indices`` can hold.
+#: Largest feature id the uint32 ``indices`` can hold, and so the largest ``n_features``.
 MAX_INDEX = 2**32 - 1
+MAX_N_FEATURES = MAX_INDEX + 1
 
 #: Rows per Parquet row group / Zarr block (benchmarks/decode_formats.py): Parquet decodes
 #: as fast at 16K rows as at 64K with a quarter of the memory per block; Zarr pays a fixed
@@ -30,7 +31,7 @@ DEFAULT_ROWS_PER_GROUP = {"parquet": 16_384, "zarr": 65_536}
 DEFAULT_COMPRESSION = "none"
 #: Parquet layouts of ``indices``/``values`` (docs/formats.md): ``packed`` stores each row's
 #: ids as one binary cell of little-endian uint32 (values: float32), which Arrow decodes
-#: with a copy, 3x faster than ``list`` (list<uint32>), whose repetition levels Arrow
+#: with a copy, about 2x faster than ``list`` (list<uint32>), whose repetition levels Arrow
 #: decodes per element (benchmarks/decode_formats.py). ``list`` is what other tools write.
 PARQUET_LAYOUTS = ("packed", "list")
 DEFAULT_PARQUET_LAYOUT = "packed"
