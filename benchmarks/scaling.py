@@ -75,9 +75,9 @@ def generate(out: Path, zipf: float, rows: int, test_rows: int, processes: int) 
     return d
 
 
-def end_to_end(data: Path, threads: int, optimizer: str | None, work: Path) -> dict:
+def end_to_end(data: Path, threads: int, optimizer: str | None, work: Path, hot: str) -> dict:
     model = work / f"m-{threads}-{optimizer}"
-    opt = ["--optimizer", optimizer] if optimizer else []
+    opt = (["--optimizer", optimizer] if optimizer else []) + ["--hot-features", hot]
     p = check(measure(streamhog_cmd("train", data / "train", "--model", model, "--epochs", 1, "--holdout", 0,
                                     "--threads", threads, "--quiet", "--overwrite", *opt)), "streamhog train")
     history = json.loads((model / "model.json").read_text())["history"][-1]
@@ -100,16 +100,19 @@ def sweep(args) -> dict:
         print(f"zipf {zipf}: data in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
         ds, blocks = load_blocks(data / "train")
         _, test_blocks = load_blocks(data / "test")
-        cells = [(mode, opt, t) for mode in ("kernel", "end-to-end") for opt in optimizers for t in threads]
+        # Hot features (training/hot.py) switch on from 4 threads: there, both are measured.
+        cells = [(mode, opt, t, hot) for mode in ("kernel", "end-to-end") for opt in optimizers for t in threads
+                 for hot in (("auto", "0") if t >= 4 and args.hot_compare else ("auto",))]
         for rep in range(args.repeats):
             random.Random(rep).shuffle(cells)  # interleaved: drift in the machine spreads over every cell
-            for mode, opt, t in cells:
+            for mode, opt, t, hot in cells:
                 if mode == "kernel":
-                    r = kernel_epoch(blocks, ds.n_features, t, opt)
+                    r = kernel_epoch(blocks, ds.n_features, t, opt, hot_features="auto" if hot == "auto" else 0)
                     r["test_logloss"] = test_logloss(r.pop("arrays"), test_blocks)
                 else:
-                    r = end_to_end(data, t, opt, work)
-                r.update(zipf=zipf, mode=mode, optimizer=opt or "default", threads=t, repeat=rep)
+                    r = end_to_end(data, t, opt, work, hot)
+                label = mode if hot == "auto" else f"{mode}, no hot features"
+                r.update(zipf=zipf, mode=label, optimizer=opt or "default", threads=t, repeat=rep)
                 results.append(r)
                 print(f"  {mode:<10} {opt or 'default':<8} {t:>3} threads: {r['nnz'] / r['seconds'] / 1e6:7.1f} M nnz/s, "
                       f"test logloss {r['test_logloss']:.5f}", file=sys.stderr, flush=True)
@@ -120,17 +123,25 @@ def sweep(args) -> dict:
 
 
 def summarize(res: dict) -> list[dict]:
+    """Medians per cell; speed-up and loss against the mode's one-thread cell (hot features
+    are off at one thread, so 'no hot features' rows compare with the same baseline)."""
+    def cell(zipf, mode, opt, t):
+        runs = [r for r in res["results"] if (r["zipf"], r["mode"], r["optimizer"], r["threads"]) == (zipf, mode, opt, t)]
+        if not runs:
+            return None
+        return (statistics.median(r["nnz"] / r["seconds"] for r in runs) / 1e6,
+                statistics.median(r["test_logloss"] for r in runs))
+
     rows = []
-    keys = sorted({(r["zipf"], r["mode"], r["optimizer"]) for r in res["results"]}, key=lambda k: (k[0], k[1], k[2]))
+    keys = sorted({(r["zipf"], r["mode"], r["optimizer"]) for r in res["results"]})
     for zipf, mode, opt in keys:
-        one = None
+        one = cell(zipf, mode.split(",")[0], opt, 1)
         for t in res["threads"]:
-            runs = [r for r in res["results"] if (r["zipf"], r["mode"], r["optimizer"], r["threads"]) == (zipf, mode, opt, t)]
-            rate = statistics.median(r["nnz"] / r["seconds"] for r in runs) / 1e6
-            loss = statistics.median(r["test_logloss"] for r in runs)
-            one = one or (rate, loss)
-            rows.append({"zipf": zipf, "mode": mode, "optimizer": opt, "threads": t, "m_nnz_s": rate,
-                         "speedup": rate / one[0], "test_logloss": loss, "loss_vs_1": loss / one[1] - 1})
+            here = cell(zipf, mode, opt, t)
+            if here is None or one is None:
+                continue
+            rows.append({"zipf": zipf, "mode": mode, "optimizer": opt, "threads": t, "m_nnz_s": here[0],
+                         "speedup": here[0] / one[0], "test_logloss": here[1], "loss_vs_1": here[1] / one[1] - 1})
     return rows
 
 
@@ -186,6 +197,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--extra-threads", type=int, nargs="*", default=None,
                     help="more thread counts (default: 16 when the machine has fewer cores: oversubscribed)")
+    ap.add_argument("--no-hot-compare", dest="hot_compare", action="store_false",
+                    help="do not also measure 4+ threads with hot features off")
     ap.add_argument("--publish", action="store_true", help="also write benchmarks/scaling.md and scaling.png")
     args = ap.parse_args(argv)
     if args.extra_threads is None:

@@ -61,11 +61,16 @@ def kernel_epoch(blocks: list, n_features: int, threads: int, optimizer: str | N
     rule = UpdateRule.for_threads(threads, OPTIMIZER_IDS[cfg.optimizer], LOSS_IDS[cfg.loss], schedule,
                                   power_t=cfg.power_t, l1=cfg.l1, l2=cfg.l2, beta=cfg.smoothing)
 
+    per_thread: dict = {}
+
+    def buffers(ident):  # each consumer thread reuses its own split buffers, as the trainer's
+        return per_thread.setdefault(ident, {})
+
     def train(k: int, t0: int):
         b = blocks[k]
         if hot is None:
             return train_block(b, perms[k], arrays, rule, lr=cfg.lr, t0=t0)
-        indices, values, hot_count = hot.split(b.indptr, b.indices, b.values)
+        indices, values, hot_count = hot.split(b.indptr, b.indices, b.values, buffers(threading.get_ident()))
         return train_block(b, perms[k], arrays, rule, lr=cfg.lr, t0=t0, indices=indices, values=values,
                            hot_count=hot_count)
 

@@ -10,6 +10,8 @@ them back after a restore (:meth:`load`).
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..io.hashing import hash_batch
@@ -66,6 +68,7 @@ class HotCoordinates:
     def __init__(self, hot_set: HotSet):
         self.set = hot_set
         self.values = np.zeros(3 * len(hot_set))
+        self._buffers = threading.local()  # each consumer thread reuses its own split buffers
 
     @classmethod
     def choose(cls, dataset, config) -> "HotCoordinates | None":
@@ -96,5 +99,8 @@ class HotCoordinates:
             acc[self.set.ids] = self.values[h:2 * h]
 
     def split(self, batch, indices):
-        """The block's (indices, values, hot_count), rows rearranged for the kernel."""
-        return self.set.split(batch.indptr, indices, batch.values)
+        """The block's (indices, values, hot_count), rows rearranged for the kernel, in this
+        thread's buffers (valid until its next split)."""
+        if not hasattr(self._buffers, "d"):
+            self._buffers.d = {}
+        return self.set.split(batch.indptr, indices, batch.values, self._buffers.d)
