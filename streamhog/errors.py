@@ -78,3 +78,12 @@ class TrainingInterrupted(StreamhogError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
+
+
+class ClusterError(StreamhogError):
+    """A cluster run that cannot go on: Dask missing, no workers, workers lost more often
+    than allowed, or an error a worker raised (its message kept, naming the file and block)."""
+
+
+class WorkerLost(ClusterError):
+    """A worker left the cluster (killed, crashed) in the middle of a round."""
