@@ -234,8 +234,44 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the model directory if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     add_data_arguments(p, skip=("n_features",))
+    add_cluster_arguments(p)
 
 
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """Training on a Dask cluster (streamhog/cluster; names only: nothing of Dask is imported here)."""
+    from .cluster.options import COMBINES, POLISHES, STALE_POLICIES, SYNC_MODES
+
+    g = p.add_argument_group("Training on a Dask cluster (pip install 'streamhog[dask]')")
+    g.add_argument("--cluster", metavar="SPEC",
+                   help="local:N (a LocalCluster of N worker processes, started and stopped here) or the address "
+                        "of a running scheduler (tcp://HOST:8786); DATA must be a path every worker sees, or a URL")
+    g.add_argument("--workers", type=_positive_int, metavar="N", help="use at most N of the cluster's workers")
+    g.add_argument("--sync-mode", choices=SYNC_MODES, default="average",
+                   help="average: rounds of local Hogwild! training whose sparse changes are combined (default); "
+                        "async: Downpour SGD with parameter-server shards; lbfgs: full-batch L-BFGS (--epochs counts "
+                        "its iterations, 100 by default)")
+    g.add_argument("--sync-every", metavar="ROWS|Ns",
+                   help="average: rows each worker trains between two synchronisations (default 65536), or seconds "
+                        "(2s)")
+    g.add_argument("--sync-combine", choices=COMBINES, default="average",
+                   help="average: the mean of the workers' changes, the workers stepping with lr x sqrt(workers) "
+                        "(default); sum: the changes add up")
+    g.add_argument("--polish", choices=POLISHES, default="none",
+                   help="lbfgs: full-batch L-BFGS iterations after the SGD epochs (--polish-iterations, default 30)")
+    g.add_argument("--polish-iterations", type=_positive_int, default=30, metavar="N",
+                   help="L-BFGS iterations of --polish lbfgs (default 30)")
+    g.add_argument("--push-every", type=_positive_int, default=1, metavar="BLOCKS",
+                   help="async: blocks a worker trains between two pushes of its changes (default 1)")
+    g.add_argument("--fetch-every", type=_positive_int, default=1, metavar="BLOCKS",
+                   help="async: blocks between two fetches of the model from the shards (default 1)")
+    g.add_argument("--max-staleness", type=_non_negative_int, metavar="PUSHES",
+                   help="async: pushes by other workers since a worker's fetch beyond which its update is stale "
+                        "(default: 2 x workers)")
+    g.add_argument("--stale-policy", choices=STALE_POLICIES, default="scale",
+                   help="async: scale a stale update by 1/staleness (default), or drop it")
+
+
+_CLUSTER = ("workers", "push_every", "fetch_every", "max_staleness", "stale_policy", "polish_iterations")
 _HYPER = ("loss", "epochs", "optimizer", "threads", "readers", "lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1",
           "ftrl_beta", "initial_accumulator", "holdout", "early_stopping", "hash_bits", "seed", "sync")
 
@@ -260,12 +296,20 @@ def run_train(args) -> int:
     from .training.job import train
 
     given = {k: getattr(args, k) for k in _HYPER if getattr(args, k) is not None}
-    data = _open_data(args.data, args, notes=False)
     valid = _open_data(args.valid, args) if args.valid is not None else None
-    model = train(data, args.model, n_features=args.n_features, valid=valid, overwrite=args.overwrite,
-                  resume=args.resume, warm_start=args.warm_start, checkpoint_every=args.checkpoint_every,
-                  keep_snapshots=args.keep_snapshots, quiet=args.quiet, cache=args.cache,
-                  keep_cache=args.keep_cache, **given)
+    common = dict(n_features=args.n_features, valid=valid, overwrite=args.overwrite, resume=args.resume,
+                  warm_start=args.warm_start, checkpoint_every=args.checkpoint_every,
+                  keep_snapshots=args.keep_snapshots, quiet=args.quiet, **given)
+    if args.cluster is not None:
+        from .cluster.job import train_on_cluster  # Dask is imported only here
+
+        options = {"n_workers" if k == "workers" else k: getattr(args, k) for k in _CLUSTER}
+        model = train_on_cluster(args.data, args.model, cluster=args.cluster, sync_mode=args.sync_mode,
+                                 sync_every=args.sync_every, combine=args.sync_combine, polish=args.polish,
+                                 data_options=data_options(args), cluster_options=options, **common)
+    else:
+        data = _open_data(args.data, args, notes=False)
+        model = train(data, args.model, cache=args.cache, keep_cache=args.keep_cache, **common)
     if not args.quiet:
         print(f"saved {model.path}: {model.loss} model of {model.n_features:,} features")
     return 0

@@ -36,7 +36,7 @@ class DistributedObjective:
     """F and its gradient at a point, summed over the workers (see the module docstring)."""
 
     def __init__(self, run):
-        self.run = run
+        self.owner = run
         self.session = run.session
         self.n = run.model.n_features
         self.l2 = run.cfg.l2
@@ -51,7 +51,7 @@ class DistributedObjective:
             try:
                 return self._evaluate(x)
             except WorkerLost as exc:
-                self.session.restart(self.run.client_model(), str(exc))
+                self.session.restart(self.owner.client_model(), str(exc))
 
     def _evaluate(self, x: np.ndarray):
         s, n = self.session, self.n
@@ -60,7 +60,7 @@ class DistributedObjective:
         workers = s.workers
         first = s.client.scatter(point, workers=[workers[0]], broadcast=False, hash=False)
         copies = s.broadcast(first, workers)
-        blocks = list(range(self.run.dataset.n_blocks))
+        blocks = list(range(self.owner.dataset.n_blocks))
         leaves = [(w, s.submit(remote.loss_grad, s.run_id, copies[w], blocks[i::len(workers)], worker=w))
                   for i, w in enumerate(workers)]
         root = s.reduce(leaves, remote.add_grads)
@@ -92,26 +92,26 @@ class LbfgsDriver:
         loss = run.cfg.loss
         if loss not in SMOOTH_LOSSES:
             raise ConfigError(f"L-BFGS needs a smooth loss ({', '.join(SMOOTH_LOSSES)}); --loss {loss} is not")
-        self.run = run
+        self.owner = run
         self.phase = phase
         self.objective = DistributedObjective(run)
         self.memory: list[tuple[np.ndarray, np.ndarray, float]] = []
 
     def _point(self) -> np.ndarray:
-        n = self.run.model.n_features
+        n = self.owner.model.n_features
         x = np.zeros(n + 1)
-        x[:n] = np.asarray(self.run.engine.arrays.w, dtype=np.float64)
-        x[n] = self.run.bstate[0]
+        x[:n] = np.asarray(self.owner.engine.arrays.w, dtype=np.float64)
+        x[n] = self.owner.bstate[0]
         return x
 
     def _write(self, x_old: np.ndarray, x: np.ndarray) -> None:
         """The iterate into the client's model (only coordinates that are or were non-zero:
         the weight file stays sparse)."""
-        n = self.run.model.n_features
-        w = self.run.engine.arrays.w
+        n = self.owner.model.n_features
+        w = self.owner.engine.arrays.w
         idx = np.union1d(np.flatnonzero(x_old[:n]), np.flatnonzero(x[:n]))
         w[idx] = x[idx].astype(np.float32)
-        self.run.bstate[0] = x[n]
+        self.owner.bstate[0] = x[n]
 
     def direction(self, g: np.ndarray) -> np.ndarray:
         """-H g by the two-loop recursion over the stored pairs (steepest descent, scaled, at first)."""
@@ -132,7 +132,7 @@ class LbfgsDriver:
         return q
 
     def run(self, epochs: int) -> None:
-        run, st, opts = self.run, self.run.state, self.run.opts
+        run, st, opts = self.owner, self.owner.state, self.owner.opts
         x = self._point()
         f, g, part = self.objective(x)
         while st.epoch < epochs:
@@ -172,7 +172,7 @@ class LbfgsDriver:
                 break
 
     def _end_iteration(self, f, g, part, step, start, evaluations, converged, epochs) -> None:
-        run, st = self.run, self.run.state
+        run, st = self.owner, self.owner.state
         secs = time.perf_counter() - start
         st.epoch_rows, st.epoch_loss, st.epoch_weight = int(part.rows), part.loss, part.weight
         record = {"epoch": st.epoch + 1, "examples": int(part.rows), "nnz": 0, "lr": step,

@@ -129,6 +129,25 @@ class ClusterSession:
             if on_poll is not None:
                 on_poll()
 
+    def wait_any(self, futures, *, poll: float = 0.2) -> list:
+        """The futures of ``futures`` that finished (at least one), with wait's error handling."""
+        while True:
+            try:
+                self.distributed.wait(futures, timeout=poll, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+            for f in futures:
+                if f.status == "error":
+                    self._raise(f)
+                if f.status == "cancelled":
+                    raise WorkerLost("a task was cancelled (its worker left the cluster)")
+            done = [f for f in futures if f.status == "finished"]
+            if done:
+                return done
+            lost = sorted(set(self.workers) - set(self.present()))
+            if lost:
+                raise WorkerLost(f"worker {', '.join(lost)} left the cluster")
+
     @staticmethod
     def _raise(future) -> None:
         exc = future.exception()
