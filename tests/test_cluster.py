@@ -91,7 +91,9 @@ def test_one_worker_one_thread_is_exactly_one_machine(client, data, tmp_path):
     np.testing.assert_array_equal(np.asarray(one.optimizer_state["accum"]), np.asarray(clu.optimizer_state["accum"]))
     assert one.meta["bstate"] == clu.meta["bstate"] and one.intercept == clu.intercept
     for a, b in zip(one.meta["history"], clu.meta["history"]):
-        assert (a["train_loss"], a["examples"], a["holdout"]) == (b["train_loss"], b["examples"], b["holdout"])
+        assert (a["train_loss"], a["examples"]) == (b["train_loss"], b["examples"])
+        # Scoring sums blocks in the order reader threads deliver them: the last bit may differ.
+        assert a["holdout"] == pytest.approx(b["holdout"], rel=1e-12)
     rounds = clu.meta["history"][0]["cluster"]["rounds"]
     assert rounds == 4  # 29k training rows in 8,192-row rounds
 

@@ -166,6 +166,13 @@ class ClusterRun(TrainingRun):
             queues[owner[block]].remove(block)
         return len(trained)
 
+    def checkpoint(self, status: str, snapshot: bool = False) -> dict:
+        """TrainingRun's checkpoint, with how the cluster trained in model.json."""
+        o = self.opts
+        self.model.meta["cluster"] = {"sync_mode": o.sync_mode, "sync_every": o.sync_every, "combine": o.combine,
+                                      "polish": o.polish, "workers": len(self.session.workers)}
+        return super().checkpoint(status, snapshot)
+
     # -- what an epoch reports ---------------------------------------------------------------------
     def _log_round(self, result: ch.Change, wall: float) -> None:
         k = len(self.session.workers)

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Cluster training (issue 17): per-round compute, bytes and communication, measured on a
+LocalCluster here, and projected to 8/32/128 workers at 1 and 10 Gb/s.
+
+    python benchmarks/cluster.py --rows 200000 --features 1000000 --workers 1 2 4 --out benchmarks/cluster.json
+
+On this 2-core machine K worker processes share two cores, so time cannot show a speed-up:
+what it measures is what a round costs — the compute of one worker (its training time,
+reported by the worker), the bytes each round moves (sparse changes up the tree, the
+result down the tree and to the client) and the rest of the round's wall time
+(serialisation, Dask's task and transfer latency). The projection combines them with the
+data's sparsity (distinct coordinates in K x R rows, counted here) and the link speed:
+
+    round = compute(R rows) + 2 log2(K) (latency + U/B) + U/B + 3K / 3000 tasks/s
+            (reduce up and broadcast down the tree, the result to the client, the scheduler)
+    epoch = N / (K R) rounds
+
+U: bytes of the combined change of K x R rows; B: bandwidth; latency: a Dask hop, both as
+measured here (a loaded 2-core VM: pessimistic) and at 2 ms (the issue's figures for Dask:
+1-4 ms per actor call, 0.5-1 ms worker to worker). Timings here are provisional.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_data(path: Path, rows: int, features: int, nnz: int, seed: int = 0) -> None:
+    from streamhog.datasets.synthetic import SyntheticSpec, synthetic_batches
+    from streamhog.io.formats import create_writer
+
+    spec = SyntheticSpec(n_rows=rows, n_features=features, nnz_per_row=nnz, seed=seed)
+    w = create_writer("parquet", path, rows_per_group=16_384)
+    for b in synthetic_batches(spec, rows_per_block=16_384):
+        w.write(b)
+    w.close(features)
+
+
+def distinct_coordinates(path: Path, rows: int) -> int:
+    """Distinct feature ids in the first ``rows`` rows (the union a round of K x R rows touches)."""
+    from streamhog.io.formats import open_dataset
+
+    ds = open_dataset(str(path))
+    reader = ds.open_reader()
+    seen, got = [], 0
+    for k in range(ds.n_blocks):
+        b = reader.read(k)
+        take = min(b.n_rows, rows - got)
+        seen.append(np.unique(b.indices[:b.indptr[take]]))
+        got += take
+        if got >= rows:
+            break
+    reader.close()
+    return int(len(np.unique(np.concatenate(seen))))
+
+
+def measure(client, data: Path, workers: int, sync_rows: int, tmp: Path) -> dict:
+    from streamhog.cluster import train_on_cluster
+
+    t = time.perf_counter()
+    m = train_on_cluster(str(data), tmp / f"m{workers}", cluster=client, epochs=1, threads=1, readers=1,
+                         sync_every=sync_rows, overwrite=True, quiet=True, holdout=0.0,
+                         cluster_options={"n_workers": workers})
+    wall = time.perf_counter() - t
+    rep = m.meta["history"][0]["cluster"]
+    rounds = rep["per_round"][:-1] or rep["per_round"]  # the last round of an epoch may be short
+    med = {k: float(np.median([r[k] for r in rounds])) for k in rounds[0]}
+    return {"workers": workers, "rounds": rep["rounds"], "wall_s": round(wall, 3), "median_round": med,
+            "epoch_compute_s": rep["compute_s"], "epoch_comm_s": rep["comm_s"]}
+
+
+def project(per_worker_rows_s: float, coord_bytes: float, union, latency_s: float, n_rows: float,
+            sync_rows: int, k: int, gbps: float) -> dict:
+    bandwidth = gbps * 1e9 / 8
+    u = union(k * sync_rows) * coord_bytes
+    levels = math.ceil(math.log2(k)) if k > 1 else 0
+    comm = 2 * levels * (latency_s + u / bandwidth) + u / bandwidth + 3 * k / 3000
+    compute = sync_rows / per_worker_rows_s
+    round_s = compute + comm
+    epoch_s = n_rows / (k * sync_rows) * round_s
+    return {"round_compute_s": compute, "round_comm_s": comm, "epochs_per_hour": 3600 / epoch_s,
+            "comm_share": comm / round_s}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--features", type=int, default=1_000_000)
+    ap.add_argument("--nnz", type=int, default=39)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--sync-rows", type=int, default=65_536)
+    ap.add_argument("--project-rows", type=float, default=1e9, help="rows of the dataset the projection is for")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    import distributed
+
+    tmp = Path(tempfile.mkdtemp(prefix="streamhog-cluster-bench-"))
+    data = tmp / "train.parquet"
+    make_data(data, args.rows, args.features, args.nnz)
+    results = []
+    with distributed.LocalCluster(n_workers=max(args.workers), threads_per_worker=2, processes=True,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as lc, \
+            distributed.Client(lc) as client:
+        measure(client, data, max(args.workers), args.sync_rows, tmp)  # warm-up: imports, numba caches
+        for k in args.workers:
+            results.append(measure(client, data, k, args.sync_rows, tmp))
+            print(json.dumps(results[-1]), flush=True)
+    one = next(r for r in results if r["workers"] == 1)["median_round"]
+    per_worker_rows_s = one["rows"] / one["compute_s"]
+    # Bytes per coordinate of a change (index + weight + AdaGrad accumulator) and the latency of a
+    # Dask hop, from the measured rounds.
+    coord_bytes = one["bytes_to_client"] / one["coordinates"]
+    multi = [r for r in results if r["workers"] > 1]
+    latency = float(np.median([r["median_round"]["comm_s"] / (2 * math.ceil(math.log2(r["workers"])) + 1)
+                               for r in multi])) if multi else 0.005
+    cache: dict = {}
+
+    def union(n: int) -> int:  # distinct coordinates of n rows: counted up to the data, then Heaps-law extrapolated
+        if n <= args.rows:
+            if n not in cache:
+                cache[n] = distinct_coordinates(data, n)
+            return cache[n]
+        a, b = union(args.rows // 4), union(args.rows)
+        beta = math.log(b / a) / math.log(4)
+        return min(args.features, int(b * (n / args.rows) ** beta))
+
+    proj = {f"{k} workers, {g} Gb/s, hop {lat * 1e3:.0f} ms": project(per_worker_rows_s, coord_bytes, union, lat,
+                                                                      args.project_rows, args.sync_rows, k, g)
+            for lat in (latency, 0.002) for k in (8, 32, 128) for g in (1, 10)}
+    out = {"args": vars(args) | {"out": str(args.out)}, "measured": results, "per_worker_rows_s": per_worker_rows_s,
+           "nnz_per_row": args.nnz, "coord_bytes": coord_bytes, "hop_latency_s": latency,
+           "distinct_coordinates": dict(sorted(cache.items())), "projection": proj}
+    print(json.dumps(out, indent=1, default=float))
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=1, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
