@@ -77,6 +77,33 @@ def measure(client, data: Path, workers: int, sync_rows: int, tmp: Path) -> dict
             "epoch_compute_s": rep["compute_s"], "epoch_comm_s": rep["comm_s"]}
 
 
+def _identity(x):
+    return x
+
+
+def dask_hop(client) -> dict:
+    """Median latency of a trivial task pinned to a worker (client round trip), and of moving
+    a 4 MB array from one worker to another (a tree edge), on this machine."""
+    import distributed
+
+    ws = sorted(client.scheduler_info()["workers"])
+    for _ in range(3):
+        client.submit(_identity, 1, workers=[ws[0]], pure=False).result()
+    trip, hop = [], []
+    for _ in range(20):
+        t = time.perf_counter()
+        client.submit(_identity, 1, workers=[ws[0]], pure=False).result()
+        trip.append(time.perf_counter() - t)
+    for _ in range(10):
+        a = client.submit(np.zeros, 500_000, workers=[ws[0]], pure=False)
+        distributed.wait([a])
+        t = time.perf_counter()
+        b = client.submit(_identity, a, workers=[ws[-1]], pure=False)
+        distributed.wait([b])
+        hop.append(time.perf_counter() - t)
+    return {"task_round_trip_s": float(np.median(trip)), "hop_4mb_s": float(np.median(hop))}
+
+
 def project(per_worker_rows_s: float, coord_bytes: float, union, latency_s: float, n_rows: float,
             sync_rows: int, k: int, gbps: float) -> dict:
     bandwidth = gbps * 1e9 / 8
@@ -110,6 +137,8 @@ def main(argv=None) -> int:
                                   dashboard_address=":0", silence_logs=logging.ERROR) as lc, \
             distributed.Client(lc) as client:
         measure(client, data, max(args.workers), args.sync_rows, tmp)  # warm-up: imports, numba caches
+        hop = dask_hop(client)
+        print(json.dumps(hop), flush=True)
         for k in args.workers:
             results.append(measure(client, data, k, args.sync_rows, tmp))
             print(json.dumps(results[-1]), flush=True)
@@ -118,9 +147,7 @@ def main(argv=None) -> int:
     # Bytes per coordinate of a change (index + weight + AdaGrad accumulator) and the latency of a
     # Dask hop, from the measured rounds.
     coord_bytes = one["bytes_to_client"] / one["coordinates"]
-    multi = [r for r in results if r["workers"] > 1]
-    latency = float(np.median([r["median_round"]["comm_s"] / (2 * math.ceil(math.log2(r["workers"])) + 1)
-                               for r in multi])) if multi else 0.005
+    latency = hop["task_round_trip_s"]  # a tree edge here: one pinned task's round trip
     cache: dict = {}
 
     def union(n: int) -> int:  # distinct coordinates of n rows: counted up to the data, then Heaps-law extrapolated
@@ -136,7 +163,7 @@ def main(argv=None) -> int:
                                                                       args.project_rows, args.sync_rows, k, g)
             for lat in (latency, 0.002) for k in (8, 32, 128) for g in (1, 10)}
     out = {"args": vars(args) | {"out": str(args.out)}, "measured": results, "per_worker_rows_s": per_worker_rows_s,
-           "nnz_per_row": args.nnz, "coord_bytes": coord_bytes, "hop_latency_s": latency,
+           "nnz_per_row": args.nnz, "coord_bytes": coord_bytes, "hop_latency_s": latency, "dask": hop,
            "distinct_coordinates": dict(sorted(cache.items())), "projection": proj}
     print(json.dumps(out, indent=1, default=float))
     if args.out:

@@ -284,3 +284,35 @@ def test_cluster_local_from_the_command_line(data, tmp_path):
     m = streamhog.Model.open(tmp_path / "m")
     assert m.meta["history"][0]["cluster"]["workers"] == 2
     assert _test_loss(m, data, "a9a") < 0.33
+
+
+@pytest.mark.parametrize("kw", [dict(optimizer="sgd"), dict(optimizer="normalized"), dict(optimizer="ftrl", l1=1.0),
+                                dict(hash_bits=6), dict(loss="hinge")], ids=lambda kw: "-".join(map(str, kw.values())))
+def test_optimizers_losses_and_hashing_as_on_one_machine(client, data, tmp_path, kw):
+    one = streamhog.train(str(data / "a9a.parquet"), tmp_path / "one", epochs=2, threads=2, quiet=True, **kw)
+    m = _fit(client, data, "a9a", tmp_path / "m", workers=2, epochs=2, sync_every=8192, **kw)
+    assert m.optimizer == one.optimizer and m.hash_bits == one.hash_bits and m.loss == one.loss
+    assert _test_loss(m, data, "a9a") <= _test_loss(one, data, "a9a") * 1.01
+
+
+def test_softmax_on_the_cluster(client, tmp_path):
+    """K weight columns and K intercepts travel and combine like one (flat entries j*K + k)."""
+    import scipy.sparse as sp
+
+    from streamhog.io.batch import SparseBatch
+
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(30, 3))
+    w = create_writer("parquet", tmp_path / "mc.parquet", rows_per_group=1000)
+    for k in range(4):
+        X = sp.csr_matrix((rng.random((1000, 30)) < 0.2).astype(np.float32))
+        y = np.argmax(X @ W + rng.gumbel(size=(1000, 3)), axis=1).astype(np.float32)
+        w.write(SparseBatch(X.indptr.astype(np.int64), X.indices.astype(np.uint32), None, y, row_start=k * 1000))
+    w.close(30)
+    data = str(tmp_path / "mc.parquet")
+    one = streamhog.train(data, tmp_path / "one", epochs=3, loss="softmax", threads=2, quiet=True)
+    for mode in ("average", "async"):
+        m = train_on_cluster(data, tmp_path / mode, cluster=client, epochs=3, loss="softmax", threads=1, quiet=True,
+                             sync_every=1000, sync_mode=mode, cluster_options={"n_workers": 2})
+        assert m.n_classes == 3 and len(m.intercept) == 3
+        assert m.evaluate(data)["logloss"] <= one.evaluate(data)["logloss"] * 1.01
