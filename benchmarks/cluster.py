@@ -11,11 +11,14 @@ result down the tree and to the client) and the rest of the round's wall time
 (serialisation, Dask's task and transfer latency). The projection combines them with the
 data's sparsity (distinct coordinates in K x R rows, counted here) and the link speed:
 
-    round = compute(R rows) + 2 log2(K) (latency + U/B) + U/B + 3K / 3000 tasks/s
+    round = compute(R rows) + 2 log2(K) (latency + U/B + C p) + U/B + C p + 3K / 3000 tasks/s
             (reduce up and broadcast down the tree, the result to the client, the scheduler)
     epoch = N / (K R) rounds
 
-U: bytes of the combined change of K x R rows; B: bandwidth; latency: a Dask hop, both as
+U: bytes of the combined change of K x R rows (C coordinates); B: bandwidth; p: the
+processing of one coordinate of a change (gathering it, merging, applying: the 1-worker
+round's time that is neither compute nor Dask hops nor transfer, per coordinate, measured
+here); latency: a Dask hop, both as
 measured here (a loaded 2-core VM: pessimistic) and at 2 ms (the issue's figures for Dask:
 1-4 ms per actor call, 0.5-1 ms worker to worker). Timings here are provisional.
 """
@@ -105,11 +108,13 @@ def dask_hop(client) -> dict:
 
 
 def project(per_worker_rows_s: float, coord_bytes: float, union, latency_s: float, n_rows: float,
-            sync_rows: int, k: int, gbps: float) -> dict:
+            sync_rows: int, k: int, gbps: float, per_coord_s: float = 0.0) -> dict:
     bandwidth = gbps * 1e9 / 8
-    u = union(k * sync_rows) * coord_bytes
+    coords = union(k * sync_rows)
+    u = coords * coord_bytes
     levels = math.ceil(math.log2(k)) if k > 1 else 0
-    comm = 2 * levels * (latency_s + u / bandwidth) + u / bandwidth + 3 * k / 3000
+    process = coords * per_coord_s
+    comm = 2 * levels * (latency_s + u / bandwidth + process) + u / bandwidth + process + 3 * k / 3000
     compute = sync_rows / per_worker_rows_s
     round_s = compute + comm
     epoch_s = n_rows / (k * sync_rows) * round_s
@@ -126,7 +131,18 @@ def main(argv=None) -> int:
     ap.add_argument("--sync-rows", type=int, default=65_536)
     ap.add_argument("--project-rows", type=float, default=1e9, help="rows of the dataset the projection is for")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--project-only", type=Path, metavar="JSON",
+                    help="recompute the projections of a saved --out file (with --worker-rows-s)")
+    ap.add_argument("--worker-rows-s", type=float, nargs="*", default=[],
+                    help="also project at these per-worker training rates (rows/s)")
     args = ap.parse_args(argv)
+    if args.project_only:
+        saved = json.loads(args.project_only.read_text())
+        saved["projection"] = projections(saved, args.worker_rows_s)
+        text = json.dumps(saved, indent=1, default=float)
+        (args.out or args.project_only).write_text(text + "\n")
+        print(text)
+        return 0
     import distributed
 
     tmp = Path(tempfile.mkdtemp(prefix="streamhog-cluster-bench-"))
@@ -147,28 +163,43 @@ def main(argv=None) -> int:
     # Bytes per coordinate of a change (index + weight + AdaGrad accumulator) and the latency of a
     # Dask hop, from the measured rounds.
     coord_bytes = one["bytes_to_client"] / one["coordinates"]
-    latency = hop["task_round_trip_s"]  # a tree edge here: one pinned task's round trip
     cache: dict = {}
-
-    def union(n: int) -> int:  # distinct coordinates of n rows: counted up to the data, then Heaps-law extrapolated
-        if n <= args.rows:
-            if n not in cache:
-                cache[n] = distinct_coordinates(data, n)
-            return cache[n]
-        a, b = union(args.rows // 4), union(args.rows)
-        beta = math.log(b / a) / math.log(4)
-        return min(args.features, int(b * (n / args.rows) ** beta))
-
-    proj = {f"{k} workers, {g} Gb/s, hop {lat * 1e3:.0f} ms": project(per_worker_rows_s, coord_bytes, union, lat,
-                                                                      args.project_rows, args.sync_rows, k, g)
-            for lat in (latency, 0.002) for k in (8, 32, 128) for g in (1, 10)}
-    out = {"args": vars(args) | {"out": str(args.out)}, "measured": results, "per_worker_rows_s": per_worker_rows_s,
-           "nnz_per_row": args.nnz, "coord_bytes": coord_bytes, "hop_latency_s": latency, "dask": hop,
-           "distinct_coordinates": dict(sorted(cache.items())), "projection": proj}
+    for n in (args.rows // 4, args.rows):
+        cache[n] = distinct_coordinates(data, n)
+    out = {"args": vars(args) | {"out": str(args.out), "project_only": None}, "measured": results,
+           "per_worker_rows_s": per_worker_rows_s, "nnz_per_row": args.nnz, "coord_bytes": coord_bytes,
+           "hop_latency_s": hop["task_round_trip_s"], "dask": hop, "distinct_coordinates": cache}
+    out["projection"] = projections(out, args.worker_rows_s)
     print(json.dumps(out, indent=1, default=float))
     if args.out:
         args.out.write_text(json.dumps(out, indent=1, default=float) + "\n")
     return 0
+
+
+def projections(saved: dict, rates: list[float]) -> dict:
+    """Epochs per hour of ``project_rows`` rows at 8/32/128 workers, 1 and 10 Gb/s, for the
+    measured hop latency and 2 ms, at the measured per-worker rate and at ``rates``."""
+    a = saved["args"]
+    points = sorted((int(k), v) for k, v in saved["distinct_coordinates"].items())
+    (n1, d1), (n2, d2) = points[0], points[-1]
+    beta = math.log(d2 / d1) / math.log(n2 / n1)  # Heaps' law: distinct ids grow as rows^beta
+
+    def union(n: int) -> int:
+        return min(a["features"], int(d2 * (n / n2) ** beta)) if n > n2 else d2
+
+    one = next(r for r in saved["measured"] if r["workers"] == 1)["median_round"]
+    hop = saved["dask"]
+    per_coord = max(0.0, one["comm_s"] - 3 * hop["task_round_trip_s"]
+                    - one["bytes_to_client"] * hop["hop_4mb_s"] / 4e6) / one["coordinates"]
+    saved["per_coordinate_s"] = per_coord
+    out = {}
+    for rate in [saved["per_worker_rows_s"]] + list(rates):
+        for lat in (saved["hop_latency_s"], 0.002):
+            for k in (8, 32, 128):
+                for g in (1, 10):
+                    out[f"{rate:,.0f} rows/s/worker, hop {lat * 1e3:.0f} ms, {k} workers, {g} Gb/s"] = project(
+                        rate, saved["coord_bytes"], union, lat, a["project_rows"], a["sync_rows"], k, g, per_coord)
+    return out
 
 
 if __name__ == "__main__":

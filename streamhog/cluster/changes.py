@@ -90,8 +90,10 @@ def to_delta(change: Change, base_arrays, base_bstate, rules) -> Change:
 
 def merge(a: Change, b: Change, rules) -> Change:
     """Two partial reductions as one (``delta`` form)."""
-    idx = np.union1d(a.index, b.index).astype(a.index.dtype, copy=False)
-    pa, pb = np.searchsorted(idx, a.index), np.searchsorted(idx, b.index)
+    from ..kernels.sparse_sets import union_positions
+
+    union, pa, pb = union_positions(a.index.astype(np.int64), b.index.astype(np.int64))
+    idx = union.astype(a.index.dtype, copy=False)
     out = []
     for xa, xb, rule in zip(a.arrays, b.arrays, rules):
         if rule == MAX:

@@ -37,6 +37,7 @@ from ..kernels.linear import CONSTANT, INVSCALING
 from ..kernels.losses import LOSS_IDS
 from ..kernels.objective import block_loss_grad
 from ..kernels.optimizers import OPTIMIZER_IDS
+from ..kernels.sparse_sets import mark
 from ..model.directory import OPTIMIZER_STATE
 from ..training.config import TrainConfig
 from ..training.early_stopping import holdout_mask
@@ -46,6 +47,7 @@ from .view import BlockSubset
 _RUNS: "OrderedDict[str, WorkerRun]" = OrderedDict()
 _LOCK = threading.Lock()
 _MAX_RUNS = 4  # runs of clients that vanished are dropped, oldest first
+_MASK_LIMIT = 1 << 28  # model entries up to which a round's coordinates are marked in a byte mask
 
 
 class WorkerRun:
@@ -61,6 +63,10 @@ class WorkerRun:
         self.live = ModelArrays.zeros(spec["n_features"], n_state, self.n_outputs)
         self.base = ModelArrays.zeros(spec["n_features"], n_state, self.n_outputs)
         self.touched = np.zeros(0, np.int64)  # coordinates the current round changed
+        # Marks of the coordinates a round's blocks touch (one byte per model entry, pages
+        # committed as touched); past _MASK_LIMIT entries the ids are sorted instead.
+        n_entries = len(self.live.w)
+        self.mask = np.zeros(n_entries, np.uint8) if n_entries <= _MASK_LIMIT else None
         self.rule = UpdateRule.for_threads(
             self.cfg.threads, OPTIMIZER_IDS[self.optimizer], LOSS_IDS.get(self.cfg.loss, -1),
             INVSCALING if self.cfg.lr_schedule == "invscaling" else CONSTANT, power_t=self.cfg.power_t,
@@ -124,11 +130,17 @@ class WorkerRun:
                 counters["rows"] += len(rows)
             res = train_block(batch, rows, self.live, self.rule, lr=lr, t0=t, indices=indices)
             _check(res, batch, epoch, self.spec["n_features"], self.n_outputs, lr)
-            used = np.unique(batch.indices if indices is None else indices).astype(np.int64)
-            if self.n_outputs > 1:
-                used = (used[:, None] * self.n_outputs + np.arange(self.n_outputs)).ravel()
+            ids = batch.indices if indices is None else indices
+            if self.mask is not None:
+                mark(ids, self.n_outputs, self.mask)
+                used = None
+            else:
+                used = np.unique(ids).astype(np.int64)
+                if self.n_outputs > 1:
+                    used = (used[:, None] * self.n_outputs + np.arange(self.n_outputs)).ravel()
             with lock:
-                touched.append(used)
+                if used is not None:
+                    touched.append(used)
                 done.append([block, len(rows), nnz, res.loss_sum, res.weight_sum])
             return True
 
@@ -136,6 +148,9 @@ class WorkerRun:
                              capacity=cfg.capacity, ordered=cfg.threads == 1)
         Workers(stream, [work] * cfg.threads, name="cluster-train").run()
         seconds = time.perf_counter() - start
+        if self.mask is not None:
+            touched = [np.flatnonzero(self.mask)]
+            self.mask[touched[0]] = 0
         self.touched = np.unique(np.concatenate([self.touched] + touched)) if touched else self.touched
         index = self.touched.astype(ch.index_dtype(len(self.live.w)))
         leaf = ch.values_of(self.arrays(self.live), self.live.bstate, index, trained=bool(done))
