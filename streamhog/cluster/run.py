@@ -97,7 +97,9 @@ class ClusterRun(TrainingRun):
                 self._epoch_totals.restarts += 1
                 queues = self.deal(self._not_done(order))
                 continue
+            applied = time.perf_counter()
             ch.assign(result, self.client_arrays(), self.bstate)
+            result.stats["client_apply_s"] = time.perf_counter() - applied
             trained = self._count(result, queues)
             wall = time.perf_counter() - start
             st.epoch_seconds += wall
@@ -141,7 +143,9 @@ class ClusterRun(TrainingRun):
         futures = [f for _, f in leaves] + [root] + list(copies.values())
         try:
             s.wait([root], on_poll=self._poll)
+            fetch = time.perf_counter()
             result = root.result()
+            result.stats["fetch_s"] = time.perf_counter() - fetch
         except WorkerLost:
             s.cancel(futures)
             raise
@@ -183,6 +187,12 @@ class ClusterRun(TrainingRun):
                    "bytes_down": result.nbytes * (k - 1), "bytes_to_client": result.nbytes,
                    "compute_s": round(compute, 6), "comm_s": round(max(0.0, wall - compute), 6),
                    "round_s": round(wall, 6)}
+        # Where the rest of the round went: the workers' applying of the last result and
+        # gathering of their change, the merges, the client's fetch and apply (all seconds).
+        for key in ("apply_s", "gather_s"):
+            figures[key] = round(max(result.stats.get(key, [0.0])), 6)
+        for key in ("merge_s", "fetch_s", "client_apply_s"):
+            figures[key] = round(float(result.stats.get(key, 0.0)), 6)
         self._epoch_totals.add(figures)
         self._rounds.append(figures)
 

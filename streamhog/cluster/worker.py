@@ -37,7 +37,7 @@ from ..kernels.linear import CONSTANT, INVSCALING
 from ..kernels.losses import LOSS_IDS
 from ..kernels.objective import block_loss_grad
 from ..kernels.optimizers import OPTIMIZER_IDS
-from ..kernels.sparse_sets import mark
+from ..kernels.sparse_sets import mark, union_positions
 from ..model.directory import OPTIMIZER_STATE
 from ..training.config import TrainConfig
 from ..training.early_stopping import holdout_mask
@@ -148,14 +148,17 @@ class WorkerRun:
                              capacity=cfg.capacity, ordered=cfg.threads == 1)
         Workers(stream, [work] * cfg.threads, name="cluster-train").run()
         seconds = time.perf_counter() - start
-        if self.mask is not None:
-            touched = [np.flatnonzero(self.mask)]
-            self.mask[touched[0]] = 0
-        self.touched = np.unique(np.concatenate([self.touched] + touched)) if touched else self.touched
+        post = time.perf_counter()
+        if self.mask is not None:  # ascending and distinct already: no sort
+            new = np.flatnonzero(self.mask)
+            self.mask[new] = 0
+        else:
+            new = np.unique(np.concatenate(touched)) if touched else np.zeros(0, np.int64)
+        self.touched = union_positions(self.touched, new)[0] if len(self.touched) else new
         index = self.touched.astype(ch.index_dtype(len(self.live.w)))
         leaf = ch.values_of(self.arrays(self.live), self.live.bstate, index, trained=bool(done))
         leaf.stats = {"blocks": done, "compute_s": [round(seconds, 6)], "leaf_bytes": [leaf.nbytes],
-                      "leaf_coordinates": [leaf.n_coordinates]}
+                      "leaf_coordinates": [leaf.n_coordinates], "gather_s": [round(time.perf_counter() - post, 6)]}
         return leaf
 
     # -- the objective of full-batch L-BFGS --------------------------------------------------------
@@ -304,9 +307,13 @@ def end_run(run_id: str) -> None:
 def train_round(run_id: str, update: ch.Change | None, queue, epoch: int, lr: float, t0: int,
                 max_rows: int | None, max_seconds: float | None, delay: float = 0.0) -> ch.Change:
     run = _run(run_id)
+    start = time.perf_counter()
     if update is not None:
         run.load(update)
-    return run.train(queue, epoch=epoch, lr=lr, t0=t0, max_rows=max_rows, max_seconds=max_seconds, delay=delay)
+    applied = time.perf_counter() - start
+    leaf = run.train(queue, epoch=epoch, lr=lr, t0=t0, max_rows=max_rows, max_seconds=max_seconds, delay=delay)
+    leaf.stats["apply_s"] = [round(applied, 6)]
+    return leaf
 
 
 @_task
@@ -316,8 +323,10 @@ def combine(run_id: str, a: ch.Change, b: ch.Change) -> ch.Change:
     moved = b.nbytes
     da = ch.to_delta(a, run.arrays(run.base), run.base.bstate, run.rules)
     db = ch.to_delta(b, run.arrays(run.base), run.base.bstate, run.rules)
+    start = time.perf_counter()
     out = ch.merge(da, db, run.rules)
     out.stats["reduce_bytes"] = out.stats.get("reduce_bytes", 0) + moved
+    out.stats["merge_s"] = out.stats.get("merge_s", 0.0) + time.perf_counter() - start
     return out
 
 
