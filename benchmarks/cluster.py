@@ -193,12 +193,14 @@ def projections(saved: dict, rates: list[float]) -> dict:
                     - one["bytes_to_client"] * hop["hop_4mb_s"] / 4e6) / one["coordinates"]
     saved["per_coordinate_s"] = per_coord
     out = {}
-    for rate in [saved["per_worker_rows_s"]] + list(rates):
-        for lat in (saved["hop_latency_s"], 0.002):
-            for k in (8, 32, 128):
-                for g in (1, 10):
-                    out[f"{rate:,.0f} rows/s/worker, hop {lat * 1e3:.0f} ms, {k} workers, {g} Gb/s"] = project(
-                        rate, saved["coord_bytes"], union, lat, a["project_rows"], a["sync_rows"], k, g, per_coord)
+    for sync in sorted({a["sync_rows"], 1 << 20}):
+        for rate in [saved["per_worker_rows_s"]] + list(rates):
+            for lat in (saved["hop_latency_s"], 0.002):
+                for k in (8, 32, 128):
+                    for g in (1, 10):
+                        key = f"R {sync:,}, {rate:,.0f} rows/s/worker, hop {lat * 1e3:.0f} ms, {k} workers, {g} Gb/s"
+                        out[key] = project(rate, saved["coord_bytes"], union, lat, a["project_rows"], sync, k, g,
+                                           per_coord)
     return out
 
 
