@@ -129,14 +129,14 @@ def test_lbfgs_matches_scikit_learn(client, data, tmp_path):
     X, y = load_svmlight_file(str(a9a("train")), n_features=123)
     Xt, yt = load_svmlight_file(str(a9a("test")), n_features=123)
     l2 = 1e-4
-    ref = LogisticRegression(C=1 / (X.shape[0] * l2), tol=1e-10, max_iter=10_000).fit(X, y)
+    ref = LogisticRegression(C=1 / (X.shape[0] * l2), tol=1e-8, max_iter=10_000).fit(X, y)
     want = log_loss(yt, ref.predict_proba(Xt)[:, 1])
     m = _fit(client, data, "a9a", tmp_path / "m", workers=2, sync_mode="lbfgs", l2=l2, epochs=60)
     got = _test_loss(m, data, "a9a")
     assert abs(got - want) < 1e-4, (got, want)
     last = m.meta["history"][-1]
-    best = _objective(ref, X, y, l2)  # scikit-learn converged (tol 1e-10): the minimum, to rounding
-    assert best - 1e-9 <= last["lbfgs"]["objective"] <= best * (1 + 2e-4)
+    best = _objective(ref, X, y, l2)  # scikit-learn converged (tol 1e-8): the minimum, nearly
+    assert best * (1 - 1e-6) <= last["lbfgs"]["objective"] <= best * (1 + 2e-4)
     assert m.meta["training"]["status"] == "complete"
 
 
