@@ -215,3 +215,21 @@ def test_training_without_cluster_imports_no_dask(tmp_path):
     p = _cli("train", tmp_path / "t.parquet", "--model", tmp_path / "m", "--epochs", "1", "--quiet")
     assert p.returncode == 0, p.stderr
     assert "LOADED []" in p.stdout
+
+
+def test_coordinate_sets_match_numpy(rng):
+    from streamhog.kernels.sparse_sets import mark, union_positions
+
+    for na, nb in ((0, 0), (0, 5), (7, 0), (300, 450)):
+        a = np.sort(rng.choice(1000, na, replace=False)).astype(np.int64)
+        b = np.sort(rng.choice(1000, nb, replace=False)).astype(np.int64)
+        union, pa, pb = union_positions(a, b)
+        np.testing.assert_array_equal(union, np.union1d(a, b))
+        np.testing.assert_array_equal(union[pa], a)
+        np.testing.assert_array_equal(union[pb], b)
+    mask = np.zeros(3 * 50, np.uint8)
+    ids = np.array([2, 7, 49], np.uint32)
+    mark(ids, 3, mask)
+    np.testing.assert_array_equal(np.flatnonzero(mask), (ids[:, None] * 3 + np.arange(3)).ravel())
+    mark(np.array([60], np.uint32), 3, mask)  # past the mask: skipped, never written
+    assert mask.sum() == 9

@@ -142,7 +142,7 @@ class ClusterRun(TrainingRun):
         copies = s.broadcast(root, s.workers)
         futures = [f for _, f in leaves] + [root] + list(copies.values())
         try:
-            s.wait([root], on_poll=self._poll)
+            s.wait([root])
             fetch = time.perf_counter()
             result = root.result()
             result.stats["fetch_s"] = time.perf_counter() - fetch
@@ -151,9 +151,6 @@ class ClusterRun(TrainingRun):
             raise
         self._updates = copies
         return result, futures
-
-    def _poll(self) -> None:
-        """While a round runs: nothing to do but let a signal be noticed (it stops after the round)."""
 
     def _count(self, result: ch.Change, queues: dict) -> int:
         """Move the round's blocks into the run's state (in the order the workers trained them)."""
