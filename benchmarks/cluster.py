@@ -11,14 +11,16 @@ result down the tree and to the client) and the rest of the round's wall time
 (serialisation, Dask's task and transfer latency). The projection combines them with the
 data's sparsity (distinct coordinates in K x R rows, counted here) and the link speed:
 
-    round = compute(R rows) + 2 log2(K) (latency + U/B + C p) + U/B + C p + 3K / 3000 tasks/s
-            (reduce up and broadcast down the tree, the result to the client, the scheduler)
+    round = compute(R rows) + 2 log2(K) (latency + U/B) + log2(K) C p + (latency + U/B + 2 C p)
+            + 3K / 3000 tasks/s
+            (moves up and down the tree, a merge per level, the result to the client and its
+            apply there and on the workers, the scheduler's ~3K tasks)
     epoch = N / (K R) rounds
 
 U: bytes of the combined change of K x R rows (C coordinates); B: bandwidth; p: the
-processing of one coordinate of a change (gathering it, merging, applying: the 1-worker
-round's time that is neither compute nor Dask hops nor transfer, per coordinate, measured
-here); latency: a Dask hop, both as
+processing of one coordinate of a change (gathering it, applying it on a worker and on the
+client: the 1-worker round's itemised times per coordinate, measured here); latency: a
+Dask hop, both as
 measured here (a loaded 2-core VM: pessimistic) and at 2 ms (the issue's figures for Dask:
 1-4 ms per actor call, 0.5-1 ms worker to worker). Timings here are provisional.
 """
@@ -114,7 +116,8 @@ def project(per_worker_rows_s: float, coord_bytes: float, union, latency_s: floa
     u = coords * coord_bytes
     levels = math.ceil(math.log2(k)) if k > 1 else 0
     process = coords * per_coord_s
-    comm = 2 * levels * (latency_s + u / bandwidth + process) + u / bandwidth + process + 3 * k / 3000
+    comm = 2 * levels * (latency_s + u / bandwidth) + levels * process + latency_s + u / bandwidth + 2 * process \
+        + 3 * k / 3000
     compute = sync_rows / per_worker_rows_s
     round_s = compute + comm
     epoch_s = n_rows / (k * sync_rows) * round_s
@@ -189,8 +192,11 @@ def projections(saved: dict, rates: list[float]) -> dict:
 
     one = next(r for r in saved["measured"] if r["workers"] == 1)["median_round"]
     hop = saved["dask"]
-    per_coord = max(0.0, one["comm_s"] - 3 * hop["task_round_trip_s"]
-                    - one["bytes_to_client"] * hop["hop_4mb_s"] / 4e6) / one["coordinates"]
+    if "gather_s" in one:  # itemised: applying the last result, gathering the change, the client's apply
+        per_coord = (one["apply_s"] + one["gather_s"] + one["client_apply_s"]) / one["coordinates"]
+    else:
+        per_coord = max(0.0, one["comm_s"] - 3 * hop["task_round_trip_s"]
+                        - one["bytes_to_client"] * hop["hop_4mb_s"] / 4e6) / one["coordinates"]
     saved["per_coordinate_s"] = per_coord
     out = {}
     for sync in sorted({a["sync_rows"], 1 << 20}):
