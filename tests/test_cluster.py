@@ -81,14 +81,16 @@ def _test_loss(model, data, name):
     return model.evaluate(str(data / f"{name}_test.parquet"))["logloss"]
 
 
-def test_one_worker_one_thread_is_exactly_one_machine(client, data, tmp_path):
+@pytest.mark.parametrize("optimizer", ["adagrad", "ftrl", "normalized"])
+def test_one_worker_one_thread_is_exactly_one_machine(client, data, tmp_path, optimizer):
     """Same seed, one worker of one thread: the same weights, optimizer state, intercept and
     history as one machine, bit for bit, through several rounds per epoch and a holdout."""
-    kw = dict(epochs=2, threads=1, readers=1, early_stopping=0)
+    kw = dict(epochs=2, threads=1, readers=1, early_stopping=0, optimizer=optimizer)
     one = streamhog.train(str(data / "a9a.parquet"), tmp_path / "one", quiet=True, **kw)
     clu = _fit(client, data, "a9a", tmp_path / "clu", sync_every=8192, **kw)
     np.testing.assert_array_equal(np.asarray(one.weights), np.asarray(clu.weights))
-    np.testing.assert_array_equal(np.asarray(one.optimizer_state["accum"]), np.asarray(clu.optimizer_state["accum"]))
+    for name, state in one.optimizer_state.items():
+        np.testing.assert_array_equal(np.asarray(state), np.asarray(clu.optimizer_state[name]))
     assert one.meta["bstate"] == clu.meta["bstate"] and one.intercept == clu.intercept
     for a, b in zip(one.meta["history"], clu.meta["history"]):
         assert (a["train_loss"], a["examples"]) == (b["train_loss"], b["examples"])
