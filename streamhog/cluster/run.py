@@ -207,9 +207,13 @@ class ClusterRun(TrainingRun):
             report.update(self.downpour.report())
         record["cluster"] = report
         self.say(f"  cluster: {report['workers']} workers, {t.rounds} rounds, "
-                 f"{(t.bytes_up + t.bytes_down) / 1e6:.2f} MB between workers, compute {t.compute_s:.2f} s, "
+                 f"{_size(t.bytes_up + t.bytes_down)} between workers, compute {t.compute_s:.2f} s, "
                  f"communication {t.comm_s:.2f} s" + (f", {t.restarts} restarts" if t.restarts else ""))
         self._rounds, self._epoch_totals = [], _Totals()
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
 class _Totals:
