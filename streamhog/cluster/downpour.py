@@ -115,6 +115,7 @@ class Downpour:
         copies = s.broadcast(first, workers)
         s.wait([s.submit(ps_init, s.run_id, k, len(workers), copies[w], worker=w) for k, w in enumerate(workers)])
         self.shard_workers = list(workers)
+        self.fresh = True  # replicas and shards hold the same model
 
     def run_epoch(self) -> bool:
         st = self.run.state
@@ -153,8 +154,10 @@ class Downpour:
             active[s.submit(_stats, step, worker=w)] = (k, w, mine)
 
         for k, w in enumerate(workers):
-            if queues[w]:
-                launch(k, w, None)
+            if queues[w]:  # a later epoch starts from the shards' model: what changed since the last fetch
+                launch(k, w, None if self.fresh else [s.submit(ps_fetch, s.run_id, k, worker=self.shard_workers[j])
+                                                      for j in range(n_shards)])
+        self.fresh = False
         stopped = False
         while active:
             finished = s.wait_any(list(active))
