@@ -191,7 +191,7 @@ def test_cluster_spec_and_data_are_checked(tmp_path):
 
 def _cli(*args, block_dask=False):
     code = ("import sys\n" + ("sys.modules['distributed'] = None\n" if block_dask else "")
-            + "from streamhog.cli import main\nrc = main(sys.argv[1:])\n"
+            + "from streamhog.cli import main\ntry:\n    rc = main(sys.argv[1:])\nexcept SystemExit as e:\n    rc = e.code\n"
             + "print('LOADED', sorted(m for m in ('dask', 'distributed') if sys.modules.get(m)))\nsys.exit(rc)")
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=300)
 
@@ -205,6 +205,11 @@ def test_without_dask_cluster_says_how_to_install_it(tmp_path):
     assert p.returncode == 1
     assert p.stderr.strip().splitlines()[-1].endswith("pip install 'streamhog[dask]'"), p.stderr
     assert "Traceback" not in p.stderr and not (tmp_path / "m").exists()
+
+
+def test_help_imports_no_dask():
+    p = _cli("train", "--help")
+    assert p.returncode == 0 and "--sync-mode" in p.stdout and "LOADED []" in p.stdout
 
 
 def test_training_without_cluster_imports_no_dask(tmp_path):

@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..errors import ClusterError, DataFormatError, DivergenceError, StreamhogError
+from ..errors import ClusterError, DataFormatError, DivergenceError, StreamhogError, WorkerLost
 from ..io.formats import open_dataset
 from ..io.hashing import hash_batch
 from ..io.stream import BatchStream
@@ -279,9 +279,8 @@ def _task(fn):
 def _run(run_id: str) -> WorkerRun:
     with _LOCK:
         run = _RUNS.get(run_id)
-    if run is None:
-        raise StreamhogError(f"run {run_id} is not known to this worker (it was restarted): the client "
-                             "re-initialises it")
+    if run is None:  # a worker restarted under the same address: as good as lost, the client restarts the run
+        raise WorkerLost(f"run {run_id} is not known to this worker (it was restarted)")
     return run
 
 
