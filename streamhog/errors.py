@@ -114,3 +114,12 @@ class UsageError(ConfigError):
 
 class LabelError(StreamhogError, ValueError):
     """Labels that the loss (of a run, or of a model being scored) cannot take."""
+
+
+class ClusterError(StreamhogError):
+    """A cluster run that cannot go on: Dask missing, no workers, workers lost more often
+    than allowed, or an error a worker raised (its message kept, naming the file and block)."""
+
+
+class WorkerLost(ClusterError):
+    """A worker left the cluster (killed, crashed) in the middle of a round."""

@@ -156,7 +156,7 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
           resume: bool = False, warm_start=None, checkpoint_every: float | None = None, keep_snapshots: int = 0,
           quiet: bool = False, progress: bool | None = None, log=None, handle_signals: bool = True,
           stop_after_blocks: int | None = None, cache: bool | None = None, keep_cache: bool = False,
-          **hyper) -> Model:
+          run_factory=None, **hyper) -> Model:
     """Train a linear model on ``data`` into ``model_dir`` (a local directory).
 
     ``data``: a Parquet file/directory or Zarr store, local or at a URL; data in memory with
@@ -171,7 +171,8 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     trained in this call (time-boxed jobs, tests of exact resume). ``cache`` (default: when
     more than one epoch is left) writes the decoded blocks of the first epoch to
     ``model_dir/cache`` so later epochs memory-map them instead of decoding; it is removed at
-    the end unless ``keep_cache``.
+    the end unless ``keep_cache``. ``run_factory`` replaces :class:`TrainingRun` (same
+    arguments): streamhog.cluster trains the epochs on a Dask cluster through it.
 
     >>> import streamhog, tempfile, os
     >>> from streamhog.datasets import a9a
@@ -229,14 +230,14 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
         run_kw = dict(checkpoint_every=checkpoint_every, keep_snapshots=keep_snapshots, say=say,
                       stop_after_blocks=stop_after_blocks, baseline=get_loss(cfg.loss).constant_loss(counts))
         _run(model, ds, valid_ds, cfg, state, run_kw, new=not resume, quiet=quiet, progress=progress, cache=cache,
-             keep_cache=keep_cache, handle_signals=handle_signals)
+             keep_cache=keep_cache, handle_signals=handle_signals, run_factory=run_factory)
     finally:
         lock.release()
     return Model.open(model_dir)
 
 
 def _run(model, ds, valid_ds, cfg, state, run_kw: dict, *, new: bool, quiet, progress, cache, keep_cache,
-         handle_signals) -> None:
+         handle_signals, run_factory=None) -> None:
     """Train the run's epochs; a run that fails is marked failed, or removed when it was new
     and had trained nothing."""
     model_dir = model.path
@@ -249,8 +250,8 @@ def _run(model, ds, valid_ds, cfg, state, run_kw: dict, *, new: bool, quiet, pro
         # worth it only when an epoch will read the cache, and not for data already in memory
         cache = cfg.epochs - state.epoch > 1 and getattr(ds, "cache_blocks", True)
     block_cache = BlockCache(model_dir / CACHE, ds, reserve=space) if cache else None
-    run = TrainingRun(model, ds, cfg, state, data_schema=dataset_schema(ds), valid=valid_ds, bar=bar,
-                      cache=block_cache, **run_kw)
+    run = (run_factory or TrainingRun)(model, ds, cfg, state, data_schema=dataset_schema(ds), valid=valid_ds, bar=bar,
+                                       cache=block_cache, **run_kw)
     if new:
         run.checkpoint("running")  # a crash from here on is resumable
     with stop_gracefully_on_signals(run, handle_signals):
