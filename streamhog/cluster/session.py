@@ -112,41 +112,38 @@ class ClusterSession:
         failed for a reason that is not streamhog's, a worker's StreamhogError as it is."""
         futures = list(futures)
         while True:
-            try:
-                self.distributed.wait(futures, timeout=poll)
-            except TimeoutError:
-                pass
-            for f in futures:
-                if f.status == "error":
-                    self._raise(f)
-                if f.status == "cancelled":
-                    raise WorkerLost("a task was cancelled (its worker left the cluster)")
+            self._wait_once(futures, poll, "ALL_COMPLETED")
             if all(f.status == "finished" for f in futures):
                 return
-            lost = sorted(set(self.workers) - set(self.present()))
-            if lost:
-                raise WorkerLost(f"worker {', '.join(lost)} left the cluster")
+            self._check_workers()
             if on_poll is not None:
                 on_poll()
 
     def wait_any(self, futures, *, poll: float = 0.2) -> list:
         """The futures of ``futures`` that finished (at least one), with wait's error handling."""
         while True:
-            try:
-                self.distributed.wait(futures, timeout=poll, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                pass
-            for f in futures:
-                if f.status == "error":
-                    self._raise(f)
-                if f.status == "cancelled":
-                    raise WorkerLost("a task was cancelled (its worker left the cluster)")
+            self._wait_once(futures, poll, "FIRST_COMPLETED")
             done = [f for f in futures if f.status == "finished"]
             if done:
                 return done
-            lost = sorted(set(self.workers) - set(self.present()))
-            if lost:
-                raise WorkerLost(f"worker {', '.join(lost)} left the cluster")
+            self._check_workers()
+
+    def _wait_once(self, futures, poll: float, return_when: str) -> None:
+        """One bounded wait, then raise for a failed or cancelled task."""
+        try:
+            self.distributed.wait(futures, timeout=poll, return_when=return_when)
+        except TimeoutError:
+            pass
+        for f in futures:
+            if f.status == "error":
+                self._raise(f)
+            if f.status == "cancelled":
+                raise WorkerLost("a task was cancelled (its worker left the cluster)")
+
+    def _check_workers(self) -> None:
+        lost = sorted(set(self.workers) - set(self.present()))
+        if lost:
+            raise WorkerLost(f"worker {', '.join(lost)} left the cluster")
 
     @staticmethod
     def _raise(future) -> None:

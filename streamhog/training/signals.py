@@ -42,30 +42,3 @@ class stop_gracefully_on_signals:
         for s, h in self.previous.items():
             signal.signal(s, h)
 
-
-class sigterm_raises:
-    """SIGTERM raises :class:`~streamhog.interrupt.Interrupted` in the main thread, as Ctrl-C
-    raises KeyboardInterrupt, so that a job writing an output (convert) unwinds and removes
-    its temporary instead of dying with it on disk. Further SIGTERMs are ignored while it
-    unwinds (cleanup takes moments; SIGKILL still works). Only installed from the main
-    thread and over the default handler: an application's own handler is left alone."""
-
-    def __init__(self, what: str):
-        self.what = what
-        self.previous = None
-
-    def _handler(self, signum, frame):
-        from .interrupt import Interrupted
-
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Interrupted(f"terminated (SIGTERM); {self.what}", signum)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            self.previous = signal.signal(signal.SIGTERM, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
