@@ -250,6 +250,14 @@ def markdown(result) -> str:
              "the checkpoints flushed to disk), after a 1,000-rating run loaded numba's cached kernels. Per "
              "CPU-second: the same ratings over the process's CPU time (the kernel alone: its threads'), a figure "
              "the machine's load inflates less. Peak RssAnon: the whole process.", ""]
+    lines += ["Reproduce: `pip install -e '.[bench,bench-mf]'` (scikit-surprise; libmf's binding, `pip install "
+              "libmf`, is optional), then the command above; `--repeats N` for more repeats, `--publish` to write "
+              "this file. Every run is a `python benchmarks/mf_workers.py KIND ...` process; the JSON beside the "
+              "raw Markdown (`benchmarks/output/factorization-<mode>.json`) lists their command lines.", ""]
+    if result["mode"] == "quick":
+        lines += [f"`--quick` is the small scale: a {result['synth']['n_obs']:,}-rating synthetic set, not the "
+                  "issue's 50M (`--full`, which needs a quiet machine and about an hour), and a big model trained "
+                  "on streams of 200,000 and 800,000 ratings.", ""]
     if result["load_max"] > 1.5:
         lines += ["**Provisional timings: the machine was shared** (its load average above, on 2 cores). The "
                   "RMSE figures do not depend on it.", ""]

@@ -120,12 +120,14 @@ def run_train_mf(args) -> int:
                      quiet=args.quiet, log=say, **hyper)
     if not args.quiet:
         info = model.meta
-        last = model.history[-1] if model.history else {}
-        figures = [f"train rmse {last['train_rmse']:.4f}"] if last.get("train_rmse") is not None else []
-        figures += [f"{key} rmse {last[key]['rmse']:.4f}" for key in ("holdout", "valid") if key in last]
-        watched = ", ".join(figures)
+        best = info.get("training", {}).get("best_epoch")
+        kept = model.history[best - 1] if best and best <= len(model.history) else (
+            model.history[-1] if model.history else {})
+        figures = [f"train rmse {kept['train_rmse']:.4f}"] if kept.get("train_rmse") is not None else []
+        figures += [f"{key} rmse {kept[key]['rmse']:.4f}" for key in ("holdout", "valid") if key in kept]
         print(f"saved {model.path}: mf model, rank {model.rank}, {info['n_users']:,} users x {info['n_items']:,} "
-              f"items, {len(model.history)} epoch(s)" + (f"; last epoch {watched}" if watched else ""))
+              f"items, {len(model.history)} epoch(s)" + (f"; kept epoch {kept['epoch']}: " + ", ".join(figures)
+                                                       if figures else ""))
     return 0
 
 
