@@ -165,7 +165,9 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(converted, ratings, tmp_path,
     assert cli(capsys, "convert", svm, sparse, "--quiet")[0] == 0
     one_line_error(capsys, "train", sparse, "--model", tmp_path / "m1", "--loss", "mf", match="not an interaction file")
     one_line_error(capsys, "train", train, "--model", tmp_path / "m2", "--loss", "logistic",
-                   match=str(train))
+                   match=f"{train}: interaction data (user, item, rating): train a factorization with --loss mf, "
+                         "not --loss logistic")
+    one_line_error(capsys, "train", train, "--model", tmp_path / "m2", match="train a factorization with --loss mf")
     # Options of one kind of model on the other.
     one_line_error(capsys, "train", train, "--model", tmp_path / "m3", "--loss", "mf", "--hash-bits", 10,
                    match="--hash-bits: linear-model options")
@@ -186,3 +188,11 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(converted, ratings, tmp_path,
     one_line_error(capsys, "train", train, "--model", m, "--loss", "mf", "--rank", 2, match="already exists")
     one_line_error(capsys, "train", train, "--model", m, "--resume", "--rank", 3, "--epochs", 2,
                    match="cannot resume with --rank 3")
+    # A linear model and interaction data.
+    linear = tmp_path / "linear"
+    assert cli(capsys, "train", sparse, "--model", linear, "--epochs", 1, "--quiet")[0] == 0
+    one_line_error(capsys, "evaluate", train, "--model", linear, match="is not a factorization model")
+    one_line_error(capsys, "predict", train, "--model", linear, "--out", tmp_path / "p.parquet",
+                   match="is not a factorization model")
+    one_line_error(capsys, "convert", bad, tmp_path / "o.parquet", "--input-format", "ratings", "--fix-rows",
+                   match="--fix-rows: sparse-feature options")

@@ -46,7 +46,9 @@ def run_convert_ratings(args) -> int:
     if fmt != "parquet":
         raise ConfigError(f"{args.dst}: ratings convert to Parquet (the interaction layout, a .parquet file), "
                           f"not {fmt}")
-    sparse_only = {"--hash-bits": args.hash_bits is not None, "--layout": args.layout is not None,
+    sparse_only = {"--hash-bits": args.hash_bits is not None, "--indices-column": args.indices_column is not None,
+                   "--values-column": args.values_column is not None, "--weight-column": args.weight_column is not None,
+                   "--fix-rows": args.fix_rows, "--layout": args.layout is not None,
                    "--values": args.values != "auto", "--n-features": args.n_features is not None,
                    "--index-base": args.index_base is not None, "--label-column": args.label_column is not None,
                    "--categorical": args.categorical is not None, "--numeric": args.numeric is not None,
@@ -98,12 +100,16 @@ _MF_HYPER = ("rank", "epochs", "optimizer", "lr", "lr_decay", "l2", "l2_bias", "
 
 def wants_mf(args) -> bool:
     """Whether a ``train`` command is a factorization: ``--loss mf``, or ``--resume`` of a
-    factorization model without ``--loss``. MF-only options on a linear run are an error."""
-    from ..factorization import is_mf_model
+    factorization model without ``--loss``. MF-only options, or interaction data, on a linear
+    run are an error."""
+    from ..factorization import is_interaction_file, is_mf_model
 
     mf = args.loss == "mf" or (args.loss is None and args.resume and is_mf_model(args.model))
     if not mf and (given := [f"--{k.replace('_', '-')}" for k in _MF_ONLY if getattr(args, k, None) is not None]):
         raise ConfigError(f"{', '.join(given)} apply to --loss mf only")
+    if not mf and is_interaction_file(args.data):
+        raise ConfigError(f"{args.data}: interaction data (user, item, rating): train a factorization with --loss mf"
+                          + (f", not --loss {args.loss}" if args.loss else ""))
     return mf
 
 
@@ -133,10 +139,17 @@ def run_train_mf(args) -> int:
 
 # -- evaluate, predict, info -----------------------------------------------------------------
 
-def is_mf(path) -> bool:
-    from ..factorization import is_mf_model
+def scores_mf(args) -> bool:
+    """Whether ``evaluate`` / ``predict`` score a factorization model; interaction data given
+    to a linear model is refused by name (its columns are not features)."""
+    from ..factorization import is_interaction_file, is_mf_model
 
-    return is_mf_model(path)
+    if is_mf_model(args.model):
+        return True
+    if is_interaction_file(args.data):
+        raise ConfigError(f"{args.data}: interaction data (user, item, rating), and {args.model} is not a "
+                          "factorization model (train one with --loss mf)")
+    return False
 
 
 def _open_model(args):

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .mf import is_mf, mf_info, run_evaluate_mf, run_predict_mf
+from .mf import mf_info, run_evaluate_mf, run_predict_mf, scores_mf
 from .options import _open_data, _positive_int, add_data_arguments
 
 
@@ -31,7 +31,7 @@ def _open_model(args):
 def run_evaluate(args) -> int:
     from ..model.inference import evaluate
 
-    if is_mf(args.model):  # a factorization model: cli/mf.py
+    if scores_mf(args):  # a factorization model: cli/mf.py
         return run_evaluate_mf(args)
     model = _open_model(args)
     metrics = evaluate(model, _open_data(args.data, args), threads=args.threads)
@@ -45,7 +45,7 @@ def run_evaluate(args) -> int:
 def run_predict(args) -> int:
     from ..model.inference import predict_to_parquet
 
-    if is_mf(args.model):
+    if scores_mf(args):
         return run_predict_mf(args)
     model = _open_model(args)
     n = predict_to_parquet(model, _open_data(args.data, args), args.out, overwrite=args.overwrite,

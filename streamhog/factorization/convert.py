@@ -6,6 +6,7 @@ non-zero exit) leaves no output behind, as for LIBSVM.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,9 @@ def convert_ratings(src, dst, report=None, *, rows_per_group: int | None = None,
             total = Path(src).stat().st_size if str(src) != "-" else None
             from tqdm import tqdm
 
-            with tqdm(total=total, unit="B", unit_scale=True, disable=not progress, leave=False) as bar:
+            # progress None: a bar when stderr is a terminal (as the sparse converter's)
+            show = progress if progress is not None else sys.stderr.isatty()
+            with tqdm(total=total, unit="B", unit_scale=True, disable=not show, leave=False) as bar:
                 for users, items, ratings, _ in reader:
                     writer.write(users, items, ratings)
                     bar.update(reader.bytes_in - bar.n)
