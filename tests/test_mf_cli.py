@@ -188,6 +188,13 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(converted, ratings, tmp_path,
     one_line_error(capsys, "train", train, "--model", m, "--loss", "mf", "--rank", 2, match="already exists")
     one_line_error(capsys, "train", train, "--model", m, "--resume", "--rank", 3, "--epochs", 2,
                    match="cannot resume with --rank 3")
+    # One run at a time trains a model (model/lock.py): another holder is named.
+    from streamhog.model.lock import ModelLock
+
+    with ModelLock(m):
+        one_line_error(capsys, "train", train, "--model", m, "--resume", "--epochs", 2, match="model is in use by process")
+        one_line_error(capsys, "train", train, "--model", m, "--loss", "mf", "--overwrite", match="in use")
+    assert MFModel.open(m).history and len(MFModel.open(m).history) == 1
     # A linear model and interaction data.
     linear = tmp_path / "linear"
     assert cli(capsys, "train", sparse, "--model", linear, "--epochs", 1, "--quiet")[0] == 0

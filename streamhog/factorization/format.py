@@ -332,7 +332,7 @@ def _ratings(table: pa.Table, info: _FileInfo, where: str) -> tuple[np.ndarray, 
 
 class InteractionReader:
     """Reads blocks for one thread (each thread opens its own: pyarrow's ParquetFile is not
-    shared between threads, see streamhog/formats/parquet.py)."""
+    shared between threads, see streamhog/io/formats/parquet.py)."""
 
     def __init__(self, dataset: InteractionDataset):
         self.dataset = dataset

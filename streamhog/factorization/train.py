@@ -30,6 +30,7 @@ import numpy as np
 
 from ..training.checkpoint import CheckpointError, has_checkpoint, read_checkpoint
 from ..errors import OutputExistsError
+from ..model.lock import ModelLock
 from ..training.early_stopping import holdout_mask
 from ..training.signals import stop_gracefully_on_signals
 from .config import RESUMABLE, MFConfig, MFState
@@ -73,15 +74,18 @@ def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
         hint = "pass --resume to continue its training, or " if has_checkpoint(model_dir) else "pass "
         raise OutputExistsError(f"{model_dir}: already exists; {hint}--overwrite to replace it")
     if model_dir.is_dir() and ((model_dir / META).is_file() or not any(model_dir.iterdir())):
-        shutil.rmtree(model_dir)  # a model directory, never anything else pointed at by mistake
+        with ModelLock(model_dir):  # never from under a run training it
+            shutil.rmtree(model_dir)  # a model directory, never anything else pointed at by mistake
     else:
         raise OutputExistsError(f"{model_dir}: exists and is not a streamhog model directory; refusing to delete it")
 
 
-def _resume(model_dir: Path, ds: InteractionDataset, hyper: dict, say) -> tuple[MFModel, MFConfig, MFState]:
+def _resume(model_dir: Path, ds: InteractionDataset, hyper: dict, say,
+            lock: ModelLock) -> tuple[MFModel, MFConfig, MFState]:
     if not has_checkpoint(model_dir):
         raise CheckpointError(f"{model_dir}: no checkpoint to resume from"
                               + ("" if model_dir.exists() else " (the directory does not exist)"))
+    lock.acquire()  # before anything is cleaned up or written: another run may hold it
     for stale in model_dir.glob(".*.tmp-*"):  # temporaries of a run killed while writing
         stale.unlink()
     shutil.rmtree(model_dir / ".best-epoch.deleted", ignore_errors=True)  # a removal a kill interrupted
@@ -132,8 +136,18 @@ def train_mf(data, model_dir, *, valid=None, resume: bool = False, overwrite: bo
     say = (lambda msg: None) if quiet else (log or (lambda msg: print(msg, file=sys.stderr)))
     ds = InteractionDataset(data)
     valid_ds = InteractionDataset(valid) if valid is not None else None
+    lock = ModelLock(model_dir)  # one run per model directory (model/lock.py), released at the end
+    try:
+        return _train(model_dir, ds, valid_ds, resume, overwrite, n_users, n_items, checkpoint_every,
+                      stop_after_blocks, say, handle_signals, hyper, lock)
+    finally:
+        lock.release()
+
+
+def _train(model_dir, ds, valid_ds, resume, overwrite, n_users, n_items, checkpoint_every, stop_after_blocks, say,
+           handle_signals, hyper, lock) -> MFModel:
     if resume:
-        model, cfg, state = _resume(model_dir, ds, hyper, say)
+        model, cfg, state = _resume(model_dir, ds, hyper, say, lock)
         if state.stopped_early and not state.restoring:
             say(f"{model_dir}: the run stopped early after epoch {state.epoch}; nothing to do")
             return MFModel.open(model_dir)
@@ -142,7 +156,7 @@ def train_mf(data, model_dir, *, valid=None, resume: bool = False, overwrite: bo
             return MFModel.open(model_dir)
         say(f"resuming {model_dir} in epoch {state.epoch + 1} after {len(state.done_blocks)} of {ds.n_blocks} blocks")
     else:
-        if valid is not None and hyper.get("holdout") is None:
+        if valid_ds is not None and hyper.get("holdout") is None:
             hyper["holdout"] = 0.0  # early stopping watches the validation data; every row trains
         cfg = MFConfig(**hyper).resolved()
         sizes = {}
@@ -152,6 +166,8 @@ def train_mf(data, model_dir, *, valid=None, resume: bool = False, overwrite: bo
             sizes[what] = given if given is not None else have
         mu, sigma, rating_range, _ = training_mean(ds, cfg.holdout, cfg.seed)
         _prepare_new_model_dir(model_dir, overwrite)
+        model_dir.mkdir()
+        lock.acquire()
         model = MFModel.create(model_dir, n_users=sizes["users"], n_items=sizes["items"], rank=cfg.rank,
                                optimizer=cfg.optimizer, hyper_parameters=asdict(cfg), data=ds.schema())
         state = MFState(mu=mu, sigma=sigma if sigma > 0 else 1.0, rating_range=rating_range)
