@@ -8,7 +8,7 @@ import pytest
 
 MODULES = ["streamhog", "streamhog.datasets", "streamhog.datasets.synthetic", "streamhog.training.job",
            "streamhog.losses", "streamhog.io.formats", "streamhog.io.formats.memory", "streamhog.model.api",
-           "streamhog.sklearn"]
+           "streamhog.sklearn", "streamhog.factorization.train", "streamhog.factorization.synthetic"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..io.formats.spec import DEFAULT_COMPRESSION, PARQUET_COMPRESSIONS, PARQUET_LAYOUTS
+from .mf import add_ratings_arguments, check_rating_columns, run_convert_ratings
 from .options import _hash_bits, _non_negative_int, _positive_int, add_data_arguments
 
 
@@ -13,9 +14,12 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dst", help="output: NAME.parquet or NAME.zarr")
     p.add_argument("--format", dest="output_format", choices=("parquet", "zarr"),
                    help="output format (default: from DST's suffix)")
-    p.add_argument("--input-format", choices=("auto", "libsvm", "parquet", "zarr", "criteo", "csv"), default="auto",
+    p.add_argument("--input-format", choices=("auto", "libsvm", "parquet", "zarr", "criteo", "csv", "ratings"),
+                   default="auto",
                    help="input format (default: auto = Parquet/Zarr when SRC is one, else LIBSVM text); criteo: "
-                        "Criteo challenge TSV (label, I1..I13, C1..C26); csv: a header row, see --label-column")
+                        "Criteo challenge TSV (label, I1..I13, C1..C26); csv: a header row, see --label-column; "
+                        "ratings: user/item/rating text (MovieLens CSV, 'user item rating [timestamp]' lines) into "
+                        "the interaction layout, for --loss mf")
     p.add_argument("--hash-bits", type=_hash_bits, metavar="B",
                    help="hash feature ids into 2^B slots (MurmurHash3, collisions summed; docs/formats.md); "
                         "click logs are always hashed, default B=20")
@@ -51,11 +55,15 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, default=2, help="parser / reader threads (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     add_data_arguments(p, skip=("label_column", "index_base", "n_features"))
+    add_ratings_arguments(p)
 
 
 def run_convert(args) -> int:
     from ..io.conversion import convert
 
+    check_rating_columns(args)
+    if args.input_format == "ratings":  # matrix factorization's interaction layout: cli/mf.py
+        return run_convert_ratings(args)
     report = convert(args.src, args.dst, output_format=args.output_format, input_format=args.input_format,
                      indices_column=args.indices_column, values_column=args.values_column,
                      weight_column=args.weight_column, fix_rows=args.fix_rows,

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from .mf import mf_info, run_evaluate_mf, run_predict_mf, scores_mf
 from .options import _open_data, _positive_int, add_data_arguments
 
 
@@ -30,6 +31,8 @@ def _open_model(args):
 def run_evaluate(args) -> int:
     from ..model.inference import evaluate
 
+    if scores_mf(args):  # a factorization model: cli/mf.py
+        return run_evaluate_mf(args)
     model = _open_model(args)
     metrics = evaluate(model, _open_data(args.data, args), threads=args.threads)
     if args.json:
@@ -42,6 +45,8 @@ def run_evaluate(args) -> int:
 def run_predict(args) -> int:
     from ..model.inference import predict_to_parquet
 
+    if scores_mf(args):
+        return run_predict_mf(args)
     model = _open_model(args)
     n = predict_to_parquet(model, _open_data(args.data, args), args.out, overwrite=args.overwrite,
                            threads=args.threads)
@@ -54,7 +59,9 @@ def run_info(args) -> int:
     from ..io.summary import label_counts
     from ..model.info import model_info
 
-    if not is_remote(args.path) and (Path(args.path) / "model.json").is_file():
+    if not is_remote(args.path) and (info := mf_info(args.path)) is not None:
+        pass  # a factorization model or an interaction file: cli/mf.py
+    elif not is_remote(args.path) and (Path(args.path) / "model.json").is_file():
         info = model_info(args.path)
         if info.get("unfinished"):
             print(f"streamhog info: warning: {info['unfinished']}", file=sys.stderr)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from .mf import add_mf_train_arguments, run_train_mf, wants_mf
 from .options import _hot_features, _non_negative_int, _open_data, _positive_int, add_data_arguments, data_options
 
 
@@ -17,9 +18,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="training data: a .parquet file, a directory of them, or a .zarr store; local or a "
                                 "URL (s3://, gs://, http(s)://, file://)")
     p.add_argument("--model", required=True, help="model directory to create (or to continue, with --resume)")
-    p.add_argument("--loss", choices=tuple(LOSSES),
+    p.add_argument("--loss", choices=tuple(LOSSES) + ("mf",),
                    help="; ".join(f"{name}: {loss.description}" for name, loss in LOSSES.items())
-                        + f" (default {d.loss})")
+                        + f"; mf: biased matrix factorization of interaction data, see --rank (default {d.loss})")
     p.add_argument("--epochs", type=_positive_int,
                    help=f"total passes over the data, counting those of a resumed run (default {d.epochs})")
     p.add_argument("--threads", type=_positive_int, help="training threads (default: one per core)")
@@ -79,6 +80,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the model directory if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     add_data_arguments(p, skip=("n_features",))
+    add_mf_train_arguments(p)
     add_cluster_arguments(p)
 
 
@@ -126,6 +128,8 @@ _HYPER = ("loss", "epochs", "optimizer", "threads", "readers", "lr", "lr_schedul
 def run_train(args) -> int:
     from ..training.job import train
 
+    if wants_mf(args):  # --loss mf, or resuming a factorization model: cli/mf.py
+        return run_train_mf(args)
     given = {k: getattr(args, k) for k in _HYPER if getattr(args, k) is not None}
     valid = _open_data(args.valid, args) if args.valid is not None else None
     common = dict(n_features=args.n_features, valid=valid, overwrite=args.overwrite, resume=args.resume,

@@ -12,11 +12,24 @@ criteo_sample: the first 10,000 rows of the Criteo Display Advertising Challenge
 fields, any of them may be empty). Convert with ``streamhog convert SRC DST --input-format
 criteo``. Gzipped (``gzip -9 -n``), byte-identical to the published rows once decompressed.
 
->>> from streamhog.datasets import a9a, criteo_sample
+movielens_small: the ratings of MovieLens "latest-small" (ml-latest-small, generated
+2018-09-26), GroupLens Research, University of Minnesota: F. M. Harper and J. A. Konstan,
+"The MovieLens Datasets: History and Context", ACM TiiS 5(4): 19:1-19:19, 2015,
+https://doi.org/10.1145/2827872. 100,836 ratings (0.5-5 stars) by 610 users of 9,724 movies,
+``userId,movieId,rating,timestamp`` with CRLF line ends. Used for research under the
+GroupLens terms, redistributed under the same terms, which ship beside it
+(``movielens_small_README.txt.gz``, the dataset's own README: no endorsement implied,
+acknowledge its use, no commercial use without permission). Gzipped (``gzip -9 -n``),
+byte-identical to the published ``ratings.csv`` once decompressed. Convert with
+``streamhog convert SRC DST --input-format ratings``.
+
+>>> from streamhog.datasets import a9a, criteo_sample, movielens_small
 >>> a9a("train").name
 'a9a.gz'
 >>> criteo_sample("test").name
 'criteo_sample_test.txt.gz'
+>>> movielens_small().name
+'movielens_small_ratings.csv.gz'
 """
 from __future__ import annotations
 
@@ -51,3 +64,18 @@ def criteo_sample(split: str = "train") -> Path:
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     return DATA_DIR / f"criteo_sample_{split}.txt.gz"
+
+
+#: sha256 of the decompressed ratings.csv and README.txt (as published).
+MOVIELENS_SMALL_SHA256 = {
+    "ratings": "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646",
+    "readme": "63d22ac138e80fae37021797ed8e1b9424b5239dc576a137422adf783ae3f404",
+}
+
+
+def movielens_small(what: str = "ratings") -> Path:
+    """Path of MovieLens latest-small's gzipped ``"ratings"`` (ratings.csv) or ``"readme"``
+    (its README.txt, which holds the terms of use)."""
+    if what not in MOVIELENS_SMALL_SHA256:
+        raise ValueError(f"what must be 'ratings' or 'readme', got {what!r}")
+    return DATA_DIR / ("movielens_small_ratings.csv.gz" if what == "ratings" else "movielens_small_README.txt.gz")

@@ -15,13 +15,15 @@ from pathlib import Path
 _STAMP = "streamhog-kernels.sha256"
 
 
-def purge_stale_numba_cache(source_dir: Path, cache_dir: Path) -> bool:
+def purge_stale_numba_cache(source_dir: Path, cache_dir: Path, extra_sources=()) -> bool:
     """Delete numba's cache files in ``cache_dir`` unless they were built from the kernel
-    sources now in ``source_dir``; returns True when it purged. A read-only install (numba
-    then caches elsewhere, and an upgrade rewrites every file anyway) is left alone."""
+    sources now in ``source_dir`` (and the ``extra_sources`` directories, whose kernels
+    they compile in); returns True when it purged. A read-only install (numba then caches
+    elsewhere, and an upgrade rewrites every file anyway) is left alone."""
     digest = hashlib.sha256()
-    for path in sorted(source_dir.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for directory in (source_dir, *extra_sources):
+        for path in sorted(Path(directory).glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
     stamp = cache_dir / _STAMP
     try:
         if stamp.read_text() == digest.hexdigest():

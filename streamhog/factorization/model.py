@@ -1,0 +1,247 @@
+"""A factorization model directory: memory-mapped ``.npy`` factor and bias files + ``model.json``.
+
+```
+MODEL/
+  user_factors.npy        float32[n_users, rank]  P: row u is p_u
+  item_factors.npy        float32[n_items, rank]  Q: row i is q_i
+  user_bias.npy           float32[n_users]        b_u
+  item_bias.npy           float32[n_items]        b_i
+  *_accum.npy             adagrad only: the sums of squared gradients, one per file above
+  model.json              kind "mf", rank, n_users, n_items, optimizer, mu (the global mean),
+                          rating_range, hyper_parameters, data, history, training
+```
+
+Every file is created with ``numpy.lib.format.open_memmap``, which extends it with a seek:
+a fresh model is sparse on disk and creating it reads and zeroes nothing, so 10^8 users x
+64 (a 25.6 GB file) starts at once on a small machine. Rows start lazily (kernels.py): a
+row no observation touched stays zeros, costing neither RAM nor disk. Anyone can
+``np.load(path, mmap_mode="r")`` the factors. Never pickle.
+
+Scoring: r̂ = μ + b_u + b_i + p_u·q_i, clipped to the range of the training ratings
+(``clip``, the default, as Surprise does: a prediction beyond every rating seen is never
+closer to the truth). An id the model never saw in training (beyond its matrices, or a row
+never touched) has bias 0 and factors 0: it gets the biases it has, the global mean when
+both are unseen.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import ConfigError, ModelError
+from ..model.directory import write_json_atomic
+
+META = "model.json"
+KIND = "mf"
+MF_FORMAT_VERSION = 1
+PARAMETERS = ("user_factors", "item_factors", "user_bias", "item_bias")
+OPTIMIZERS = ("adagrad", "sgd")
+#: ext4's largest file: a factor matrix (rows x rank x 4 bytes) must fit in one.
+MAX_FILE_BYTES = 2**44
+
+
+class MFModelError(ModelError):
+    """A factorization model directory that is missing, incomplete or of another version."""
+
+
+def state_names(optimizer: str) -> tuple[str, ...]:
+    """The optimizer's state files (stems), in PARAMETERS' order."""
+    return tuple(f"{p}_accum" for p in PARAMETERS) if optimizer == "adagrad" else ()
+
+
+def model_files(path, optimizer: str) -> list[Path]:
+    """Every array file of a model: what a checkpoint flushes and a snapshot or best-epoch
+    copy holds (model.json and the checkpoint records aside)."""
+    return [Path(path) / f"{name}.npy" for name in PARAMETERS + state_names(optimizer)]
+
+
+def _shapes(n_users: int, n_items: int, rank: int) -> dict:
+    return {"user_factors": (n_users, rank), "item_factors": (n_items, rank),
+            "user_bias": (n_users,), "item_bias": (n_items,)}
+
+
+class MFModel:
+    """The arrays (memory maps) and the metadata of one model directory."""
+
+    def __init__(self, path: Path, meta: dict, arrays: dict):
+        self.path = Path(path)
+        self.meta = meta
+        #: stem -> memory map: PARAMETERS, then the optimizer's state (state_names).
+        self.arrays = arrays
+        self._lock = threading.Lock()
+
+    # -- creating and opening ---------------------------------------------------------------
+    @classmethod
+    def create(cls, path, *, n_users: int, n_items: int, rank: int, optimizer: str = "adagrad",
+               hyper_parameters: dict | None = None, data: dict | None = None) -> "MFModel":
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        if rank < 1:
+            raise ConfigError(f"rank must be >= 1, got {rank}")
+        n_users, n_items = max(int(n_users), 1), max(int(n_items), 1)
+        for what, n in (("users", n_users), ("items", n_items)):
+            if n * rank * 4 > MAX_FILE_BYTES:
+                raise MFModelError(f"{n:,} {what} x rank {rank} is {n * rank * 4 / 2**40:.1f} TiB of factors, above "
+                                   f"the largest file this supports ({MAX_FILE_BYTES // 2**40} TiB)")
+        path = Path(path)
+        path.mkdir(exist_ok=True)
+        shapes = _shapes(n_users, n_items, rank)
+        arrays = {}
+        for name in PARAMETERS + state_names(optimizer):
+            shape = shapes[name.removesuffix("_accum")]
+            arrays[name] = np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=np.float32, shape=shape)
+        meta = {"format_version": MF_FORMAT_VERSION, "kind": KIND, "loss": "mf", "rank": int(rank),
+                "n_users": n_users, "n_items": n_items, "optimizer": optimizer, "mu": 0.0, "rating_range": None,
+                "hyper_parameters": hyper_parameters or {}, "data": data or {}, "history": [],
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "streamhog_version": __version__}
+        model = cls(path, meta, arrays)
+        model.save_meta()
+        return model
+
+    @classmethod
+    def open(cls, path, mode: str = "r") -> "MFModel":
+        """Open a model directory; ``mode="r+"`` maps the arrays writable (training)."""
+        path = Path(path)
+        try:
+            meta = json.loads((path / META).read_text())
+        except FileNotFoundError:
+            raise MFModelError(f"{path}: not a streamhog model (no {META})") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise MFModelError(f"{path / META}: unreadable ({exc})") from exc
+        if meta.get("kind") != KIND:
+            raise MFModelError(f"{path}: a {meta.get('kind', 'linear')} model, not a factorization model")
+        if meta.get("format_version") != MF_FORMAT_VERSION:
+            raise MFModelError(f"{path}: model format_version {meta.get('format_version')!r} is not supported")
+        shapes = _shapes(meta["n_users"], meta["n_items"], meta["rank"])
+        arrays = {}
+        for name in PARAMETERS + state_names(meta["optimizer"]):
+            f = path / f"{name}.npy"
+            try:
+                arr = np.load(f, mmap_mode=mode)
+            except (OSError, ValueError) as exc:
+                raise MFModelError(f"{f}: missing or unreadable ({exc})") from exc
+            if arr.dtype != np.float32 or arr.shape != shapes[name.removesuffix("_accum")]:
+                raise MFModelError(f"{f}: holds {arr.dtype}{list(arr.shape)}, expected float32"
+                                   f"{list(shapes[name.removesuffix('_accum')])} (model.json)")
+            arrays[name] = arr
+        return cls(path, meta, arrays)
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        return int(self.meta["rank"])
+
+    @property
+    def optimizer(self) -> str:
+        return self.meta["optimizer"]
+
+    @property
+    def mu(self) -> float:
+        return float(self.meta["mu"])
+
+    @property
+    def history(self) -> list:
+        return self.meta.get("history", [])
+
+    def files(self) -> list[Path]:
+        return model_files(self.path, self.optimizer)
+
+    def kernel_arrays(self) -> tuple:
+        """(P, Q, b_u, b_i, and the four AdaGrad sums or empty stand-ins) for the kernels."""
+        a = self.arrays
+        if self.optimizer == "adagrad":
+            state = tuple(a[n] for n in state_names("adagrad"))
+        else:
+            empty2, empty1 = np.zeros((0, self.rank), np.float32), np.zeros(0, np.float32)
+            state = (empty2, empty2, empty1, empty1)
+        return (a["user_factors"], a["item_factors"], a["user_bias"], a["item_bias"]) + state
+
+    def flush(self) -> None:
+        for arr in self.arrays.values():
+            if isinstance(arr, np.memmap) and arr.flags.writeable:
+                arr.flush()
+
+    def save_meta(self) -> None:
+        with self._lock:
+            write_json_atomic(self.path / META, self.meta)
+
+    def info(self) -> dict:
+        """What the model holds (``streamhog info``): sizes, how many rows training touched
+        (counted over the files' data extents only: a 128 GiB sparse file is read in the time
+        its written pages take), μ, the range, the last epoch's figures."""
+        from .._fs.sparse_files import allocated_bytes
+
+        meta = self.meta
+        info = {"kind": KIND, "path": str(self.path), "loss": "mf", "rank": self.rank, "n_users": meta["n_users"],
+                "n_items": meta["n_items"], "users_seen": _rows_started(self.path / "user_factors.npy"),
+                "items_seen": _rows_started(self.path / "item_factors.npy"), "optimizer": self.optimizer,
+                "mu": self.mu, "sigma": meta.get("sigma"), "rating_range": meta.get("rating_range"),
+                "allocated_bytes": sum(allocated_bytes(f) for f in self.files()),
+                "epochs_trained": len(self.history), "training": meta.get("training", {}),
+                "hyper_parameters": meta.get("hyper_parameters", {}), "data": meta.get("data", {})}
+        if self.history:
+            info["last_epoch"] = self.history[-1]
+        return info
+
+    # -- scoring ----------------------------------------------------------------------------
+    def clip_range(self, clip: bool = True) -> tuple[float, float]:
+        rng = self.meta.get("rating_range")
+        if not clip or not rng:
+            return -np.inf, np.inf
+        return float(rng[0]), float(rng[1])
+
+    def predict(self, users, items, *, clip: bool = True) -> np.ndarray:
+        """Predicted ratings (float64) of the (user, item) pairs given as two arrays of
+        non-negative integer ids (an id the model never saw gets bias and factors 0)."""
+        users, items = _ids(users, "users"), _ids(items, "items")
+        if users.shape != items.shape:
+            raise ConfigError(f"users and items differ in length ({len(users)} and {len(items)})")
+        out = np.empty(len(users), np.float64)
+        lo, hi = self.clip_range(clip)
+        from .kernels import predict_block
+
+        P, Q, bu, bi = (_readonly(self.arrays[n]) for n in PARAMETERS)
+        predict_block(users, items, P, Q, bu, bi, self.mu, lo, hi, out)
+        return out
+
+
+def _rows_started(path: Path, chunk_rows: int = 1 << 16) -> int:
+    """Rows of a factor file that are not all zeros, reading only its data extents."""
+    from .._fs.sparse_files import data_extents
+
+    arr = np.load(path, mmap_mode="r")
+    row_bytes = arr.shape[1] * 4
+    header = arr.offset
+    seen, done = 0, 0  # rows already counted: extents may share a row
+    for offset, length in data_extents(path):
+        lo = max(done, (offset - header) // row_bytes)
+        hi = min(arr.shape[0], -(-(offset + length - header) // row_bytes))
+        for start in range(lo, hi, chunk_rows):
+            seen += int(np.count_nonzero(np.asarray(arr[start:min(hi, start + chunk_rows)]).any(axis=1)))
+        done = max(done, hi)
+    return seen
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view (the scoring kernels are compiled for read-only arrays)."""
+    v = a.view(np.ndarray) if isinstance(a, np.memmap) else a.view()
+    v.flags.writeable = False
+    return v
+
+
+def _ids(a, what: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind == "u":
+        out = a.astype(np.uint64, copy=False)
+    elif a.dtype.kind == "i":
+        if len(a) and a.min() < 0:
+            raise ConfigError(f"{what}: ids must be non-negative, found {int(a.min())}")
+        out = a.astype(np.uint64)
+    else:
+        raise ConfigError(f"{what}: ids must be integers, got {a.dtype}")
+    return _readonly(np.ascontiguousarray(out))

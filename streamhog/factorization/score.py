@@ -1,0 +1,165 @@
+"""Scoring interaction data with a factorization model: metrics and predictions, streamed.
+
+Blocks come from a :class:`~streamhog.io.stream.BatchStream` (reader threads, bounded buffer)
+to ``threads`` consumer threads that run the nogil ``predict_block`` kernel against the
+shared memory-mapped factors. The first error anywhere stops every thread and is raised
+in the caller's thread.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import ConfigError
+from .._fs.atomic import atomic_output
+from ..io.outputs import check_predictions_path, predictions_problem
+from ..io.stream import BatchStream, block_order
+from . import kernels as K
+from .format import InteractionDataset
+from .model import PARAMETERS, MFModel, _readonly
+
+#: Columns of :func:`predict_to_parquet`'s output, one row per input row, in input order.
+PREDICTION_COLUMNS = ("user", "item", "prediction", "rating")
+_EMPTY_BOOL = np.zeros(0, bool)
+_EMPTY_F32 = np.zeros(0, np.float32)
+for _a in (_EMPTY_BOOL, _EMPTY_F32):
+    _a.flags.writeable = False
+
+
+def n_threads(threads: int | None) -> int:
+    n = (os.cpu_count() or 1) if not threads else int(threads)
+    if n < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
+    return n
+
+
+def run_consumers(stream: BatchStream, workers: list[Callable]) -> None:
+    """Feed every batch of ``stream`` to one of ``workers``, each in its own thread (the
+    caller's when there is one); the first exception is raised here once all have stopped."""
+    errors: list[BaseException] = []
+
+    def loop(work: Callable) -> None:
+        try:
+            while (batch := stream.next_batch()) is not None:
+                work(batch)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+            stream.close()  # the others see the end of the stream and return
+
+    with stream:
+        if len(workers) == 1:
+            loop(workers[0])
+        else:
+            threads = [threading.Thread(target=loop, args=(w,), name=f"streamhog-mf-{i}", daemon=True)
+                       for i, w in enumerate(workers)]
+            for t in threads:
+                t.start()
+            try:
+                for t in threads:
+                    t.join()
+            except BaseException:  # Ctrl-C while waiting: stop everyone, then report it
+                stream.close()
+                for t in threads:
+                    t.join()
+                raise
+    if errors:
+        raise errors[0]
+
+
+def open_stream(ds, threads: int, ordered: bool = False) -> BatchStream:
+    readers = max(1, min(threads, os.cpu_count() or 1))
+    order = block_order(ds.n_blocks, epoch=0, seed=0, shuffle=False)
+    return BatchStream(ds, order, readers=readers, capacity=max(4, readers + threads), ordered=ordered)
+
+
+class _Scorer:
+    """Predictions of a batch's rows with one model (arrays mapped read-only once)."""
+
+    def __init__(self, model: MFModel, clip: bool):
+        self.P, self.Q, self.bu, self.bi = (_readonly(model.arrays[n]) for n in PARAMETERS)
+        self.mu = model.mu
+        self.lo, self.hi = model.clip_range(clip)
+
+    def __call__(self, batch) -> np.ndarray:
+        out = np.empty(batch.n_rows, np.float64)
+        K.predict_block(batch.users, batch.items, self.P, self.Q, self.bu, self.bi, self.mu, self.lo, self.hi, out)
+        return out
+
+
+def metrics_from_sums(se: float, ae: float, ws: float, n: int) -> dict:
+    """{"rmse", "mae", "n_examples"} from the weighted sums of squared and absolute errors."""
+    return {"rmse": math.sqrt(se / ws) if ws else math.nan, "mae": ae / ws if ws else math.nan, "n_examples": n}
+
+
+def evaluate(model: MFModel, data, *, threads: int | None = None, rows: Callable | None = None,
+             clip: bool = True) -> dict:
+    """RMSE and MAE (importance-weighted when the data has weights) of ``model`` on ``data``
+    (a path or an InteractionDataset). ``rows(batch)``, when given, selects the rows scored
+    (a boolean mask): the holdout."""
+    ds = data if isinstance(data, InteractionDataset) else InteractionDataset(data)
+    threads = n_threads(threads)
+    score = _Scorer(model, clip)
+    sums = [[0.0, 0.0, 0.0, 0] for _ in range(threads)]
+
+    def worker(acc: list) -> Callable:
+        def work(batch) -> None:
+            pred = score(batch)
+            select = rows(batch) if rows is not None else None
+            w = batch.weights
+            se, ae, ws = K.error_sums(_readonly(pred), batch.ratings, w if w is not None else _EMPTY_F32,
+                                      w is not None, select if select is not None else _EMPTY_BOOL,
+                                      select is not None)
+            acc[0] += se
+            acc[1] += ae
+            acc[2] += ws
+            acc[3] += int(select.sum()) if select is not None else batch.n_rows
+        return work
+
+    run_consumers(open_stream(ds, threads), [worker(acc) for acc in sums])
+    se, ae, ws, n = (sum(a[k] for a in sums) for k in range(4))
+    return metrics_from_sums(se, ae, ws, n)
+
+
+def predict(model: MFModel, data, *, threads: int | None = None, clip: bool = True) -> np.ndarray:
+    """Predicted ratings of every row of ``data``, in dataset order (float64)."""
+    ds = data if isinstance(data, InteractionDataset) else InteractionDataset(data)
+    out = np.empty(ds.n_rows, np.float64)
+    score = _Scorer(model, clip)
+
+    def work(batch) -> None:
+        out[batch.row_start:batch.row_start + batch.n_rows] = score(batch)
+
+    threads = n_threads(threads)
+    run_consumers(open_stream(ds, threads), [work] * threads)
+    return out
+
+
+def predict_to_parquet(model: MFModel, data, out_path, *, threads: int | None = None, clip: bool = True,
+                       overwrite: bool = False) -> int:
+    """Write one row per input row (user, item, prediction float32, rating) to ``out_path``
+    in input order, with memory bounded by a few blocks; returns the number of rows. The
+    file appears only when complete."""
+    ds = data if isinstance(data, InteractionDataset) else InteractionDataset(data)
+    score = _Scorer(model, clip)
+    schema = pa.schema([pa.field("user", pa.uint64(), nullable=False), pa.field("item", pa.uint64(), nullable=False),
+                        pa.field("prediction", pa.float32(), nullable=False),
+                        pa.field("rating", pa.float32(), nullable=False)],
+                       # What predict --overwrite recognises as its own output (io/outputs.py).
+                       metadata={"streamhog_model": str(model.path), "loss": "mf", "prediction": "rating"})
+    n = 0
+    out_path = check_predictions_path(out_path)
+    with atomic_output(out_path, overwrite=overwrite, replaceable=predictions_problem) as tmp:
+        with pq.ParquetWriter(tmp, schema) as writer, open_stream(ds, n_threads(threads), ordered=True) as stream:
+            # In order, in this thread: scoring is far cheaper than writing.
+            for batch in stream:
+                cols = [pa.array(batch.users.astype(np.uint64, copy=False)), pa.array(batch.items.astype(np.uint64, copy=False)),
+                        pa.array(score(batch).astype(np.float32)), pa.array(batch.ratings)]
+                writer.write_table(pa.Table.from_arrays(cols, schema=schema))
+                n += batch.n_rows
+    return n

@@ -1,0 +1,343 @@
+"""The epochs of a factorization run: reader threads → bounded stream → N consumer threads
+→ the nogil kernel → the shared memory-mapped factors, without locks (Hogwild!).
+
+Each consumer takes a block, draws its row order and holdout mask in the kernel
+(``shuffled_rows``: a function of (seed, epoch, block)), and trains it. With one consumer
+the stream delivers blocks in the epoch's order, so a run is deterministic for a seed.
+
+Checkpoints (streamhog/checkpoint.py's records, with MFState's fields) are taken at block
+boundaries: at an epoch end when EPOCH_CHECKPOINT_S have passed since the last one, every
+``checkpoint_every`` seconds, on SIGINT/SIGTERM (blocks in hand are finished first) and at
+the end. The arrays are flushed (msync) before
+the record is written, so a record never describes updates that are not on disk. A resume
+skips the blocks the record lists as done: after a clean stop, a one-thread run resumes bit
+for bit. After a crash, the blocks since the record are trained again on factors that may
+already hold part of their updates (an extra step on those observations, and their squared
+gradients added twice to AdaGrad's sums): noise of the order of those blocks' updates.
+
+Early stopping, as for the linear models: after each epoch the holdout (else ``valid``) is
+scored; the best epoch's arrays are copied aside (copies.py: two alternating slots) and put
+back in place when the RMSE has not improved for ``early_stopping`` epochs or the run ends
+on a worse epoch.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from ..training.checkpoint import write_checkpoint
+from ..training.early_stopping import holdout_mask
+from ..errors import DataFormatError, DivergenceError, StreamhogError, TrainingError, TrainingInterrupted
+from ..io.stream import BatchStream, block_order
+from . import kernels as K
+from .config import MFConfig, MFState, kernel_hyper
+from .copies import BEST, BestEpochCopies
+from .model import MFModel
+from .score import evaluate
+
+#: An epoch end writes a checkpoint when this long has passed since the last one (and always
+#: at the end, on a stop, and when early stopping restores): fsyncing the factor files after
+#: every epoch of a small set (milliseconds each) would cost more than its training.
+EPOCH_CHECKPOINT_S = 10.0
+_EMPTY_F32 = np.zeros(0, np.float32)
+_EMPTY_F32.flags.writeable = False
+
+
+class MFTrainingError(TrainingError):
+    """Training stopped: bad options, data that does not fit the run, divergence."""
+
+
+class MFDivergenceError(MFTrainingError, DivergenceError):
+    """A prediction became NaN or infinite: the step size is too large for the data."""
+
+
+class _Control:
+    """What the consumers of one epoch share: counters (once per block), the blocks done,
+    the first error, and the pause (checkpoint) / stop protocol."""
+
+    def __init__(self, state: MFState, n_consumers: int, stop_after_blocks: int | None):
+        self.cond = threading.Condition()
+        self.step, self.rows = state.step, state.epoch_rows
+        self.loss, self.weight = state.epoch_loss, state.epoch_weight  # one sequence of additions
+        self.done: list[int] = []
+        self.error: BaseException | None = None
+        self.stopping = False
+        self.pause_requested = False
+        self.paused = 0
+        self.active = n_consumers
+        self.blocks_left = stop_after_blocks
+
+    def at_block_boundary(self) -> bool:
+        """Before training a new batch: wait out a pause; False: stop (the batch stays undone)."""
+        with self.cond:
+            if self.pause_requested and not self.stopping:
+                self.paused += 1
+                self.cond.notify_all()
+                while self.pause_requested and not self.stopping:
+                    self.cond.wait()
+                self.paused -= 1
+            return not self.stopping
+
+    def block_done(self, block: int, rows: int, loss: float, weight: float) -> bool:
+        """Count a trained block; True when ``stop_after_blocks`` says to stop now."""
+        with self.cond:
+            self.done.append(block)
+            self.step += rows
+            self.rows += rows
+            self.loss += loss
+            self.weight += weight
+            if self.blocks_left is not None:
+                self.blocks_left -= 1
+                if self.blocks_left <= 0:
+                    self.stopping = True
+                    self.cond.notify_all()
+                    return True
+            return False
+
+    def consumer_exit(self, exc: BaseException | None) -> None:
+        with self.cond:
+            if exc is not None and self.error is None:
+                self.error, self.stopping = exc, True
+            self.active -= 1
+            self.cond.notify_all()
+
+    def pause(self) -> None:
+        with self.cond:
+            self.pause_requested = True
+            while self.paused < self.active and not self.stopping:
+                self.cond.wait(0.1)
+
+    def resume(self) -> None:
+        with self.cond:
+            self.pause_requested = False
+            self.cond.notify_all()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+
+    def absorb(self, state: MFState, seconds: float) -> None:
+        """Move what the consumers did since the last call into the checkpointable state."""
+        with self.cond:
+            state.done_blocks += self.done
+            self.done = []
+            state.step, state.epoch_rows, state.epoch_loss, state.epoch_weight = (self.step, self.rows, self.loss,
+                                                                                   self.weight)
+        state.epoch_seconds += seconds
+
+
+class MFTrainer:
+    """Runs (or continues) the epochs of one run on an open model."""
+
+    def __init__(self, model: MFModel, dataset, config: MFConfig, state: MFState, *, valid=None,
+                 checkpoint_every: float | None = None, stop_after_blocks: int | None = None, say=None):
+        self.model, self.dataset, self.cfg, self.state = model, dataset, config, state
+        self.valid = valid
+        self.checkpoint_every = checkpoint_every
+        self.stop_after_blocks = stop_after_blocks
+        self.say = say or (lambda msg: None)
+        self.kernel = K.TRAIN_KERNELS[K.OPTIMIZER_IDS[config.optimizer]]
+        self.arrays = model.kernel_arrays()
+        self.seed = np.uint64(config.seed & (2**64 - 1))
+        self.hyper = kernel_hyper(config, state.sigma)  # in rating units
+        self.signal_received: int | None = None  # set by streamhog.training.signals
+        self.data_schema = dataset.schema()
+        self._last_checkpoint = time.monotonic()
+        self.best = BestEpochCopies(model.path / BEST, model.files, state.best_slot)
+        # What early stopping watches: the holdout, else --valid, else nothing.
+        self.watched = None if not config.early_stopping else (
+            "holdout" if config.holdout else ("valid" if valid is not None else None))
+        model.meta.update(mu=state.mu, sigma=state.sigma, rating_range=state.rating_range)  # what scoring uses
+
+    # -- consumers ---------------------------------------------------------------------------
+    def _consume(self, stream: BatchStream, ctl: _Control, epoch: int, lr: float) -> None:
+        cfg, h, exc = self.cfg, self.hyper, None
+        decay = lr / cfg.lr  # lr_decay^epoch, applied to both step sizes
+        try:
+            while (batch := stream.next_batch()) is not None:
+                if not ctl.at_block_boundary():
+                    return
+                held = np.empty(batch.n_rows, bool)
+                rows = np.empty(batch.n_rows, np.int64)
+                kept = K.shuffled_rows(self.seed, np.uint64(epoch), np.uint64(batch.block), cfg.holdout,
+                                       batch.row_start, held, rows)
+                w = batch.weights
+                loss, weight, n_bad, n_out = self.kernel(
+                    batch.users, batch.items, batch.ratings, _EMPTY_F32 if w is None else w, w is not None,
+                    rows[:kept], *self.arrays, self.state.mu, h["lr"] * decay, h["lr_bias"] * decay, h["l2"],
+                    h["l2_bias"], h["beta"], h["beta_bias"], h["init_scale"], self.seed)
+                if n_out:
+                    raise DataFormatError(batch.source, "an id is beyond the model's factor matrices; the block "
+                                                        "was refused")
+                if n_bad or not math.isfinite(loss):
+                    raise MFDivergenceError(f"training diverged in epoch {epoch + 1}, {batch.source}: a prediction "
+                                            f"became NaN or infinite; lower --lr (now {lr:g})")
+                if ctl.block_done(batch.block, kept, loss, weight):
+                    self.signal_received = self.signal_received or signal.SIGINT  # a clean stop, as on Ctrl-C
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            exc = e
+        finally:
+            ctl.consumer_exit(exc)
+
+    # -- one epoch ---------------------------------------------------------------------------
+    def _run_epoch(self, ctl: _Control) -> bool:
+        """Train the blocks of the current epoch not yet done; False if stopped early."""
+        cfg, st, ds = self.cfg, self.state, self.dataset
+        epoch, lr = st.epoch, cfg.epoch_lr(st.epoch)
+        done = set(st.done_blocks)
+        order = [b for b in block_order(ds.n_blocks, epoch=epoch, seed=cfg.seed).tolist() if b not in done]
+        start = time.perf_counter()
+        with BatchStream(ds, order, readers=cfg.readers, capacity=cfg.capacity, ordered=cfg.threads == 1) as stream:
+            consumers = [threading.Thread(target=self._consume, args=(stream, ctl, epoch, lr),
+                                          name=f"streamhog-mf-train-{i}", daemon=True) for i in range(cfg.threads)]
+            for t in consumers:
+                t.start()
+            poll = min(0.2, self.checkpoint_every or 0.2)
+            while alive := [t for t in consumers if t.is_alive()]:
+                alive[0].join(poll)
+                if self.signal_received is not None and not ctl.stopping:
+                    ctl.stop()  # consumers finish the block in hand; the rest stays for the resume
+                    stream.close()
+                elif (self.checkpoint_every is not None and not ctl.stopping
+                      and time.monotonic() - self._last_checkpoint >= self.checkpoint_every):
+                    ctl.pause()
+                    if not ctl.stopping:
+                        ctl.absorb(st, time.perf_counter() - start)
+                        start = time.perf_counter()
+                        self.checkpoint("running")
+                    ctl.resume()
+        if ctl.error is not None:
+            raise ctl.error
+        ctl.absorb(st, time.perf_counter() - start)
+        return len(st.done_blocks) == ds.n_blocks
+
+    # -- the run -----------------------------------------------------------------------------
+    def run(self) -> list:
+        """Train up to ``config.epochs`` epochs; returns the history (one record per epoch)."""
+        st, cfg = self.state, self.cfg
+        if st.restoring:  # killed while putting the best epoch back: finish that
+            self._restore_best(st.stopped_early)
+            return st.history
+        if (self.watched and st.best_score is not None and st.best_slot is None and not st.done_blocks
+                and st.epoch < cfg.epochs):
+            # A finished run extended with more epochs: the model in place is its best one so far.
+            self._save_best()
+            self.checkpoint("running")
+        while st.epoch < cfg.epochs and not st.stopped_early:
+            ctl = _Control(st, cfg.threads, self.stop_after_blocks)
+            try:
+                complete = self._run_epoch(ctl)
+            except MFDivergenceError:
+                self.checkpoint("diverged")
+                raise
+            if self.stop_after_blocks is not None:
+                self.stop_after_blocks = ctl.blocks_left
+            if not complete:
+                self.checkpoint("interrupted")
+                raise self._interrupted()
+            record = self._epoch_record()
+            st.history.append(record)
+            st.start_epoch()
+            self.say(epoch_line(record, cfg.epochs))
+            status = "complete" if st.epoch >= cfg.epochs else (
+                "interrupted" if self.signal_received is not None else "running")
+            if self._early_stopping(record, status):
+                return st.history
+            if status == "interrupted":
+                raise self._interrupted()
+        self.best.remove()
+        return st.history
+
+    def _epoch_record(self) -> dict:
+        st, secs = self.state, self.state.epoch_seconds
+        mse = st.epoch_loss / st.epoch_weight if st.epoch_weight else math.nan
+        record = {"epoch": st.epoch + 1, "examples": st.epoch_rows, "lr": self.cfg.epoch_lr(st.epoch),
+                  "train_rmse": math.sqrt(mse) if mse == mse else None, "seconds": round(secs, 4),
+                  "examples_per_s": round(st.epoch_rows / secs, 1) if secs else None}
+        if self.valid is not None or self.cfg.holdout:
+            start = time.perf_counter()
+            if self.valid is not None:
+                record["valid"] = evaluate(self.model, self.valid, threads=self.cfg.threads, clip=self.cfg.clip)
+            if self.cfg.holdout:
+                record["holdout"] = evaluate(self.model, self.dataset, threads=self.cfg.threads, clip=self.cfg.clip,
+                                             rows=lambda b: holdout_mask(b.row_start, b.n_rows, self.cfg.holdout,
+                                                                         self.cfg.seed))
+            record["scoring_seconds"] = round(time.perf_counter() - start, 4)
+        return record
+
+    # -- early stopping ------------------------------------------------------------------------
+    def _early_stopping(self, record: dict, status: str) -> bool:
+        """Keep a copy of the arrays when the epoch just recorded is the best so far, or put
+        the best back when patience ran out or the run ends on a worse epoch; checkpoint.
+        True when the run has ended that way."""
+        st, key = self.state, self.watched
+        score = float(record[key]["rmse"]) if key and key in record else math.nan
+        improved = score == score and (st.best_score is None or score < st.best_score)
+        if improved:
+            st.best_epoch, st.best_score = record["epoch"], score
+            if st.epoch < self.cfg.epochs:  # after the last epoch it simply stays in place
+                self._save_best()
+        if (status != "running" or self.signal_received is not None
+                or time.monotonic() - self._last_checkpoint >= EPOCH_CHECKPOINT_S):
+            self.checkpoint(status)
+        if improved or key is None or st.best_score is None:
+            return False
+        if record["epoch"] - st.best_epoch < self.cfg.early_stopping and st.epoch < self.cfg.epochs:
+            return False
+        self._restore_best(stopped_early=st.epoch < self.cfg.epochs)
+        return True
+
+    def _save_best(self) -> None:
+        st = self.state
+        st.best_slot = self.best.save()
+
+    def _restore_best(self, stopped_early: bool) -> None:
+        st = self.state
+        st.restoring, st.stopped_early = True, stopped_early
+        if st.best_slot is not None:  # none: the last epoch was the best, and it is in place
+            self.checkpoint("restoring-best")  # killed from here on: a resume finishes the restore
+            self.best.restore(st.best_slot)
+        st.restoring, st.best_slot = False, None
+        self.checkpoint("complete")
+        self.best.remove()
+        self.say(f"{'early stop: ' if stopped_early else ''}the {self.watched} rmse was best after epoch "
+                 f"{st.best_epoch} ({st.best_score:.5f}); restored that epoch's model")
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def checkpoint(self, status: str) -> dict:
+        """Flush the arrays, then write the record and model.json (in that order)."""
+        st = self.state
+        self.model.flush()
+        self.best.before_record(st.best_slot)
+        record = st.record(self.cfg, self.data_schema, status)
+        write_checkpoint(self.model.path, record)
+        self.model.meta.update(history=st.history, hyper_parameters=asdict(self.cfg), training={
+            "status": status, "epochs_done": st.epoch, "blocks_done_in_epoch": len(st.done_blocks),
+            "best_epoch": st.best_epoch, "stopped_early": st.stopped_early})
+        self.model.save_meta()
+        self._last_checkpoint = time.monotonic()
+        self.best.after_record(st.best_slot)
+        return record
+
+    def _interrupted(self) -> TrainingInterrupted:
+        st, signum = self.state, self.signal_received or signal.SIGINT
+        return TrainingInterrupted(
+            f"stopped by {signal.Signals(signum).name} in epoch {st.epoch + 1} after {len(st.done_blocks)} of "
+            f"{self.dataset.n_blocks} blocks; checkpoint written to {self.model.path}. Resume with: streamhog train "
+            f"{self.dataset.path} --model {self.model.path} --loss mf --resume", signum)
+
+
+def epoch_line(record: dict, epochs: int) -> str:
+    line = (f"epoch {record['epoch']}/{epochs}: train rmse {record['train_rmse'] or math.nan:.5f}, "
+            f"{record['examples']:,} ratings in {record['seconds']:.2f} s "
+            f"({(record['examples_per_s'] or 0):,.0f}/s), lr {record['lr']:.4g}")
+    for key in ("valid", "holdout"):
+        if key in record:
+            line += f", {key} rmse {record[key]['rmse']:.5f} mae {record[key]['mae']:.5f}"
+    return line
