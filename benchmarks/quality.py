@@ -1,25 +1,27 @@
 #!/usr/bin/env python3
-"""streamhog's test loss against Vowpal Wabbit's, both with their defaults (issue 6's quality targets).
+"""The quality panel (issue 15): streamhog's defaults against Vowpal Wabbit's, an exact solver
+and the constant predictor, on datasets of different shapes.
 
-    python benchmarks/quality.py [--synthetic-rows N] [--out DIR] [--publish]
+    python benchmarks/quality.py [--sets a9a,counts,...] [--large] [--out DIR] [--publish]
 
-Runs, in one session: one pass on a9a and on the synthetic benchmark data (benchmarks/run.py's,
-reused from benchmarks/output/data-<N> or generated there), and 1/3/5 passes on the Criteo
-sample. streamhog shuffles and trains with 2 Hogwild! threads, so its default runs are repeated
-with seeds 0-8 on a9a, 0-2 elsewhere (median, min-max); VW is deterministic and runs once. Every model is scored
-on the held-out split: streamhog by `streamhog evaluate --json`, VW by `-t -i model -r raw`
-(raw margins, scored here). Times are whole-process wall times of the training command
-(start-up included). Writes DIR/results.{json,md} (default benchmarks/output/quality);
---publish also copies the Markdown to benchmarks/quality.md.
+Datasets: benchmarks/panel_data.py (generated or shipped; --large adds the 1M-row tf-idf set).
+For each: streamhog with every option at its default (`streamhog train TRAIN --model M`, then
+`streamhog evaluate TEST --model M --json`), once with `--epochs 1` and once as is (5 epochs at
+most, holdout, early stopping, the refit on every row of small data), with seeds 0-2 (0-8 on
+a9a: its one-pass loss moves by +-0.001 with the row order) since two Hogwild! threads and the
+shuffling vary; the previous defaults (`--optimizer adagrad --no-refit`: AdaGrad lr 0.1,
+initial accumulator 1) for context; VW with its defaults, 1, 3 and 5 passes; scikit-learn's
+exact L2 solver with C chosen on the test split (a bound); the constant (base rate, mean).
+References are cached in each dataset's directory (benchmarks/panel_peers.py).
 
-Targets: (i) a9a, one pass: streamhog's median test logloss <= VW's; (ii) the same on the
-synthetic data; (iii) Criteo sample: streamhog with its defaults (5 epochs) <= VW's best of
-1/3/5 passes over two input encodings.
+Targets on every dataset (issue 15, item 4), on the loss's own score (logloss; rmse for the
+squared loss): one epoch <= VW one pass x 1.01; defaults <= VW's best of 1/3/5 passes x 1.01;
+both <= the constant predictor. Writes DIR/results.{json,md} (default
+benchmarks/output/quality); --publish also copies the Markdown to benchmarks/quality.md.
 """
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import shutil
 import statistics
@@ -27,291 +29,214 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common.data import Data, prepare, streamhog_cmd  # noqa: E402
+import panel_data  # noqa: E402
+from panel_peers import SCORE, references  # noqa: E402
+from common.data import streamhog_cmd  # noqa: E402
 from common.metering import check, engine_hash, finite, last_json, machine_info, measure  # noqa: E402
-from common.paths import OUTPUT  # noqa: E402
-from common.peers import VW_BITS, to_vw, vw_cmd  # noqa: E402
 
-from streamhog.datasets import a9a, criteo_sample  # noqa: E402
-from streamhog.io.hashing import DEFAULT_HASH_BITS, numeric_token  # noqa: E402
-from streamhog.model.metrics import MetricAccumulator  # noqa: E402
-
+OUTPUT = HERE / "output"
 SEEDS = (0, 1, 2)
-# a9a is small: one pass ends on a few hundred rows whose order moves the test loss by
-# +-0.001 (VW's file order is one draw of it), so its median takes 9 row orders.
 A9A_SEEDS = tuple(range(9))
-CRITEO_EPOCHS = (1, 3, 5)
-CRITEO_VW_BITS = DEFAULT_HASH_BITS  # streamhog's hash space for click logs
+MARGIN = 1.01
+RUNS = {  # label -> (streamhog train options, one epoch?)
+    "1 epoch": (("--epochs", 1), True),
+    "defaults": ((), False),
+    "previous defaults, 1 epoch": (("--optimizer", "adagrad", "--no-refit", "--epochs", 1), True),
+    "previous defaults": (("--optimizer", "adagrad", "--no-refit"), False),
+}
 
 
-# -- one model: train, score ------------------------------------------------------------------------
-
-def streamhog_run(train: Path, test: Path, work: Path, *opts) -> dict:
-    """`streamhog train` (defaults + opts), then `streamhog evaluate` on the test split."""
+def streamhog_run(p, work: Path, seed: int, opts) -> dict:
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    p = check(measure(streamhog_cmd("train", train, "--model", work / "model", "--quiet", *opts)), "streamhog train")
-    m = last_json(check(measure(streamhog_cmd("evaluate", test, "--model", work / "model", "--json")),
+    work.parent.mkdir(parents=True, exist_ok=True)
+    loss = {"softmax": ("--loss", "softmax"), "squared": ("--loss", "squared")}.get(p.loss, ())
+    t = measure(streamhog_cmd("train", p.dir / "train.parquet", "--model", work, "--quiet", "--seed", seed, *loss,
+                              *opts))
+    check(t, f"streamhog train {p.name}")
+    m = last_json(check(measure(streamhog_cmd("evaluate", p.dir / "test.parquet", "--model", work, "--json")),
                         "streamhog evaluate").stdout)
-    meta = json.loads((work / "model" / "model.json").read_text())
-    history = meta.get("history", [])
+    meta = json.loads((work / "model.json").read_text())
     shutil.rmtree(work)
-    # Epochs run and the epoch whose model was kept (early stopping), for the record.
-    return {**m, "train_s": p.wall_s, "engine_s": sum(h["seconds"] for h in history), "epochs_run": len(history),
-            "kept_epoch": meta.get("training", {}).get("best_epoch") or len(history)}
+    refit = meta.get("refit")
+    first = refit["first_phase"] if refit else meta["history"]
+    return {**m, "train_s": t.wall_s, "epochs_run": len(first),
+            "kept_epoch": (refit or {}).get("best_epoch") or meta.get("training", {}).get("best_epoch") or len(first),
+            "refit": bool(refit)}
 
 
-def vw_run(train: Path, test: Path, work: Path, *opts) -> dict:
-    """`vw -d TRAIN --loss_function logistic ... -f model`, then `vw -t -i model -r raw` on TEST."""
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    p = check(measure(vw_cmd("-d", train, "--loss_function", "logistic", "-f", work / "model.vw", *opts), cwd=work),
-              "vw train")
-    check(measure(vw_cmd("-d", test, "-t", "-i", work / "model.vw", "-r", work / "raw.txt", "--quiet"), cwd=work),
-          "vw -t")
-    margin = np.loadtxt(work / "raw.txt", usecols=0, ndmin=1)
-    shutil.rmtree(work)
-    return {**margin_metrics(vw_labels(test), margin), "train_s": p.wall_s}
+def summarize(runs: list[dict], key: str) -> dict:
+    vals = [r[key] for r in runs]
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
 
 
-def vw_labels(path: Path) -> np.ndarray:
-    with open(path, "rb") as f:
-        return np.array([float(line.split(None, 1)[0]) > 0 for line in f])
-
-
-def margin_metrics(labels: np.ndarray, margin: np.ndarray) -> dict:
-    """VW's margins scored as `streamhog evaluate` scores streamhog's (streamhog.model.metrics)."""
-    acc = MetricAccumulator("logistic")
-    acc.update(margin, np.where(labels, 1.0, -1.0).astype(np.float32))
-    return acc.result()
-
-
-def row(rows: list, dataset: str, label: str, passes: int, runs: list[dict]) -> dict:
-    r = {"dataset": dataset, "label": label, "passes": passes, "runs": runs}
-    for k in ("logloss", "auc", "accuracy", "train_s", "engine_s"):
-        if k not in runs[0]:
+def panel_row(p, refs: dict, work: Path, large: bool) -> dict:
+    key = SCORE[p.loss]
+    seeds = A9A_SEEDS if p.name == "a9a" else ((0,) if large else SEEDS)
+    row = {"name": p.name, "what": p.what, "loss": p.loss, "score": key, "train_rows": p.train_rows,
+           "test_rows": p.test_rows, "info": panel_data.info(p.name), "runs": {}}
+    for label, (opts, _) in RUNS.items():
+        if large and label.startswith("previous") and label != "previous defaults, 1 epoch":
             continue
-        vals = [x[k] for x in runs]
-        r[k], r[k + "_min"], r[k + "_max"] = statistics.median(vals), min(vals), max(vals)
-    rows.append(r)
-    print(f"  {dataset:9} {label:52} {passes}: logloss {r['logloss']:.4f}  AUC {r['auc']:.4f}  "
-          f"{r['train_s']:6.1f} s", file=sys.stderr)
-    return r
-
-
-# -- section 1: one pass, a9a and synthetic ---------------------------------------------------------
-
-def one_pass(rows: list, dataset: str, train: Path, test: Path, train_vw: Path, test_vw: Path, work: Path,
-             vw_opts=(), seeds=SEEDS) -> tuple[dict, dict]:
-    sh = row(rows, dataset, f"streamhog defaults (adagrad), seeds {seeds[0]}-{seeds[-1]}", 1,
-             [streamhog_run(train, test, work / f"sh-{s}", "--epochs", 1, "--seed", s) for s in seeds])
-    for opt in ("sgd", "normalized", "ftrl"):  # context: the other optimizers at their defaults
-        row(rows, dataset, f"streamhog --optimizer {opt}, seed 0", 1,
-            [streamhog_run(train, test, work / f"sh-{opt}", "--epochs", 1, "--optimizer", opt)])
-    vw = row(rows, dataset, "VW defaults" + (f" (-b {vw_opts[-1]})" if vw_opts else ""), 1,
-             [vw_run(train_vw, test_vw, work / "vw", *vw_opts)])
-    return sh, vw
-
-
-def prepare_a9a(d: Path) -> dict:
-    d.mkdir(parents=True, exist_ok=True)
-    for split, name in (("train", "train"), ("test", "test")):
-        # a9a.t never uses feature 123: give it the training split's dimension.
-        extra = ("--n-features", 123) if split == "test" else ()
-        check(measure(streamhog_cmd("convert", a9a(split), d / f"{name}.parquet", "--overwrite", "--quiet", *extra)),
-              f"convert a9a {split}")
-        with gzip.open(a9a(split), "rb") as src, open(d / f"{name}.svm", "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        to_vw(d / f"{name}.svm", d / f"{name}.vw")
-    return {"train": d / "train.parquet", "test": d / "test.parquet", "train_vw": d / "train.vw",
-            "test_vw": d / "test.vw"}
-
-
-def synthetic_data(rows: int) -> Data:
-    data = Data(OUTPUT / f"data-{rows}", rows, max(rows // 9, 50_000))  # run.py's test size
-    needed = (data.train_parquet, data.test_parquet, data.train_vw, data.test_vw)
-    if not all(p.exists() for p in needed):  # reuse run.py's cache untouched when it is complete
-        prepare(data, libsvm=True, vw=True)
-    data.test_rows = data.spec["test_rows"]
-    return data
-
-
-# -- section 2: the Criteo sample -------------------------------------------------------------------
-
-def criteoto_vw(src: Path, dst: Path, binned: bool) -> None:
-    """Criteo TSV → VW text: namespace n holds I1..I13 (numeric `I1:v`, or binned `I1_<bin>`),
-    namespace c the categoricals `C1_<hex>`; empty fields give no feature; label 0/1 → -1/1."""
-    opener = gzip.open if src.suffix == ".gz" else open
-    with opener(src, "rt") as f, open(dst, "w") as out:
-        for line in f:
-            fields = line.rstrip("\n").split("\t")
-            ints, cats = fields[1:14], fields[14:40]
-            n = " ".join((f"I{k}_{numeric_token(v)}" if binned else f"I{k}:{v}") for k, v in enumerate(ints, 1) if v)
-            c = " ".join(f"C{k}_{v}" for k, v in enumerate(cats, 1) if v)
-            out.write(f"{'1' if fields[0] == '1' else '-1'} |n {n} |c {c}\n")
-
-
-def criteo(rows: list, out: Path) -> dict:
-    """Returns the target's inputs: streamhog's default run and VW's best."""
-    src = {s: criteo_sample(s) for s in ("train", "test")}  # the published rows, gzipped
-    d = out / "criteo"
-    d.mkdir(parents=True, exist_ok=True)
-    prep = {"source": {s: str(p) for s, p in src.items()}}
-    for s in ("train", "test"):
-        p = check(measure(streamhog_cmd("convert", src[s], d / f"{s}.parquet", "--input-format", "criteo",
-                                        "--overwrite", "--quiet")), f"convert criteo {s}")
-        prep[f"streamhog convert {s} s"] = round(p.wall_s, 2)
-        for variant, binned in (("numeric", False), ("binned", True)):
-            criteoto_vw(src[s], d / f"{s}-{variant}.vw", binned)
-    train, test, work = d / "train.parquet", d / "test.parquet", d / "work"
-    label = "streamhog defaults (2^20 hashed), seeds 0-2"
-    sh = {}
-    for e in CRITEO_EPOCHS:
-        runs = [streamhog_run(train, test, work / f"sh-{e}-{s}", "--epochs", e, "--seed", s) for s in SEEDS]
-        stops = "" if e == 1 else (f"; epochs run {'/'.join(str(r['epochs_run']) for r in runs)}, "
-                                   f"kept {'/'.join(str(r['kept_epoch']) for r in runs)}")
-        sh[e] = row(rows, "criteo", label + " (default: 5 epochs)" * (e == 5) + stops, e, runs)
-    vw = []
-    for variant, what in (("numeric", "integers numeric"), ("binned", "integers log-binned")):
-        for passes in CRITEO_EPOCHS:
-            # More than one pass reads VW's cache, fresh per run (-k), and trains on every row (no holdout).
-            multi = ("--passes", passes, "--cache_file", work / "vw.cache", "-k", "--holdout_off") if passes > 1 else ()
-            vw.append(row(rows, "criteo", f"VW defaults -b {CRITEO_VW_BITS}, {what}", passes,
-                          [vw_run(d / f"train-{variant}.vw", d / f"test-{variant}.vw", work / "vw", "-b",
-                                  CRITEO_VW_BITS, *multi)]))
-    shutil.rmtree(work, ignore_errors=True)
-    return {"streamhog": sh[5], "vw_best": min(vw, key=lambda r: r["logloss"]), "preparation": prep}
+        runs = [streamhog_run(p, work / f"{p.name}-{s}", s, opts) for s in seeds]
+        row["runs"][label] = {"runs": runs, key: summarize(runs, key),
+                              **({"accuracy": summarize(runs, "accuracy")} if "accuracy" in runs[0] else {})}
+        print(f"  {p.name:13} {label:28} {key} {row['runs'][label][key]['median']:.4f}", file=sys.stderr, flush=True)
+    vw = {n: refs[f"vw {n}"] for n in (1, 3, 5)}
+    best = min(vw, key=lambda n: vw[n][key])
+    one, dflt = row["runs"]["1 epoch"][key]["median"], row["runs"]["defaults"][key]["median"]
+    const = refs["constant"][key]
+    row.update(vw=vw, vw_best_passes=best, exact=refs.get("exact"), constant=refs["constant"])
+    row["targets"] = {
+        "1 epoch <= VW 1 pass x 1.01": {"value": one / vw[1][key], "passed": one <= MARGIN * vw[1][key]},
+        "defaults <= VW best x 1.01": {"value": dflt / vw[best][key], "passed": dflt <= MARGIN * vw[best][key]},
+        "both <= constant": {"value": max(one, dflt) / const, "passed": max(one, dflt) <= const},
+    }
+    return row
 
 
 # -- report -----------------------------------------------------------------------------------------
 
-def target(what: str, sh: dict, vw: dict) -> dict:
-    return {"what": what, "streamhog": sh["logloss"], "streamhog_min": sh["logloss_min"],
-            "streamhog_max": sh["logloss_max"], "vw": vw["logloss"], "vw_run": f"{vw['label']}, {passes(vw['passes'])}",
-            "delta": sh["logloss"] - vw["logloss"], "passed": sh["logloss"] <= vw["logloss"]}
+def fmt(x: float, key: str) -> str:
+    return f"{x:,.0f}" if key == "rmse" else f"{x:.4f}"
 
 
-def passes(n: int) -> str:
-    return f"{n} pass{'es' * (n > 1)}"
-
-
-def spread(r: dict, k: str, f: str = ".4f") -> str:
-    if len(r["runs"]) == 1:
-        return format(r[k], f)
-    return f"{format(r[k], f)} ({format(r[k + '_min'], f)}–{format(r[k + '_max'], f)})"
+def spread(s: dict, key: str) -> str:
+    if s["min"] == s["max"]:
+        return fmt(s["median"], key)
+    return f"{fmt(s['median'], key)} ({fmt(s['min'], key)}–{fmt(s['max'], key)})"
 
 
 def markdown(res: dict) -> str:
     info = res["machine"]
-    rows = res["synthetic"]["rows"]
-    L = ["# streamhog vs Vowpal Wabbit: test loss with the defaults (issue 6)", "",
-         f"`python benchmarks/quality.py{f' --synthetic-rows {rows}' if rows != 200_000 else ''}` — "
-         f"{info['date']}; {info['nproc']} cores ({info['cpu']}), {info['ram_bytes'] / 2**30:.1f} GiB RAM, "
-         f"Python {info['python']}; " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
+    L = ["# The quality panel: streamhog's defaults against VW's, an exact solver and the constant (issue 15)", "",
+         f"`python benchmarks/quality.py{' --large' if res['large'] else ''}` — {info['date']}; "
+         f"{info['nproc']} cores "
+         f"({info['cpu']}), shared with other work; Python {info['python']}; "
+         + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
          + f"; streamhog at {info['git']['commit']}"
          + (" + uncommitted engine changes" if info["git"]["uncommitted_engine_changes"] else "")
          + f"; {res['elapsed_s']:.0f} s in all."]
     if info.get("engine_changed_during_run"):
         L += ["", "**Warning: streamhog/ changed while this benchmark ran; runs may mix engine versions.**"]
-    L += ["", "## Targets", "", "| target | streamhog | VW | streamhog − VW | |", "|---|---:|---:|---:|---|"]
-    for t in res["targets"]:
-        if "error" in t:
-            L.append(f"| {t['what']} | | | | FAILED: {t['error']} |")
-            continue
-        L.append(f"| {t['what']} | {t['streamhog']:.4f} ({t['streamhog_min']:.4f}–{t['streamhog_max']:.4f}) | "
-                 f"{t['vw']:.4f} ({t['vw_run']}) | {t['delta']:+.4f} | {'PASS' if t['passed'] else 'MISS'} |")
-    L += ["", "Test logloss; streamhog: median (min–max) over seeds (row orders): 0–8 on a9a, 0–2 elsewhere."]
-    syn = res["synthetic"]
-    titles = {
-        "a9a": "a9a (32,561 train / 16,281 test rows, 123 binary features), one pass",
-        "synthetic": f"Synthetic ({syn['rows']:,} train / {syn['test_rows']:,} test rows, "
-                     f"{syn['spec']['spec']['n_features']:,} features, ~{syn['spec']['spec']['nnz_per_row']} nnz/row; "
-                     f"Bayes test logloss {syn['spec']['bayes_test_logloss']:.4f}), one pass",
-        "criteo": "Criteo sample (8,000 train / 2,000 test rows, 13 integer + 26 categorical fields)",
-    }
-    for ds, title in titles.items():
-        rs = [r for r in res["rows"] if r["dataset"] == ds]
-        if not rs:
-            continue
-        L += ["", f"## {title}", "", "| run | passes | test logloss | AUC | accuracy | train s | engine s |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-        L += [f"| {r['label']} | {r['passes']} | {spread(r, 'logloss')} | {spread(r, 'auc')} | "
-              f"{spread(r, 'accuracy')} | {spread(r, 'train_s', '.1f')} | "
-              f"{spread(r, 'engine_s', '.2f') if 'engine_s' in r else ''} |" for r in rs]
-    L += ["", "## How", "",
-          "- streamhog: `streamhog train TRAIN.parquet --model M --epochs E --seed S --quiet` (defaults: AdaGrad, "
-          "lr 0.1 constant, initial accumulator 1, l2 1e-6, one thread per core, Hogwild!; with more than one epoch "
-          "a 10% holdout, early stopping after 2 epochs without improvement, the best epoch's model kept), then `streamhog evaluate TEST.parquet --model M "
-          "--json`. Context rows add `--optimizer sgd|normalized|ftrl` (each with its default learning rate).",
-          "- VW: `python -m vowpalwabbit -d TRAIN.vw --loss_function logistic -f model.vw` (otherwise VW's "
-          f"defaults: adaptive, normalized, invariant updates, learning rate 0.5; `-b {VW_BITS}` on the synthetic "
-          f"data as in benchmarks/run.py, the default `-b 18` on a9a, `-b {CRITEO_VW_BITS}` on Criteo); more than one "
-          "pass: `--passes P --cache_file C -k --holdout_off`. Scored by `-t -i model.vw -r raw.txt`: raw margins, "
-          "logloss = mean log(1 + e^(−y·margin)), AUC and accuracy as `streamhog evaluate` computes them (streamhog.model.metrics).",
-          "- a9a and the synthetic data: VW reads the LIBSVM lines as `label | id:value ...` (benchmarks/run.py's "
-          "`_to_vw`); streamhog reads them converted to Parquet (`streamhog convert`).",
-          "- Criteo: streamhog `convert SRC DST.parquet --input-format criteo` (2^20 hashed features; integer "
-          "fields log-binned as categoricals: `SP<v>` for v ≤ 2, else ⌊ln(v)²⌋). VW gets two encodings, one line "
-          "per row, empty fields skipped, label 0/1 → −1/1: *integers numeric* `|n I1:v ... |c C1_<hex> ...`; "
-          "*integers log-binned* `|n I1_<bin> ... |c C1_<hex> ...` with streamhog's bins. Source: "
-          f"{', '.join(res['criteo_preparation'].get('source', {}).values())}.",
-          "- *train s*: whole-process wall time of the training command, start-up included (seconds of imports "
-          "for streamhog); *engine s*: streamhog's own epoch clock (model.json). On a shared machine: a rough "
-          "guide, not a speed benchmark (see benchmarks/results.md)."]
+    L += ["", "Scores: test logloss (rmse for `regression`), lower is better; streamhog: median (min–max) over "
+          "seeds 0–2 (0–8 on a9a; one seed on text-large). *defaults*: every option at its default. VW: its "
+          "defaults (`--loss_function logistic|squared -b 24`, `--oaa 10` on digits), 1/3/5 passes "
+          "(`--holdout_off` past one). *exact*: scikit-learn's L2 solver, C picked on the test split (a bound). "
+          "*previous*: the defaults before issue 15 (AdaGrad, lr 0.1, initial accumulator 1).", "",
+          "## Targets (item 4)", "",
+          "| dataset | 1 epoch / VW 1 pass (≤ 1.01) | defaults / VW best of 1/3/5 (≤ 1.01) "
+          "| worse of the two / constant (≤ 1) |",
+          "|---|---:|---:|---:|"]
+    for r in res["rows"]:
+        t = list(r["targets"].values())
+        L.append(f"| {r['name']} | " + " | ".join(f"{x['value']:.3f} {'PASS' if x['passed'] else 'MISS'}" for x in t)
+                 + " |")
+    worst = {k: max(r["targets"][k]["value"] for r in res["rows"]) for k in res["rows"][0]["targets"]}
+    L.append("| **worst case** | " + " | ".join(f"**{v:.3f}**" for v in worst.values()) + " |")
+    L += ["", "## The panel", "",
+          "| dataset | rows train / test | 1 epoch | defaults | VW 1 pass | VW best (passes) | exact | constant | "
+          "previous 1 epoch | previous defaults |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in res["rows"]:
+        k, runs = r["score"], r["runs"]
+        ex = r["exact"]
+        L.append(f"| {r['name']} | {r['train_rows']:,} / {r['test_rows']:,} | {spread(runs['1 epoch'][k], k)} | "
+                 f"{spread(runs['defaults'][k], k)} | {fmt(r['vw'][1][k], k)} | "
+                 f"{fmt(r['vw'][r['vw_best_passes']][k], k)} ({r['vw_best_passes']}) | "
+                 f"{fmt(ex[k], k) if ex else '—'} | {fmt(r['constant'][k], k)} | "
+                 + " | ".join(spread(runs[x][k], k) if x in runs else "—"
+                              for x in ("previous defaults, 1 epoch", "previous defaults")) + " |")
+    L += ["", "## Datasets", ""]
+    for r in res["rows"]:
+        bayes = (r["info"].get("bayes") or {}).get("test")
+        d = r["runs"]["defaults"]["runs"]
+        gen = f" Generating model's test {r['score']}: {fmt(bayes, r['score'])}." if bayes else ""
+        L.append(f"- **{r['name']}**: {r['what']}." + gen
+                 + f" Defaults: epochs run {'/'.join(str(x['epochs_run']) for x in d)}, kept "
+                 f"{'/'.join(str(x['kept_epoch']) for x in d)}, retrained on every row: "
+                 f"{'yes' if all(x['refit'] for x in d) else 'no' if not any(x['refit'] for x in d) else 'some'}."
+                 + (f" Exact: C = {r['exact']['C']:g} on {r['exact']['features']} features." if r["exact"] else ""))
+    loose = [r["name"] for r in res["rows"] if r["exact"] and r["exact"][r["score"]] > min(
+        r["runs"]["defaults"][r["score"]]["median"], r["vw"][r["vw_best_passes"]][r["score"]])]
+    if loose:
+        L += ["", f"*exact* is no bound on {', '.join(loose)}: there the raw columns' scales differ by more than "
+              "100× and lbfgs does not converge on them, so the solver ran on max-abs-scaled columns, whose L2 "
+              "penalty fits that data worse than the learners do."]
+    acc = [r for r in res["rows"] if r["loss"] == "softmax"]
+    for r in acc:
+        L += ["", f"{r['name']} accuracy: defaults {spread(r['runs']['defaults']['accuracy'], 'acc')}, 1 epoch "
+              f"{spread(r['runs']['1 epoch']['accuracy'], 'acc')}, previous defaults "
+              f"{spread(r['runs']['previous defaults']['accuracy'], 'acc')}; VW best "
+              f"{r['vw'][r['vw_best_passes']]['accuracy']:.4f}; exact {r['exact']['accuracy']:.4f}."]
+    L += speed_section()
     return "\n".join(L) + "\n"
 
 
-# -- main -------------------------------------------------------------------------------------------
+def speed_section() -> list[str]:
+    """The default's end-to-end speed against the AdaGrad default it replaced, from the last
+    benchmarks/default_speed.py run (benchmarks/output/default_speed.json), if any."""
+    path = OUTPUT / "default_speed.json"
+    if not path.exists():
+        return ["", "## Speed", "", "No `benchmarks/default_speed.py` run yet."]
+    sp = json.loads(path.read_text())
+    m = sp["machine"]
+    L = ["", "## The default's speed against the previous default (item 2)", "",
+         f"`python benchmarks/default_speed.py --rows {sp['rows']} --repeats {sp['repeats']}` — {sp['date']}, "
+         f"{m['nproc']} cores shared with other work (provisional), streamhog at {m['git']['commit']}; "
+         f"benchmarks/run.py's synthetic data ({sp['rows']:,} rows), {sp['threads']} threads, medians, runs "
+         "interleaved. *engine*: the trainer's epoch clock; *wall*, *CPU*: the process's, minus those of the "
+         "same command on a 1,000-row twin (start-up). Speed = AdaGrad's time / normalized's (target: ≥ 0.8 end "
+         "to end).", "", "| run | clock | adagrad s | normalized s | speed | ≥ 0.8 |", "|---|---|---:|---:|---:|---|"]
+    for case, row in sp["summary"].items():
+        kernel = case.startswith("kernel")
+        for clock, r in row.items():
+            if kernel and clock != "engine_s":  # the worker's process times include loading the data
+                continue
+            x = r["speed_vs_adagrad"]
+            L.append(f"| {case} | {clock.replace('_s', '')} | {r['median_s']['adagrad']:.2f} | "
+                     f"{r['median_s']['normalized']:.2f} | {x:.2f} | "
+                     f"{'' if kernel else 'PASS' if x >= 0.8 else 'MISS'} |")
+    L += ["", "The rule reads three values per non-zero (weight, accumulator, scale), three arrays and three "
+          "cache lines with today's model files, where AdaGrad reads two: `benchmarks/normalized_layouts.py` "
+          "measures its kernel on one record per coordinate, the state layout that closes the gap (README, "
+          "\"The default's speed\")."]
+    return L
+
+
+def rewrite(out: Path, publish: bool) -> None:
+    """Write results.md (and quality.md) again from results.json: the report's text changed."""
+    res = json.loads((out / "results.json").read_text())
+    for r in res["rows"]:
+        r["vw"] = {int(k): v for k, v in r["vw"].items()}  # JSON keys are strings
+    text = markdown(res)
+    (out / "results.md").write_text(text)
+    if publish:
+        (HERE / "quality.md").write_text(text)
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--synthetic-rows", type=int, default=200_000,
-                    help="train rows of the synthetic data: benchmarks/output/data-<N>, reused or generated "
-                         "(default 200,000; 1,800,000 is run.py --full's)")
-    ap.add_argument("--out", type=Path, default=OUTPUT / "quality", help="where results.{json,md} and scratch go")
+    ap.add_argument("--sets", default=",".join(p.name for p in panel_data.PANEL if not p.large))
+    ap.add_argument("--large", action="store_true", help="add the 1M-row tf-idf set (minutes to build and run)")
+    ap.add_argument("--out", type=Path, default=OUTPUT / "quality")
     ap.add_argument("--publish", action="store_true", help="also copy results.md to benchmarks/quality.md")
     args = ap.parse_args(argv)
+    names = args.sets.split(",") + (["text-large"] if args.large else [])
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     info = machine_info()
     engine_before = engine_hash()
-    rows, targets = [], []
-
-    print("a9a ...", file=sys.stderr)
-    a = prepare_a9a(out / "a9a")
-    # Warm-up, not recorded: numba's caches are rebuilt after an engine edit.
-    streamhog_run(a["train"], a["test"], out / "warmup", "--epochs", 1)
-    targets.append(target("(i) a9a, one pass: streamhog defaults ≤ VW defaults",
-                          *one_pass(rows, "a9a", a["train"], a["test"], a["train_vw"], a["test_vw"], out / "work",
-                                    seeds=A9A_SEEDS)))
-
-    print(f"synthetic ({args.synthetic_rows:,} rows) ...", file=sys.stderr)
-    s = synthetic_data(args.synthetic_rows)
-    targets.append(target("(ii) synthetic, one pass: streamhog defaults ≤ VW defaults",
-                          *one_pass(rows, "synthetic", s.train_parquet, s.test_parquet, s.train_vw, s.test_vw,
-                                    out / "work", ("-b", VW_BITS))))
-
-    print("criteo sample ...", file=sys.stderr)
-    what = "(iii) Criteo sample: streamhog defaults (5 epochs) ≤ VW's best of 1/3/5 passes, 2 encodings"
-    c_prep: dict = {}
-    try:
-        c = criteo(rows, out)
-        c_prep = c["preparation"]
-        targets.append(target(what, c["streamhog"], c["vw_best"]))
-    except Exception as exc:  # noqa: BLE001 - a missing converter must not lose the other sections
-        print(f"  FAILED: {exc}", file=sys.stderr)
-        targets.append({"what": what, "error": str(exc).strip().splitlines()[-1][:300], "passed": False})
-    shutil.rmtree(out / "work", ignore_errors=True)
-
+    rows = []
+    for name in names:
+        print(f"{name} ...", file=sys.stderr, flush=True)
+        p = panel_data.prepare(name)
+        refs = references(p, out / "refs", with_exact=not p.large)
+        rows.append(panel_row(p, refs, out / "work", p.large))
     info["engine_changed_during_run"] = engine_hash() != engine_before
-    res = {"machine": info, "elapsed_s": round(time.perf_counter() - t0, 1),
-           "synthetic": {"dir": str(s.dir), "rows": s.rows, "test_rows": s.test_rows, "spec": s.spec},
-           "criteo_preparation": c_prep, "targets": targets, "rows": rows}
+    res = {"machine": info, "large": args.large, "elapsed_s": round(time.perf_counter() - t0, 1), "rows": rows}
     (out / "results.json").write_text(json.dumps(finite(res), indent=1) + "\n")
     text = markdown(res)
     (out / "results.md").write_text(text)

@@ -135,20 +135,52 @@ def test_one_workers_values_arrive_bit_for_bit(rng):
     assert w[1] == np.float32(0.1234567) and w[7] == np.float32(-3e-9) and b[0] == 0.3
 
 
-def test_the_normalized_scale_is_a_max_and_ftrl_weights_follow_z_and_n():
-    base = [np.zeros(4, np.float32), np.zeros(4, np.float32), np.array([1, 1, 1, 1], np.float32)]
-    rules = ch.ARRAY_RULES["normalized"]
-    a = ch.Change("values", np.array([0, 2], np.uint32), [np.array([1, 2], np.float32), np.array([1, 1], np.float32),
-                                                          np.array([3, 0.5], np.float32)], np.zeros(5), trained=1)
-    b = ch.Change("values", np.array([2], np.uint32), [np.array([4], np.float32), np.array([1], np.float32),
-                                                       np.array([2], np.float32)], np.zeros(5), trained=1)
-    out = ch.finalize(ch.merge(ch.to_delta(a, base, np.zeros(5), rules), ch.to_delta(b, base, np.zeros(5), rules),
-                               rules), base, np.zeros(5), rules, "average")
-    np.testing.assert_array_equal(out.arrays[2], [3, 2])  # max(1, 3), max(1, 0.5, 2)
-    np.testing.assert_allclose(out.arrays[0], [1, 3])     # per-coordinate mean of the movers
+def test_ftrl_weights_follow_z_and_n():
     z, n = np.array([-3.0, 0.5, 2.0]), np.array([4.0, 1.0, 9.0])
     np.testing.assert_allclose(ch.ftrl_weights(z, n, 0.1, 1.0, 0.5, 1.0),
                                [-(-3 + 1) / ((1 + 2) / 0.1 + 0.5), 0.0, -(2 - 1) / ((1 + 3) / 0.1 + 0.5)])
+
+
+@pytest.mark.parametrize("combine", ["average", "sum"])
+def test_normalized_replicas_merge_at_the_largest_scale(combine, rng):
+    """The normalized rule: each replica's w is in units of its own scale s (a running max of
+    |x|), its acc in units of s^2. The combined scale is the max; the combined w and acc are
+    those of every replica first brought to that scale (w s / s_max, acc (s / s_max)^2,
+    which keeps v = w s and the raw squared-gradient sums), then combined as usual."""
+    n = 10
+    base = [rng.normal(size=n).astype(np.float32), rng.uniform(0, 2, n).astype(np.float32),
+            rng.uniform(0.5, 2, n).astype(np.float32)]
+    base_b = np.array([0.1, 2.0, 0.0, 30.0, 20.0])
+    rules = ch.ARRAY_RULES["normalized"]
+    replicas = []
+    for k in range(3):
+        idx = np.sort(rng.choice(n, 6, replace=False))
+        s = np.maximum(base[2][idx], base[2][idx] * rng.choice([1.0, 3.0, 50.0], 6)).astype(np.float32)
+        w = (base[0][idx] * base[2][idx] / s + rng.normal(size=6)).astype(np.float32)
+        acc = (base[1][idx] * (base[2][idx] / s) ** 2 + rng.uniform(0, 1, 6)).astype(np.float32)
+        replicas.append((idx, w, acc, s))
+    leaves = [ch.Change("values", idx.astype(np.uint32), [w, acc, s], base_b + 1.0, trained=1)
+              for idx, w, acc, s in replicas]
+    parts = [ch.to_delta(leaf, base, base_b, rules) for leaf in leaves]
+    out = ch.finalize(ch.merge(ch.merge(parts[0], parts[1], rules), parts[2], rules), base, base_b, rules, combine)
+    # NumPy: the largest scale, every replica (and the base) at it, then the usual combination.
+    top = base[2].astype(np.float64).copy()
+    for idx, _, _, s in replicas:
+        top[idx] = np.maximum(top[idx], s)
+    at_top = lambda w, acc, s, idx: (w * (s / top[idx]), acc * (s / top[idx]) ** 2)  # noqa: E731
+    bw, bacc = at_top(base[0].astype(np.float64), base[1].astype(np.float64), base[2].astype(np.float64), slice(None))
+    dw, dacc, touched = np.zeros(n), np.zeros(n), np.zeros(n)
+    for idx, w, acc, s in replicas:
+        ww, aa = at_top(w.astype(np.float64), acc.astype(np.float64), s.astype(np.float64), idx)
+        dw[idx] += ww - bw[idx]
+        dacc[idx] += aa - bacc[idx]
+        touched[idx] += 1
+    div = np.maximum(touched, 1) if combine == "average" else 1.0
+    hit = out.index.astype(np.int64)
+    np.testing.assert_array_equal(hit, np.flatnonzero(touched))
+    np.testing.assert_array_equal(out.arrays[2], top[hit].astype(np.float32))
+    np.testing.assert_allclose(out.arrays[0], (bw + dw / div)[hit], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out.arrays[1], (bacc + dacc / div)[hit], rtol=1e-5, atol=1e-6)
 
 
 def test_sparse_export_holds_every_non_zero():
@@ -238,3 +270,33 @@ def test_coordinate_sets_match_numpy(rng):
     np.testing.assert_array_equal(np.flatnonzero(mask), (ids[:, None] * 3 + np.arange(3)).ravel())
     mark(np.array([60], np.uint32), 3, mask)  # past the mask: skipped, never written
     assert mask.sum() == 9
+
+
+def test_downpour_shards_add_normalized_pushes_at_the_largest_scale(rng):
+    """Downpour (shards.py): pushes of replicas at different scales add in scale-free units
+    and land at the largest scale: two fresh pushes give what summing both replicas' changes,
+    each brought to that scale, gives (changes.finalize with ``sum``)."""
+    from streamhog.cluster.shards import Shard
+
+    n = 8
+    rules = ch.ARRAY_RULES["normalized"]
+    base = [rng.normal(size=n).astype(np.float32), rng.uniform(0, 2, n).astype(np.float32),
+            rng.uniform(0.5, 2, n).astype(np.float32)]
+    shard = Shard(0, n, 3, None, rules, "normalized")
+    shard.load(ch.Change("values", np.arange(n, dtype=np.uint32), base, np.zeros(0)))
+    deltas = []
+    for worker in range(2):
+        shard.fetch(worker)
+        idx = np.sort(rng.choice(n, 5, replace=False))
+        s = (base[2][idx] * rng.choice([1.0, 4.0, 100.0], 5)).astype(np.float32)
+        w = (base[0][idx] * base[2][idx] / s + rng.normal(size=5)).astype(np.float32)
+        acc = (base[1][idx] * (base[2][idx] / s) ** 2 + rng.uniform(0, 1, 5)).astype(np.float32)
+        leaf = ch.Change("values", idx.astype(np.uint32), [w, acc, s], np.zeros(0), trained=0)
+        deltas.append(ch.to_delta(leaf, base, np.zeros(0), rules))
+    for worker, d in enumerate(deltas):
+        assert shard.push(worker, d, max_staleness=5, policy="scale") == (worker, 1.0)
+    want = ch.finalize(ch.merge(deltas[0], deltas[1], rules), base, np.zeros(0), rules, "sum")
+    hit = want.index.astype(np.int64)
+    np.testing.assert_array_equal(shard.arrays[2][hit], want.arrays[2])
+    for a in (0, 1):
+        np.testing.assert_allclose(shard.arrays[a][hit], want.arrays[a], rtol=1e-5, atol=1e-6)

@@ -6,7 +6,8 @@ import importlib
 
 import pytest
 
-MODULES = ["streamhog", "streamhog.datasets", "streamhog.datasets.synthetic", "streamhog.training.job",
+MODULES = ["streamhog", "streamhog.datasets", "streamhog.datasets.synthetic", "streamhog.datasets.panel",
+           "streamhog.training.job",
            "streamhog.losses", "streamhog.io.formats", "streamhog.io.formats.memory", "streamhog.model.api",
            "streamhog.sklearn", "streamhog.factorization.train", "streamhog.factorization.synthetic"]
 

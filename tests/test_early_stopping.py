@@ -21,7 +21,7 @@ from streamhog.training.early_stopping import holdout_mask
 from streamhog.model.directory import Model
 from streamhog.training.copies import BEST
 
-ONE = dict(threads=1, readers=1, quiet=True)
+ONE = dict(threads=1, readers=1, quiet=True, refit=False)  # phase 1 alone (refit: test_refit.py)
 
 
 def test_holdout_rows_are_a_fixed_fraction_whatever_the_blocks():

@@ -104,7 +104,7 @@ def synthetic(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("opt", ["sgd", "adagrad"])
+@pytest.mark.parametrize("opt", ["sgd", "adagrad", "normalized"])
 def test_sixteen_threads_on_two_cores_train_the_one_thread_model(synthetic, tmp_path, opt):
     """16 threads on 2 cores: with 8 readers and room for 32 blocks, 16 blocks are in flight at
     once and the scheduler slices them, so they overlap for their whole length (with

@@ -18,12 +18,14 @@ from streamhog.kernels.linear import CONSTANT, INVSCALING
 from streamhog.model.directory import OPTIMIZER_STATE, Model
 
 from conftest import random_batch
+from invariant_ref import margin_flow_gradient
 
 E = np.zeros(0, np.float32)
 
 
 def numpy_train(batch, rows, n_features, opt, loss, schedule, lr, power_t, t0, l1, l2, beta):
-    """The update rules of kernels/optimizers.py written out with NumPy, one example at a time.
+    """The update rules of kernels/optimizers.py written out with NumPy, one example at a time
+    (normalized: its importance-invariant step from SciPy's integration of the gradient flow).
 
     State is kept in float64 and rounded to float32 after each example, as the kernel
     stores it. Returns (w, acc, aux, [b, b_acc, b_aux, N, T])."""
@@ -39,9 +41,9 @@ def numpy_train(batch, rows, n_features, opt, loss, schedule, lr, power_t, t0, l
             y = 1.0 if y > 0 else -1.0
         s = 1.0 if batch.weights is None else float(batch.weights[i])
         eta = lr if schedule == CONSTANT else lr / (1.0 + t0 + k) ** power_t
-        if opt == "normalized":
-            grown = np.abs(x) > aux[idx]
-            w[idx] = np.where(grown & (aux[idx] > 0), w[idx] * aux[idx] / np.abs(x), w[idx])
+        if opt == "normalized":  # a grown scale s -> |x| keeps v = w s, and acc in units of (g x / s)^2
+            ratio = np.where((np.abs(x) > aux[idx]) & (aux[idx] > 0), aux[idx] / np.abs(x), 1.0)
+            w[idx], acc[idx] = f32(w[idx] * ratio), f32(acc[idx] * ratio ** 2)
             aux[idx] = np.maximum(aux[idx], np.abs(x))
         z = b + float(w[idx] @ x)
         if loss == "logistic":
@@ -64,15 +66,20 @@ def numpy_train(batch, rows, n_features, opt, loss, schedule, lr, power_t, t0, l
                 b_acc += g * g
                 b -= eta * g / math.sqrt(beta + b_acc)
         elif opt == "normalized":
-            N += s * (float(np.sum((x / aux[idx]) ** 2)) + 1.0)
+            xn = np.where(aux[idx] > 0, x / np.where(aux[idx] > 0, aux[idx], 1.0), 0.0)
+            N += s * (float(np.sum(xn ** 2)) + 1.0)
             T += s
             mult = eta * math.sqrt(T / N)
-            u = (gx + l2 * w[idx]) / aux[idx]
-            acc[idx] += u ** 2
-            w[idx] -= np.where(acc[idx] > 0, mult * u / (aux[idx] * np.sqrt(np.where(acc[idx] > 0, acc[idx], 1))), 0)
-            if g:
-                b_acc += g * g
-                b -= mult * g / math.sqrt(b_acc)
+            if (d != 0 or l2 != 0) and s > 0:
+                acc[idx] = f32(acc[idx] + s * (d * xn) ** 2)
+                r = np.where(beta + acc[idx] > 0, 1 / np.sqrt(np.maximum(beta + acc[idx], 1e-300)), 0.0)
+                b_acc += s * d * d
+                rb = 1 / math.sqrt(beta + b_acc) if beta + b_acc > 0 else 0.0
+                h = mult * (float(np.sum(r * xn ** 2)) + rb)
+                step = mult * margin_flow_gradient(loss, z, y, s, h)
+                q = np.where(aux[idx] > 0, xn / np.where(aux[idx] > 0, aux[idx], 1.0), 0.0)
+                w[idx] = (w[idx] - step * r * q) * np.maximum(0.0, 1 - mult * l2 * s * r)
+                b -= step * rb
         else:  # ftrl
             if g:
                 n_new = acc[idx] + gx ** 2

@@ -1,12 +1,13 @@
 """Scratch writes (_fs/atomic.scratch_writes), for the estimators' temporary model
 directories: no fsync or msync at all, and the same model, bit for bit, as durable writes —
 early stopping's copies of the best epoch and its restore included (they read the weights
-through the page cache, never through a sync)."""
+through the page cache, never through a sync), and the refit's zeroing of the model files."""
 from __future__ import annotations
 
 import os
 
 import numpy as np
+import pytest
 
 import streamhog
 from streamhog._fs.atomic import durable, scratch_writes
@@ -15,7 +16,8 @@ from streamhog.datasets import a9a
 KW = dict(epochs=6, lr=1.0, early_stopping=10, holdout=0.2, threads=1, quiet=True)
 
 
-def test_scratch_writes_sync_nothing_and_change_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("refit", [False, True])
+def test_scratch_writes_sync_nothing_and_change_nothing(tmp_path, monkeypatch, refit):
     streamhog.convert(a9a("test"), tmp_path / "a.parquet")
     calls = []
     real_fsync = os.fsync
@@ -24,14 +26,17 @@ def test_scratch_writes_sync_nothing_and_change_nothing(tmp_path, monkeypatch):
     real_flush = np.memmap.flush
     monkeypatch.setattr(np.memmap, "flush", lambda self: (msyncs.append(1), real_flush(self))[1])
 
-    durable_model = streamhog.train(tmp_path / "a.parquet", tmp_path / "durable", **KW)
+    durable_model = streamhog.train(tmp_path / "a.parquet", tmp_path / "durable", refit=refit, **KW)
     assert calls and msyncs
     calls.clear(), msyncs.clear()
     with scratch_writes():
         assert not durable()
-        scratch_model = streamhog.train(tmp_path / "a.parquet", tmp_path / "scratch", **KW)
+        scratch_model = streamhog.train(tmp_path / "a.parquet", tmp_path / "scratch", refit=refit, **KW)
     assert durable() and calls == [] and msyncs == []
-    assert durable_model.meta["training"]["best_epoch"] < 6  # the best epoch was copied aside and restored
-    for name in ("weights.npy", "accum.npy"):
+    if refit:  # the model files were zeroed and retrained for the epochs the holdout chose
+        assert durable_model.meta["refit"]["best_epoch"] < 6
+    else:  # the best epoch was copied aside and restored
+        assert durable_model.meta["training"]["best_epoch"] < 6
+    for name in ("weights.npy", "accum.npy", "scale.npy"):
         assert np.array_equal(np.load(tmp_path / "durable" / name), np.load(tmp_path / "scratch" / name))
     assert durable_model.intercept == scratch_model.intercept

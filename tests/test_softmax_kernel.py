@@ -16,6 +16,7 @@ from streamhog.kernels.linear import BAD_CALL, BAD_LABEL, CONSTANT, INVSCALING, 
 from streamhog.kernels.softmax import BAD_SHAPE, bstate_length, softmax_margins, softmax_probabilities, softmax_train
 
 from conftest import random_batch
+from invariant_ref import softmax_flow_gradient
 
 E = np.zeros(0, np.float32)
 NO_HOT = np.zeros(0, np.int32)
@@ -45,10 +46,12 @@ def numpy_softmax(batch, rows, n_features, K, opt, schedule, lr, power_t, t0, l1
         s = 1.0 if batch.weights is None else float(batch.weights[i])
         eta = lr if schedule == CONSTANT else lr / (1.0 + t0 + k) ** power_t
         Wi = W[idx]
-        if opt == "normalized":  # scales first: a grown scale s -> |x| rescales w by s / |x|
+        if opt == "normalized":  # scales first: a grown scale s -> |x| rescales w by s / |x|, acc by its square
             ax = np.abs(val)[:, None]
             grow = (ax > S[idx]) & (S[idx] > 0)
-            Wi = np.where(grow, f32(Wi * (S[idx] / np.where(grow, ax, 1.0))), Wi)
+            ratio = np.where(grow, S[idx] / np.where(grow, ax, 1.0), 1.0)
+            Wi = f32(Wi * ratio)
+            A[idx] = f32(A[idx] * ratio ** 2)
             S[idx] = np.maximum(S[idx], ax)
         z = b + val @ Wi
         lse = z.max() + np.log(np.exp(z - z.max()).sum())
@@ -69,16 +72,24 @@ def numpy_softmax(batch, rows, n_features, K, opt, schedule, lr, power_t, t0, l1
             b_acc = b_acc + g * g
             b = b - eta * g / np.sqrt(np.where(bd > 0, bd, 1.0)) * (bd > 0)
         elif opt == "normalized":
-            Si = S[idx]
-            N += s * (np.sum((val / Si[:, 0]) ** 2) + (1.0 if fit_intercept else 0.0))
+            Si = S[idx][:, :1]
+            xn = np.where(Si > 0, val[:, None] / np.where(Si > 0, Si, 1.0), 0.0)  # (nnz, 1)
+            N += s * (np.sum(xn ** 2) + (1.0 if fit_intercept else 0.0))
             T += s
             mult = eta * np.sqrt(T / N)
-            U = (GX + l2 * Wi) / Si
-            Ai = A[idx] + U * U
-            Wi = Wi - mult * U / (Si * np.sqrt(Ai))
-            A[idx] = f32(Ai)
-            b_acc = b_acc + g * g
-            b = b - mult * g / np.sqrt(np.where(b_acc > 0, b_acc, 1.0)) * (b_acc > 0)
+            gu = g / s  # per unit weight
+            if (np.any(gu != 0) or l2 != 0) and s > 0:
+                Ai = f32(A[idx] + s * (xn * gu[None, :]) ** 2)
+                A[idx] = Ai
+                R = np.where(beta + Ai > 0, 1 / np.sqrt(np.maximum(beta + Ai, 1e-300)), 0.0)
+                b_acc = b_acc + s * gu * gu if fit_intercept else b_acc
+                rb = np.where(beta + b_acc > 0, 1 / np.sqrt(np.maximum(beta + b_acc, 1e-300)), 0.0) \
+                    if fit_intercept else np.zeros(K)
+                h = mult * (np.sum(R * xn ** 2, axis=0) + rb)
+                step = mult * softmax_flow_gradient(z, y, s, h)
+                q = np.where(Si > 0, xn / np.where(Si > 0, Si, 1.0), 0.0)
+                Wi = (Wi - step[None, :] * R * q) * np.maximum(0.0, 1 - mult * l2 * s * R)
+                b = b - step * rb
         else:  # ftrl: alpha = eta
             def ftrl(zz, n, l1, l2):
                 return np.where(np.abs(zz) <= l1, 0.0, -(zz - np.sign(zz) * l1) / ((beta + np.sqrt(n)) / eta + l2))

@@ -26,7 +26,9 @@ def a9a_parquet(tmp_path_factory):
 
 def test_training_time_hashing_equals_conversion_time_hashing(a9a_parquet, tmp_path):
     d = a9a_parquet
-    kw = dict(threads=1, epochs=2, seed=1, quiet=True)
+    # AdaGrad: the normalized rule also sees a collision merged into one value of 2 as a scale
+    # of 2, where training-time hashing sees two values of 1: the weights of those slots differ.
+    kw = dict(threads=1, epochs=2, seed=1, quiet=True, optimizer="adagrad")
     at_train = streamhog.train(d / "train.parquet", tmp_path / "t", hash_bits=12, **kw)
     at_convert = streamhog.train(d / "train-h12.parquet", tmp_path / "c", **kw)
     assert at_train.n_features == at_convert.n_features == 4096 and at_train.hash_bits == 12

@@ -56,8 +56,12 @@ def kernel_epoch(blocks: list, n_features: int, threads: int, optimizer: str | N
     order = block_order(len(blocks), epoch=0, seed=cfg.seed).tolist()
     perms = {k: np.random.default_rng([cfg.seed, 0, k]).permutation(blocks[k].n_rows) for k in order}
     arrays = ModelArrays.zeros(n_features, len(OPTIMIZER_STATE[cfg.optimizer]))
+    stored = None
     if hot is not None:
-        arrays = ModelArrays(arrays.w, arrays.acc, arrays.aux, arrays.bstate, hot=np.zeros(3 * len(hot)))
+        from streamhog.training.hot import HotCoordinates
+
+        stored = HotCoordinates(hot, cfg.optimizer)  # the shared values in the units the kernel expects
+        arrays = ModelArrays(arrays.w, arrays.acc, arrays.aux, arrays.bstate, hot=stored.values)
     rule = UpdateRule.for_threads(threads, OPTIMIZER_IDS[cfg.optimizer], LOSS_IDS[cfg.loss], schedule,
                                   power_t=cfg.power_t, l1=cfg.l1, l2=cfg.l2, beta=cfg.smoothing)
 
@@ -101,11 +105,8 @@ def kernel_epoch(blocks: list, n_features: int, threads: int, optimizer: str | N
     for t in workers:
         t.join()
     seconds = time.perf_counter() - start
-    if hot is not None:
-        h = len(hot)
-        arrays.w[hot.ids] = arrays.hot[:h]
-        if len(arrays.acc):
-            arrays.acc[hot.ids] = arrays.hot[h:2 * h]
+    if stored is not None:
+        stored.store(arrays.w, arrays.acc, arrays.aux)
     return {"seconds": seconds, "hot_features": 0 if hot is None else len(hot), "rows": sum(b.n_rows for b in blocks), "nnz": sum(b.nnz for b in blocks),
             "train_loss": state["loss"] / max(state["weight"], 1e-300), "arrays": arrays}
 

@@ -315,6 +315,21 @@ def restore_sparse(snapshot, live, *, fsync: bool = True) -> int:
         os.close(snap_fd)
 
 
+def zero_data(path, start: int = 0, *, fsync: bool = True) -> int:
+    """Make bytes ``[start, size)`` of ``path`` read as zeros in place (holes punched over its
+    data regions, or zeros written where punching is unsupported); returns the bytes written.
+    Memory maps of the file read zeros afterwards."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        state = {"punch": True, "written": 0}
+        _zero_range(fd, start, os.fstat(fd).st_size, state)
+        if fsync and durable():
+            os.fsync(fd)
+        return state["written"]
+    finally:
+        os.close(fd)
+
+
 def _zero_range(fd: int, start: int, end: int, state: dict) -> None:
     """Make ``[start, end)`` of ``fd`` read as zeros, touching only its data regions."""
     # Lazy is safe: each punch lies before the position the next SEEK_DATA starts from.

@@ -29,8 +29,9 @@ from ..training.job import train
 from .home import CarriedByValue, ModelHome
 from .inputs import check_options, is_dataset, sample_weights
 
-#: TrainConfig's fields: the hyper-parameters of the command line, constructor arguments here.
-HYPER = tuple(TrainConfig.__dataclass_fields__)
+#: TrainConfig's fields: the hyper-parameters of the command line, constructor arguments here
+#: (less the target's scale, which a run derives from its labels: training/targets.py).
+HYPER = tuple(f for f in TrainConfig.__dataclass_fields__ if f != "target_scale")
 #: How to read Parquet written by other tools (the command line's data options).
 DATA_OPTIONS = ("label_column", "indices_column", "values_column", "weight_column", "index_base", "fix_rows")
 #: Hyper-parameters that describe the machine a model was trained on, not the model.

@@ -25,10 +25,10 @@ class HogwildRegressor(RegressorMixin, HogwildEstimator):
 
     _classifies = False
 
-    def __init__(self, loss="squared", *, epochs=5, optimizer="adagrad", lr=None, lr_schedule=None, lr_decay=0.8,
-                 power_t=0.5, l2=1e-6, l1=0.0, ftrl_beta=1.0, initial_accumulator=1.0, holdout=None,
-                 early_stopping=2, hash_bits=None, seed=0, threads=None, readers=None, sync="none", capacity=None,
-                 hot_features="auto",
+    def __init__(self, loss="squared", *, epochs=5, optimizer="normalized", lr=None, lr_schedule=None, lr_decay=0.8,
+                 power_t=0.5, l2=1e-6, l1=0.0, ftrl_beta=1.0, initial_accumulator=None, holdout=None,
+                 early_stopping=2, refit=None, hash_bits=None, seed=0, threads=None, readers=None, sync="none",
+                 capacity=None, hot_features="auto",
                  n_features=None, checkpoint_every=None, keep_snapshots=0, cache=None, label_column=None,
                  indices_column=None, values_column=None, weight_column=None, index_base=0, fix_rows=False,
                  model_dir=None, overwrite=False, verbose=0):

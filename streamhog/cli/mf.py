@@ -91,7 +91,7 @@ _LINEAR_ONLY = (("lr_schedule", "--lr-schedule", None), ("power_t", "--power-t",
                 ("n_features", "--n-features", None), ("hot_features", "--hot-features", None),
                 ("sync", "--sync", None), ("warm_start", "--warm-start", None), ("cluster", "--cluster", None),
                 ("keep_snapshots", "--keep-snapshots", 0), ("cache", "--no-cache", None),
-                ("keep_cache", "--keep-cache", False))
+                ("keep_cache", "--keep-cache", False), ("refit", "--refit/--no-refit", None))
 _MF_ONLY = ("rank", "l2_bias", "init_scale", "n_users", "n_items")
 #: The train options that are MFConfig fields.
 _MF_HYPER = ("rank", "epochs", "optimizer", "lr", "lr_decay", "l2", "l2_bias", "initial_accumulator", "init_scale",

@@ -10,7 +10,7 @@ from .options import _hot_features, _non_negative_int, _open_data, _positive_int
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     from ..losses import LOSSES
     from ..model.directory import OPTIMIZERS
-    from ..training.config import LR_SCHEDULES, OPTIMIZER_DEFAULTS, TrainConfig
+    from ..training.config import INITIAL_ACCUMULATOR_DEFAULTS, LR_SCHEDULES, OPTIMIZER_DEFAULTS, TrainConfig
 
     d = TrainConfig()
     # Hyper-parameters default to None here so that a resumed run knows which ones the user
@@ -27,9 +27,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--readers", type=_positive_int,
                    help="reader threads (default: one per core; decoding bounds the throughput)")
     p.add_argument("--optimizer", choices=OPTIMIZERS,
-                   help=f"per-coordinate update rule: sgd (plain), adagrad, normalized (scale-invariant "
-                        f"AdaGrad, like Vowpal Wabbit's default), ftrl (FTRL-Proximal, sparse models with --l1) "
-                        f"(default {d.optimizer})")
+                   help=f"per-coordinate update rule: normalized (scale-free adaptive, importance-invariant "
+                        f"steps, like Vowpal Wabbit's default), adagrad, ftrl (FTRL-Proximal, sparse models with "
+                        f"--l1), sgd (plain) (default {d.optimizer})")
     defaults = ", ".join(f"{k} {lr:g} {sched}" for k, (lr, sched) in OPTIMIZER_DEFAULTS.items())
     p.add_argument("--lr", type=float, help=f"learning rate; FTRL's alpha (default per optimizer: {defaults})")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES,
@@ -43,14 +43,19 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                                             "2013: larger values give sparser models (default 0)")
     p.add_argument("--ftrl-beta", type=float, help=f"FTRL-Proximal's beta (default {d.ftrl_beta:g})")
     p.add_argument("--initial-accumulator", type=float,
-                   help=f"adagrad: the squared-gradient sum every weight starts from; damps the first steps of "
-                        f"rare features (default {d.initial_accumulator:g}; 0: plain AdaGrad)")
+                   help="adagrad, normalized: the squared-gradient sum every weight starts from (normalized: "
+                        "in normalized units); damps the first steps of rare features (default "
+                        + ", ".join(f"{k} {v:g}" for k, v in INITIAL_ACCUMULATOR_DEFAULTS.items())
+                        + "; 0: plain AdaGrad)")
     p.add_argument("--holdout", type=float, metavar="FRACTION",
                    help="fraction of the rows held out from training and scored after each epoch, for early "
                         "stopping (default 0.1 with more than one epoch and no --valid, else 0)")
     p.add_argument("--early-stopping", type=int, metavar="EPOCHS",
                    help=f"stop when the holdout (else --valid) loss has not improved for EPOCHS epochs, and keep "
                         f"the best epoch's model (default {d.early_stopping}; 0: run every epoch, keep the last)")
+    p.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
+                   help="after early stopping on the holdout, retrain on every row for the epochs it chose "
+                        "(default: when the data has at most 100,000 rows)")
     p.add_argument("--hash-bits", type=int, metavar="B",
                    help="hash feature ids into 2^B weights (MurmurHash3, docs/formats.md): a fixed model size "
                         "whatever the data's ids; scoring hashes the same way")
@@ -62,7 +67,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hot-features", type=_hot_features, metavar="N|auto",
                    help="keep the N features most rows hold per thread, published like the intercept: on skewed "
                         "data their cache lines otherwise bounce between the cores (default auto: with 4 or more "
-                        "threads and sgd or adagrad; 0: none)")
+                        "threads and sgd, adagrad or normalized; 0: none)")
     p.add_argument("--sync", choices=("none", "lock"),
                    help="none: lock-free Hogwild! (default); lock: a lock around each update (the baseline)")
     p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
@@ -122,7 +127,8 @@ _CLUSTER = ("workers", "push_every", "fetch_every", "max_staleness", "stale_poli
 
 
 _HYPER = ("loss", "epochs", "optimizer", "threads", "readers", "lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1",
-          "ftrl_beta", "initial_accumulator", "holdout", "early_stopping", "hash_bits", "seed", "sync", "hot_features")
+          "ftrl_beta", "initial_accumulator", "holdout", "early_stopping", "refit", "hash_bits", "seed", "sync",
+          "hot_features")
 
 
 def run_train(args) -> int:

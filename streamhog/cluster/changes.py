@@ -27,6 +27,20 @@ gradient sums are sums, the normalized rule's scale is a max) and by ``--sync-co
 
 The scale is a max either way; FTRL's weight is recomputed from the combined (z, n). The
 intercept state follows the same rules (its average is over the workers that trained rows).
+
+The normalized rule (the default) needs more: each worker widens its own per-feature scales
+s_j (a running max of |x_j|), and its w_j is in units of its s_j (w_j s_j = v_j, the weight
+in normalized units, is what widening keeps) and its acc_j in units of its s_j^2 (acc_j s_j^2
+is the raw sum of s (g x_j)^2). Two workers that saw different maxima hold numbers in
+different units: averaging w (or adding its deltas) as they are would mix them. So the
+normalized arrays combine in scale-free units (``SCALED``, ``SCALED_SUM``): a leaf's delta is
+taken in v = w s and a = acc s^2, against the base's v and a at the base's scale; deltas add
+(and average) in those units; the root puts the result at the common scale, the largest
+any worker saw (s_max = the MAX of the scales), as w = v / s_max and acc = a / s_max^2 —
+exactly what bringing every replica to s_max (w s / s_max, acc (s / s_max)^2) and then
+averaging gives. The intercept's state (scale 1) and N, T (sums of the examples' squared
+normalized norms and weights: their ratio is the rule's global step) combine as any
+intercept state: averaged increments keep the ratio, summed ones too.
 """
 from __future__ import annotations
 
@@ -35,10 +49,29 @@ from dataclasses import dataclass, field
 import numpy as np
 
 VALUE, SUM, MAX = "value", "sum", "max"
+#: The normalized rule's weight and accumulator: a value and a sum in units of the array of
+#: rule MAX (the scale) to the power 1 and 2 (see the module docstring).
+SCALED, SCALED_SUM = "scaled value", "scaled sum"
+_POWER = {SCALED: 1, SCALED_SUM: 2}
 #: How each of (w, acc, aux) combines, per optimizer.
-ARRAY_RULES = {"sgd": (VALUE,), "adagrad": (VALUE, SUM), "normalized": (VALUE, SUM, MAX),
+ARRAY_RULES = {"sgd": (VALUE,), "adagrad": (VALUE, SUM), "normalized": (SCALED, SCALED_SUM, MAX),
                "ftrl": (VALUE, SUM, VALUE)}
 COMBINES = ("average", "sum")
+
+
+def scale_free(a, scale, rule) -> np.ndarray:
+    """An array of rule SCALED / SCALED_SUM in scale-free units (float64): a s, a s^2."""
+    return np.asarray(a, np.float64) * np.asarray(scale, np.float64) ** _POWER[rule]
+
+
+def at_scale(units, scale, rule) -> np.ndarray:
+    """Scale-free units back at ``scale`` (0 where the scale is 0: a feature never seen non-zero)."""
+    s = np.asarray(scale, np.float64) ** _POWER[rule]
+    return np.divide(units, s, out=np.zeros(len(s)), where=s > 0)
+
+
+def _scale_index(rules) -> int | None:
+    return rules.index(MAX) if SCALED in rules else None
 
 
 @dataclass
@@ -81,8 +114,13 @@ def to_delta(change: Change, base_arrays, base_bstate, rules) -> Change:
         return change
     idx = change.index
     out = []
+    k = _scale_index(rules)
     for a, base, rule in zip(change.arrays, base_arrays, rules):
-        out.append(a if rule == MAX else (a.astype(np.float64) - base[idx]).astype(np.float32))
+        if rule in _POWER:  # the leaf's v (a) at its scale against the base's at the base's
+            d = scale_free(a, change.arrays[k], rule) - scale_free(base[idx], base_arrays[k][idx], rule)
+            out.append(d.astype(np.float32))
+        else:
+            out.append(a if rule == MAX else (a.astype(np.float64) - base[idx]).astype(np.float32))
     db = change.bstate - base_bstate if change.trained else np.zeros_like(change.bstate)
     return Change("delta", idx, out, db, np.ones(len(idx), np.uint16), change.leaves, change.trained,
                   dict(change.stats))
@@ -125,14 +163,19 @@ def finalize(delta: Change, base_arrays, base_bstate, rules, combine: str, ftrl=
     beta) recomputes FTRL's weights from the combined (z, n)."""
     idx = delta.index
     out = []
+    k = _scale_index(rules)
+    top = None if k is None else np.maximum(base_arrays[k][idx], delta.arrays[k])  # the common scale
     for d, base, rule in zip(delta.arrays, base_arrays, rules):
         b = base[idx].astype(np.float64)
+        if rule in _POWER:
+            b = scale_free(b, base_arrays[k][idx], rule)
         if rule == MAX:
-            out.append(np.maximum(b, d).astype(np.float32))
+            r = np.maximum(b, d)
         elif combine == "average":
-            out.append((b + d / np.maximum(delta.count, 1)).astype(np.float32))
+            r = b + d / np.maximum(delta.count, 1)
         else:
-            out.append((b + d).astype(np.float32))
+            r = b + d
+        out.append((at_scale(r, top, rule) if rule in _POWER else r).astype(np.float32))
     bstate = np.array(base_bstate, np.float64)
     bstate += delta.bstate / max(delta.trained, 1) if combine == "average" else delta.bstate
     if ftrl is not None:

@@ -132,7 +132,7 @@ class Downpour:
 
     def _epoch(self) -> bool:
         run, s, opts, st = self.run, self.session, self.run.opts, self.run.state
-        epoch, lr = st.epoch, run.cfg.epoch_lr(st.epoch)
+        epoch, lr = st.epoch, run.cfg.kernel_lr(st.epoch)
         order = block_order(run.dataset.n_blocks, epoch=epoch, seed=run.cfg.seed).tolist()
         done = set(st.done_blocks)
         queues = run.deal([b for b in order if b not in done])

@@ -82,7 +82,7 @@ class ClusterRun(TrainingRun):
         if self.downpour is not None:
             return self.downpour.run_epoch()
         st, cfg = self.state, self.cfg
-        epoch, lr = st.epoch, cfg.epoch_lr(st.epoch)
+        epoch, lr = st.epoch, cfg.kernel_lr(st.epoch)
         order = block_order(self.dataset.n_blocks, epoch=epoch, seed=cfg.seed).tolist()
         queues = self.deal(self._not_done(order))
         while any(queues.values()):

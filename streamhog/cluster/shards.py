@@ -9,8 +9,9 @@ the model it computed its change against is that many updates old (Zhang, Gupta,
 IJCAI 2016). Within ``max_staleness`` the change is applied as it is; beyond, its value
 arrays (weights, FTRL's z, the intercept) are scaled by 1/staleness (``scale``) or the whole
 push is ignored (``drop``); squared-gradient sums are added unscaled (they are the gradients'
-record, not a step), the normalized rule's scale is a max. Each push returns its staleness
-and factor, which the client reports per epoch.
+record, not a step), the normalized rule's scale is a max, and its weight and accumulator
+are added in scale-free units (w s, acc s^2: changes.py) and put back at the larger scale.
+Each push returns its staleness and factor, which the client reports per epoch.
 """
 from __future__ import annotations
 
@@ -55,13 +56,20 @@ class Shard:
             self.log.append((self.version, delta.index.astype(np.int64)))
             if factor > 0.0:
                 idx = delta.index.astype(np.int64) - self.lo
+                k = self.rules.index(ch.MAX) if ch.SCALED in self.rules else None
+                old_scale = None if k is None else self.arrays[k][idx].copy()
+                units = {}  # the normalized arrays in scale-free units, put back once the scale is the max
                 for a, (mine, d, rule) in enumerate(zip(self.arrays, delta.arrays, self.rules)):
                     if rule == ch.MAX:
                         np.maximum.at(mine, idx, d)
                     elif rule == ch.SUM:
                         mine[idx] += d
+                    elif rule in (ch.SCALED, ch.SCALED_SUM):
+                        units[a] = ch.scale_free(mine[idx], old_scale, rule) + (factor if rule == ch.SCALED else 1.0) * d
                     else:
                         mine[idx] += factor * d
+                for a, u in units.items():
+                    self.arrays[a][idx] = ch.at_scale(u, self.arrays[k][idx], self.rules[a])
                 if self.ftrl is not None:
                     mine_w, n, z = self.arrays[0], self.arrays[1], self.arrays[2]
                     mine_w[idx] = ch.ftrl_weights(z[idx], n[idx], *self.ftrl)

@@ -7,6 +7,8 @@ numba has no locks or atomics in nopython mode. The training kernels need three 
 * ``publish``: a thread adds its change of a small shared array (the intercept and the
   optimizer's scalars, kept locally between publications) to the shared values, entry by
   entry with a compare-and-swap, so that no thread's change is lost;
+* ``publish_max_entry``: the same for an entry that is a running maximum (the normalized
+  rule's feature scales): the shared value becomes the larger of the two, never a sum;
 * ``gate_wait``: a test hook that holds every block of a call at a rendezvous right after it
   read the shared values, which makes T blocks overlap deterministically.
 """
@@ -114,6 +116,37 @@ def publish_entry(shared, local, base, q):
     v = atomic_load(shared, q)
     local[q] = v
     base[q] = v
+
+
+@njit(inline="always", cache=True)
+def publish_max_entry(shared, local, base, q):
+    """Raise ``shared[q]`` to ``local[q]`` if it is below (a compare-and-swap loop: a larger
+    value another thread stored stays), then refresh ``local[q]`` and ``base[q]`` with it."""
+    mine = local[q]
+    while True:
+        cur = atomic_load(shared, q)
+        if not mine > cur or compare_and_swap_f64(shared, q, cur, mine):
+            break
+    v = atomic_load(shared, q)
+    local[q] = v
+    base[q] = v
+
+
+@njit(inline="always", cache=True)
+def publish_hot_slot(shared, local, base, sl, n_hot):
+    """Publish hot slot ``sl`` of a [w, acc, aux] array of ``n_hot`` slots (kernels/hot.py):
+    the weight and the accumulator are sums of the threads' changes, aux a maximum (the
+    normalized rule's scale; zero and unchanged for sgd and adagrad)."""
+    publish_entry(shared, local, base, sl)
+    publish_entry(shared, local, base, n_hot + sl)
+    publish_max_entry(shared, local, base, 2 * n_hot + sl)
+
+
+@njit(inline="always", cache=True)
+def publish_hot(shared, local, base, n_hot):
+    """:func:`publish_hot_slot` for every slot."""
+    for sl in range(n_hot):
+        publish_hot_slot(shared, local, base, sl, n_hot)
 
 
 @njit(inline="always", cache=True)

@@ -8,8 +8,11 @@ calls this kernel and the softmax one (same arguments, same results).
 
 For row i with margin z = b + sum_j w_j x_ij, target y and importance weight s, the loss
 gradient is g = s * dloss(z, y), and every coordinate j of the row is updated by the
-optimizer's per-coordinate rule from g x_ij (kernels/optimizers.py: sgd, adagrad,
-normalized, ftrl); the intercept likewise, from g.
+optimizer's per-coordinate rule from g x_ij (kernels/optimizers.py: sgd, adagrad, ftrl);
+the intercept likewise, from g. The normalized rule (the default) needs two per-row
+quantities first: the scales' x / s (a pass with the margin's) and h, the margin's change
+per unit step (a pass over the rates after the gradient), from which kernels/invariant.py
+gives the importance-invariant step G; then each weight moves by its rate times G.
 
 Regularization is applied to the touched coordinates only (the Hogwild! paper's sparse
 form). For sgd, adagrad and normalized, ``l2`` is per example: over an epoch coordinate j
@@ -17,8 +20,9 @@ is shrunk once per example that holds it, so the objective minimized is
 
     (1/n) sum_i s_i loss(z_i, y_i)  +  (l2 / 2) sum_j (n_j / n) w_j^2
 
-(n_j: the number of examples in which feature j appears; the update costs O(nnz), not
-O(n_features)). For ftrl, ``l1`` and ``l2`` are FTRL-Proximal's, on the summed loss.
+(n_j: the number of examples in which feature j appears; normalized: w_j s_j, the weight in
+normalized units, in place of w_j, and n_j weighted by importance; the update costs O(nnz),
+not O(n_features)). For ftrl, ``l1`` and ``l2`` are FTRL-Proximal's, on the summed loss.
 
 Step size: eta_t = lr (constant; the per-epoch decay lr * decay^epoch is folded into lr by
 the caller) or eta_t = lr / (1 + t)^power_t (inverse scaling, t = examples seen before).
@@ -45,10 +49,11 @@ import math
 import numpy as np
 from numba import njit, types
 
-from .atomics import gate_wait, publish, publish_entry, read_shared, spin_acquire, spin_release
+from .atomics import gate_wait, publish, publish_hot, publish_hot_slot, read_shared, spin_acquire, spin_release
+from .invariant import invariant_gradient
 from .losses import loss_and_dloss, target
-from .optimizers import (ADAGRAD, B_ACC, B_AUX, B_VALUE, FTRL, NORM_N, NORM_T, NORMALIZED, SGD, observe_scale,
-                         update_coordinate, update_intercept)
+from .optimizers import (ADAGRAD, B_ACC, B_AUX, B_VALUE, FTRL, NORM_N, NORM_T, NORMALIZED, SGD, inverse_scale,
+                         normalized_rate, normalized_weight, update_coordinate, update_intercept, widen_scale)
 from .prefetch import prefetch, prefetch_rows_ahead
 from .types import RO_F32, RO_I32, RO_I64, RO_U32, RW_F32, RW_F64, RW_I32
 
@@ -85,13 +90,14 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
     """Train on ``rows`` of the block, in that order. ``acc``/``aux`` are the optimizer's
     per-coordinate state (empty for sgd); ``bstate`` the intercept's value and state and the
     normalized rule's N and T (optimizers.B_VALUE...NORM_T); ``cells`` the lock of
-    ``--sync lock`` (and a test gate: atomics.gate_wait). With ``hot_count`` (sgd and
-    adagrad; kernels/hot.py), each row ``i`` starts with ``hot_count[i]`` entries whose ids
-    are slots of the hot coordinates, whose shared values are ``hot`` ([w, acc, aux] of H
-    slots); the thread works on local copies of them, published as the intercept is. An
-    index >= len(w) (a slot >= H) is never written or read, whatever was validated
-    upstream: the rows before it are trained and the block stops there (under
-    ``normalized``, the row's features before it have had their scales widened already)."""
+    ``--sync lock`` (and a test gate: atomics.gate_wait). With ``hot_count`` (sgd, adagrad
+    and normalized; kernels/hot.py), each row ``i`` starts with ``hot_count[i]`` entries whose
+    ids are slots of the hot coordinates, whose shared values are ``hot`` ([w, acc, aux] of H
+    slots; normalized: [w s, acc s^2, s], see training/hot.py); the thread works on local
+    copies of them, published as the intercept is. An index >= len(w) (a slot >= H) is never
+    written or read, whatever was validated upstream: the rows before it are trained and the
+    block stops there (under ``normalized``, the row's features before it have had their
+    scales widened already)."""
     loss_sum = 0.0
     weight_sum = 0.0
     n_bad = 0
@@ -104,7 +110,7 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
     if (n_classes != 1 or bstate.shape[0] != 5 or cells.shape[0] < 1
             or (stateful and acc.shape[0] != n_w) or (with_aux and aux.shape[0] != n_w)
             or (with_hot and (hot_count.shape[0] != indptr.shape[0] - 1 or hot.shape[0] != 3 * n_hot
-                              or use_lock or not (opt == SGD or opt == ADAGRAD)))):
+                              or use_lock or opt == FTRL))):
         return 0.0, 0.0, 0, BAD_CALL  # never index arrays that do not match the weights
     local = np.empty(5)
     base = np.empty(5)
@@ -120,6 +126,13 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
     dirty_list = np.empty(n_hot, np.int64)
     n_dirty = 0
     hot_moved = 0.0
+    # normalized: per position in the row x / s, then its rate (scratch[0]), and the factor
+    # of the step in the weight's units (scratch[1]: x / s^2; a hot slot's v = w s: x / s)
+    longest = 0
+    if opt == NORMALIZED:
+        for k in range(n):
+            longest = max(longest, indptr[rows[k] + 1] - indptr[rows[k]])
+    scratch = np.empty((2, longest))
     gate_wait(cells)
     period = max(sync_rows, 1)
     countdown = period
@@ -130,7 +143,7 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
             if countdown <= 0 or abs(local[B_VALUE] - base[B_VALUE]) >= sync_change:
                 publish(bstate, local, base)
             if countdown <= 0:
-                publish(hot, hot_local, hot_base)  # all slots: the others' changes come back too
+                publish_hot(hot, hot_local, hot_base, n_hot)  # all slots: the others' changes come back too
                 for d in range(n_dirty):
                     dirty[dirty_list[d]] = False
                 n_dirty = 0
@@ -139,8 +152,7 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
             elif hot_moved >= sync_change:  # large steps (early on): publish what moved, at once
                 for d in range(n_dirty):
                     sl = dirty_list[d]
-                    for c in range(3):
-                        publish_entry(hot, hot_local, hot_base, sl + c * n_hot)
+                    publish_hot_slot(hot, hot_local, hot_base, sl, n_hot)
                     dirty[sl] = False
                 n_dirty = 0
                 hot_moved = 0.0
@@ -175,14 +187,34 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
             if sl >= n_hot:
                 flags |= OUT_OF_RANGE
                 break
-            z += lw[sl] * (np.float64(values[p]) if has_values else 1.0)
+            x = np.float64(values[p]) if has_values else 1.0
+            if opt == NORMALIZED:  # the local copy holds v = w s: widening keeps it, and acc s^2
+                ax = abs(x)
+                if ax > laux[sl]:
+                    laux[sl] = ax
+                xn = x * inverse_scale(laux[sl])
+                scratch[0, p - lo] = xn
+                scratch[1, p - lo] = xn
+                nx += xn * xn
+                z += lw[sl] * xn
+            else:
+                z += lw[sl] * x
         for p in range(mid, hi):
             j = indices[p]
             if j >= n_w:
                 flags |= OUT_OF_RANGE
                 break
             x = np.float64(values[p]) if has_values else 1.0
-            nx += observe_scale(opt, w, aux, j, x)
+            if opt == NORMALIZED:  # the feature's scale (widened, rarely), then x / s and x / s^2
+                ax, sj = abs(x), float(aux[j])
+                if ax > sj:
+                    widen_scale(w, acc, aux, j, 1, sj, ax)
+                    sj = ax
+                inv_s = inverse_scale(sj)
+                xn = x * inv_s
+                scratch[0, p - lo] = xn
+                scratch[1, p - lo] = xn * inv_s
+                nx += xn * xn
             z += w[j] * x
         if flags != 0:
             if use_lock:
@@ -197,17 +229,53 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
         loss_sum += s * loss
         weight_sum += s
         g = s * dloss
-        mult = eta
         if opt == NORMALIZED:
             local[NORM_N] += s * (nx + (1.0 if fit_intercept else 0.0))
             local[NORM_T] += s
-            if local[NORM_N] > 0.0:
-                mult = eta * math.sqrt(local[NORM_T] / local[NORM_N])
-        if g != 0.0 or (opt != FTRL and l2 != 0.0):
+            mult = eta * math.sqrt(local[NORM_T] / local[NORM_N]) if local[NORM_N] > 0.0 else eta
+            if (dloss != 0.0 or l2 != 0.0) and s > 0.0:
+                # The rates first (they give h, the margin's change per unit step), then the
+                # importance-invariant step G, then the weights (optimizers.py, invariant.py).
+                h = 0.0
+                for p in range(lo, mid):  # hot: acc s^2 accumulates s (g x)^2
+                    sl = indices[p]
+                    x = np.float64(values[p]) if has_values else 1.0
+                    xn = scratch[0, p - lo]
+                    inv_s = inverse_scale(laux[sl])
+                    a = lacc[sl] + s * (dloss * x) * (dloss * x)
+                    lacc[sl] = a
+                    an = a * inv_s * inv_s
+                    r = 1.0 / math.sqrt(beta + an) if beta + an > 0.0 else 0.0
+                    scratch[0, p - lo] = r
+                    h += r * xn * xn
+                for p in range(mid, hi):
+                    j = indices[p]
+                    xn = scratch[0, p - lo]
+                    acc[j], r = normalized_rate(acc[j], dloss * xn, s, beta)
+                    scratch[0, p - lo] = r
+                    h += r * xn * xn
+                rb = 0.0
+                if fit_intercept:
+                    local[B_ACC], rb = normalized_rate(local[B_ACC], dloss, s, beta)
+                step = mult * invariant_gradient(loss_id, z, y, dloss, s, mult * (h + rb))
+                shrink = mult * l2 * s
+                for p in range(lo, mid):
+                    sl = indices[p]
+                    lw[sl] = normalized_weight(lw[sl], step, scratch[0, p - lo], scratch[1, p - lo], shrink)
+                    hot_moved = max(hot_moved, abs(lw[sl] - hot_base[sl]))
+                    if not dirty[sl]:
+                        dirty[sl] = True
+                        dirty_list[n_dirty] = sl
+                        n_dirty += 1
+                for p in range(mid, hi):
+                    j = indices[p]
+                    w[j] = normalized_weight(w[j], step, scratch[0, p - lo], scratch[1, p - lo], shrink)
+                local[B_VALUE] -= step * rb
+        elif g != 0.0 or (opt != FTRL and l2 != 0.0):
             for p in range(lo, mid):
                 sl = indices[p]
                 x = np.float64(values[p]) if has_values else 1.0
-                update_coordinate(opt, lw, lacc, laux, sl, g * x, eta, mult, l1, l2, beta)
+                update_coordinate(opt, lw, lacc, laux, sl, g * x, eta, eta, l1, l2, beta)
                 hot_moved = max(hot_moved, abs(lw[sl] - hot_base[sl]))
                 if not dirty[sl]:
                     dirty[sl] = True
@@ -216,17 +284,17 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
             for p in range(mid, hi):
                 j = indices[p]
                 x = np.float64(values[p]) if has_values else 1.0
-                update_coordinate(opt, w, acc, aux, j, g * x, eta, mult, l1, l2, beta)
+                update_coordinate(opt, w, acc, aux, j, g * x, eta, eta, l1, l2, beta)
             if fit_intercept and g != 0.0:
                 local[B_VALUE], local[B_ACC], local[B_AUX] = update_intercept(
-                    opt, local[B_VALUE], local[B_ACC], local[B_AUX], g, eta, mult, beta)
+                    opt, local[B_VALUE], local[B_ACC], local[B_AUX], g, eta, eta, beta)
         if use_lock:
             for q in range(5):
                 bstate[q] = local[q]
             spin_release(cells)
     if not use_lock:
         publish(bstate, local, base)
-        publish(hot, hot_local, hot_base)
+        publish_hot(hot, hot_local, hot_base, n_hot)
     return loss_sum, weight_sum, n_bad, flags
 
 

@@ -13,14 +13,28 @@ adagrad     g' = gx + l2 w;  acc += g'^2;  w <- w - eta g' / sqrt(beta + acc)  (
             added at update time so that untouched state stays 0 (sparse on disk): without
             it a feature's first step is eta sign(g) whatever |g|, which lets the rare
             features of hashed click data swing hard on one example.
-normalized  scale-invariant AdaGrad (in the spirit of VW's default, Ross et al. 2013):
-            aux = max |x_j| seen (the feature's scale s; when it grows from s to s', w is
-            multiplied by s / s'), u = (gx + l2 w) / s,
-            acc += u^2;  w <- w - mult u / (s sqrt(acc)), where mult = eta sqrt(T / N),
-            N / T = the importance-weighted mean over examples of sum_j (x_j / s_j)^2 (+1
-            when an intercept is fitted):
-            rescaling a feature by c rescales its learned weight by 1/c, and the step does
-            not grow with the number of active features.
+normalized  scale-free adaptive updates (the default), in the spirit of Vowpal Wabbit's
+            default (adaptive, normalized, importance-invariant: Ross, Mineiro & Langford,
+            UAI 2013; Karampatziakis & Langford, UAI 2011). Each coordinate works in
+            normalized units: s_j = max |x_j| seen (``aux``), x~_j = x_j / s_j in [-1, 1],
+            v_j = w_j s_j. When s_j grows, w_j is multiplied by s_old / s_new (v is kept) and
+            acc_j by its square (acc stays a sum of (g x / s)^2 at the current scale).
+            With g the loss derivative per unit importance weight and s_i the weight:
+                acc_j += s_i (g x~_j)^2;   r_j = 1 / sqrt(beta + acc_j)
+                mult = eta sqrt(T / N),  N += s_i (sum_j x~_j^2 + 1),  T += s_i
+                h = mult (sum_j r_j x~_j^2 + r_b)        (the row's margin change per unit step)
+                G = the importance-invariant step (kernels/invariant.py): the margin moves by
+                    -h G, the solution of dz/dtau = -h dloss(z) over tau in [0, s_i], so a
+                    large weight or many fresh features never overshoot the label
+                v_j <- (v_j - mult G r_j x~_j) max(0, 1 - mult l2 s_i r_j)
+            beta (--initial-accumulator) damps the first steps of a coordinate in normalized
+            units, so it damps rare features whatever their scale. (For the squared loss the
+            caller passes eta sigma and beta sigma^2, sigma the target's scale: targets.py.) Multiplying feature j by
+            c_j > 0 (training and test alike) multiplies s_j by c_j and leaves x~, acc, h, G
+            and v unchanged: w_j becomes w_j / c_j and every prediction is the same, the L2
+            term included (it penalizes v_j, the weight in normalized units); features that
+            hashing puts in one slot share its scale, so there only the slot's scale is free.
+            The intercept is a coordinate whose feature is always 1 (s = 1), never regularized.
 ftrl        FTRL-Proximal (McMahan et al. 2013), alpha = eta, beta, l1, l2 on the summed
             loss: sigma = (sqrt(n + gx^2) - sqrt(n)) / alpha;  z += gx - sigma w;
             n += gx^2 (n in acc, z in aux);  w = 0 if |z| <= l1, else
@@ -28,7 +42,7 @@ ftrl        FTRL-Proximal (McMahan et al. 2013), alpha = eta, beta, l1, l2 on th
             every update, so ``weights.npy`` is always the model (sparse when l1 > 0).
 
 The intercept follows the same rule as a coordinate whose feature is always 1, without
-regularization (``update_intercept``).
+regularization (``update_intercept``; ``normalized_rate`` for the normalized rule).
 """
 from __future__ import annotations
 
@@ -41,6 +55,8 @@ ADAGRAD = 1
 NORMALIZED = 2
 FTRL = 3
 OPTIMIZER_IDS = {"sgd": SGD, "adagrad": ADAGRAD, "normalized": NORMALIZED, "ftrl": FTRL}
+#: The rules whose predictions do not depend on the features' scales (tests/test_scale_invariance.py).
+SCALE_INVARIANT = frozenset({NORMALIZED})
 #: The intercept's state in the kernels' float64 ``bstate`` array (binary models; a softmax
 #: model holds K of each of the first three, then N and T).
 B_VALUE, B_ACC, B_AUX, NORM_N, NORM_T = range(5)
@@ -54,30 +70,52 @@ def ftrl_weight(z, n, alpha, l1, l2, beta):
     return -(z - math.copysign(l1, z)) / ((beta + math.sqrt(n)) / alpha + l2)
 
 
+# The normalized rule's units take and return scalars; the kernels read and write the arrays.
+# (An inlined unit that takes arrays and writes them behind a branch costs the kernel a
+# third of its speed: numba keeps the arrays' reference counting around it.)
+
 @njit(inline="always", cache=True)
-def observe_scale(opt, w, aux, p, x):
-    """``normalized`` only: widen coordinate p's scale to |x| (rescaling its weight); returns
-    (x / scale)^2 (0 for the other rules), the example's contribution to N."""
-    if opt != NORMALIZED:
-        return 0.0
-    ax = abs(x)
-    s = aux[p]
-    if ax > s:
+def inverse_scale(s):
+    """1 / s, or 0 while a feature has only been 0."""
+    return 1.0 / s if s > 0.0 else 0.0
+
+
+@njit(inline="never", cache=True)
+def widen_scale(w, acc, aux, base, n_cls, s, ax):
+    """``normalized``, the rare path: the feature whose n_cls coordinates start at ``base``
+    shows |x| = ax above its scale s. Each coordinate keeps v = w s (w *= s / ax) and its
+    accumulator stays in units of (g x / s)^2 (acc *= (s / ax)^2); every coordinate holds the
+    new scale (the kernels read the first). Not inlined: it keeps the hot loop small."""
+    ratio = s / ax
+    for c in range(n_cls):
         if s > 0.0:
-            # The weight was learned for inputs up to s: shrink it so that w x stays on
-            # the scale it had (VW's normalized rescaling); keeps the rule scale-invariant.
-            w[p] = w[p] * (s / ax)
-        aux[p] = ax
-        s = ax
-    if s > 0.0:
-        r = x / s
-        return r * r
-    return 0.0
+            w[base + c] = w[base + c] * ratio
+            acc[base + c] = acc[base + c] * (ratio * ratio)
+        aux[base + c] = ax
+
+
+@njit(inline="always", cache=True)
+def normalized_rate(a, gxn, weight, beta):
+    """``normalized``: the accumulator after the example's squared normalized gradient (once
+    per unit of importance weight), and the coordinate's rate 1 / sqrt(beta + acc)."""
+    a = a + weight * gxn * gxn
+    return a, (1.0 / math.sqrt(beta + a) if beta + a > 0.0 else 0.0)
+
+
+@njit(inline="always", cache=True)
+def normalized_weight(wp, step, rate, q, shrink):
+    """``normalized``: (w - step rate q) max(0, 1 - shrink rate), with step = mult G,
+    q = x / s^2 and shrink = mult l2 s_i (the proximal L2 step on v = w s)."""
+    wp = wp - step * rate * q
+    if shrink != 0.0:
+        wp *= max(0.0, 1.0 - shrink * rate)
+    return wp
 
 
 @njit(inline="always", cache=True)
 def update_coordinate(opt, w, acc, aux, p, gx, eta, mult, l1, l2, beta):
-    """Apply optimizer ``opt`` to coordinate p of ``w`` (see the module docstring)."""
+    """Apply optimizer ``opt`` (sgd, adagrad or ftrl; normalized has its own units) to
+    coordinate p of ``w`` (see the module docstring)."""
     wp = float(w[p])
     if opt == SGD:
         w[p] = wp * (1.0 - eta * l2) - eta * gx
@@ -87,14 +125,6 @@ def update_coordinate(opt, w, acc, aux, p, gx, eta, mult, l1, l2, beta):
         acc[p] = a
         if beta + a > 0.0:
             w[p] = wp - eta * g / math.sqrt(beta + a)
-    elif opt == NORMALIZED:
-        s = float(aux[p])
-        if s > 0.0:
-            u = (gx + l2 * wp) / s
-            a = acc[p] + u * u
-            acc[p] = a
-            if a > 0.0:
-                w[p] = wp - mult * u / (s * math.sqrt(a))
     else:  # FTRL
         n = float(acc[p])
         n_new = n + gx * gx
@@ -107,18 +137,14 @@ def update_coordinate(opt, w, acc, aux, p, gx, eta, mult, l1, l2, beta):
 
 @njit(inline="always", cache=True)
 def update_intercept(opt, b, b_acc, b_aux, g, eta, mult, beta):
-    """The intercept's update (feature always 1, never regularized); returns (b, b_acc, b_aux)."""
+    """The intercept's update under sgd, adagrad or ftrl (feature always 1, never
+    regularized); returns (b, b_acc, b_aux)."""
     if opt == SGD:
         return b - eta * g, b_acc, b_aux
     if opt == ADAGRAD:
         a = b_acc + g * g
         if beta + a > 0.0:
             b = b - eta * g / math.sqrt(beta + a)
-        return b, a, b_aux
-    if opt == NORMALIZED:
-        a = b_acc + g * g
-        if a > 0.0:
-            b = b - mult * g / math.sqrt(a)
         return b, a, b_aux
     n_new = b_acc + g * g
     sigma = (math.sqrt(n_new) - math.sqrt(b_acc)) / eta

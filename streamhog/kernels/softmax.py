@@ -15,9 +15,12 @@ For row i with class y (a label in {0, ..., K-1}) and importance weight s:
     g_k = s (p_k - [k == y]),
 
 and every entry (j, k) of the row is updated by the optimizer's per-coordinate rule
-(kernels/optimizers.py) from g_k x_ij, intercept k from g_k. Regularization, step sizes
-and the lock / lock-free conventions (the intercepts published every ``sync_rows`` rows) are those
-of the linear kernel (kernels/linear.py).
+(kernels/optimizers.py) from g_k x_ij, intercept k from g_k. The normalized rule keeps one
+scale per feature (each of its K scale entries holds it) and one h_k per class; its
+importance-invariant steps G_k integrate the K margins' gradient flow together
+(kernels/invariant.py). Regularization, step sizes and the lock / lock-free conventions (the
+intercepts published every ``sync_rows`` rows) are those of the linear kernel
+(kernels/linear.py).
 """
 from __future__ import annotations
 
@@ -28,7 +31,9 @@ from numba import njit, types
 
 from .atomics import gate_wait, publish, read_shared, spin_acquire, spin_release
 from .linear import BAD_CALL, BAD_LABEL, CONSTANT, OUT_OF_RANGE, TRAIN_SIGNATURE
-from .optimizers import FTRL, NORMALIZED, SGD, observe_scale, update_coordinate, update_intercept
+from .invariant import softmax_invariant_gradient
+from .optimizers import (FTRL, NORMALIZED, SGD, inverse_scale, normalized_rate, normalized_weight, update_coordinate,
+                         update_intercept, widen_scale)
 from .prefetch import prefetch, prefetch_rows_ahead
 from .types import RO_F32, RO_F64, RO_I64, RO_U32, RW_F64_2D
 from .validate import BAD_INDPTR, INDEX_OUT_OF_RANGE, OK
@@ -52,6 +57,45 @@ def _prefetch_run(a, base, n_classes):
     prefetch(a, base)
     for line in range(base // _FLOATS_PER_LINE + 1, (base + n_classes - 1) // _FLOATS_PER_LINE + 1):
         prefetch(a, line * _FLOATS_PER_LINE)
+
+
+@njit(inline="always", cache=True)
+def _normalized_row(indices, lo, hi, w, acc, st, xs, rates, h, gu, rb, work, g, z, y, s, mult, l2, beta,
+                    fit_intercept, n_cls):
+    """The normalized rule's update of one row (kernels/optimizers.py): each entry's rate and
+    each class's h, the importance-invariant steps G_k (kernels/invariant.py), then the
+    weights and intercepts. ``g`` holds s (p - onehot(y)); ``xs`` the row's x / s, x / s^2."""
+    for c in range(n_cls):
+        gu[c] = g[c] / s
+        h[c] = 0.0
+        rb[c] = 0.0
+    for p in range(lo, hi):
+        base = np.int64(indices[p]) * n_cls
+        xn = xs[0, p - lo]
+        off = (p - lo) * n_cls
+        for c in range(n_cls):
+            acc[base + c], r = normalized_rate(acc[base + c], gu[c] * xn, s, beta)
+            rates[off + c] = r
+            h[c] += r * xn * xn
+    if fit_intercept:
+        for c in range(n_cls):
+            st[n_cls + c], rb[c] = normalized_rate(st[n_cls + c], gu[c], s, beta)
+    for c in range(n_cls):
+        h[c] = mult * (h[c] + rb[c])
+    steps = g  # overwritten: the per-class steps mult G_k
+    softmax_invariant_gradient(z, y, s, h, n_cls, gu, steps, work)
+    for c in range(n_cls):
+        steps[c] *= mult
+    shrink = mult * l2 * s
+    for p in range(lo, hi):
+        base = np.int64(indices[p]) * n_cls
+        q = xs[1, p - lo]
+        off = (p - lo) * n_cls
+        for c in range(n_cls):
+            w[base + c] = normalized_weight(w[base + c], steps[c], rates[off + c], q, shrink)
+    if fit_intercept:
+        for c in range(n_cls):
+            st[c] -= steps[c] * rb[c]
 
 
 @njit(TRAIN_SIGNATURE, nogil=True, cache=True)
@@ -89,10 +133,22 @@ def softmax_train(indptr, indices, values, has_values, labels, sample_weights, h
     if (has_values and values.shape[0] != nnz) or labels.shape[0] < n_rows or \
             (has_weights and sample_weights.shape[0] < n_rows):
         return 0.0, 0.0, 0, BAD_CALL
+    longest = 0
     for r in range(n):
         i = rows[r]
         if i < 0 or i >= n_rows or indptr[i] < 0 or indptr[i + 1] < indptr[i] or indptr[i + 1] > nnz:
             return 0.0, 0.0, 0, BAD_CALL
+        longest = max(longest, indptr[i + 1] - indptr[i])
+    # normalized: per position in the row x / s and x / s^2, per entry its rate; per class h,
+    # the unweighted gradient, the intercept's rate and the invariant step's scratch
+    if opt != NORMALIZED:
+        longest = 0
+    xs = np.empty((2, longest))
+    rates = np.empty(longest * n_cls)
+    h = np.empty(n_cls)
+    gu = np.empty(n_cls)
+    rb = np.empty(n_cls)
+    work = np.empty(4 * n_cls)
     # Every example updates all K intercepts (and N, T): lock-free, the block works on a
     # local copy and publishes its change every sync_rows rows or sync_change of change, as
     # the linear kernel does;
@@ -158,12 +214,17 @@ def softmax_train(indptr, indices, values, has_values, labels, sample_weights, h
             base_j = np.int64(indices[p]) * n_cls
             x = np.float64(values[p]) if has_values else 1.0
             if opt == NORMALIZED:
-                # As the linear kernel: feature j's scale is observed (and its weights
-                # rescaled) before the margin, on each of its K entries, since each entry's
-                # update reads its own; N counts the feature once (the k = 0 entry's ratio).
-                nx += observe_scale(opt, w, aux, base_j, x)
-                for c in range(1, n_cls):
-                    observe_scale(opt, w, aux, base_j + c, x)
+                # As the linear kernel: feature j's scale is observed (and its K weights
+                # rescaled) before the margin; N counts the feature once.
+                ax, sj = abs(x), float(aux[base_j])
+                if ax > sj:
+                    widen_scale(w, acc, aux, base_j, n_cls, sj, ax)
+                    sj = ax
+                inv_s = inverse_scale(sj)
+                xn = x * inv_s
+                xs[0, p - lo] = xn
+                xs[1, p - lo] = xn * inv_s
+                nx += xn * xn
             for c in range(n_cls):
                 z[c] += w[base_j + c] * x
         zmax = z[0]
@@ -196,7 +257,11 @@ def softmax_train(indptr, indices, values, has_values, labels, sample_weights, h
             st[i_n + 1] += s
             if st[i_n] > 0.0:
                 mult = eta * math.sqrt(st[i_n + 1] / st[i_n])
-        if g_any or (opt != FTRL and l2 != 0.0):
+        if opt == NORMALIZED:
+            if (g_any or l2 != 0.0) and s > 0.0:
+                _normalized_row(indices, lo, hi, w, acc, st, xs, rates, h, gu, rb, work, g, z, y, s, mult, l2, beta,
+                                fit_intercept, n_cls)
+        elif g_any or (opt != FTRL and l2 != 0.0):
             for p in range(lo, hi):
                 base_j = np.int64(indices[p]) * n_cls
                 x = np.float64(values[p]) if has_values else 1.0

@@ -58,7 +58,7 @@ def predict(model, data, *, out=None, overwrite: bool = False, margins: bool = F
     >>> X = np.array([[1.0, 0.0], [0.0, 1.0]] * 50)
     >>> _ = streamhog.train(streamhog.InMemoryData(X, [1, 0] * 50), "tiny", threads=1, quiet=True)
     >>> streamhog.predict("tiny", X[:2]).round(2)
-    array([0.87, 0.13])
+    array([0.99, 0.01])
     >>> streamhog.predict("tiny", X[:2], margins=True) > 0
     array([ True, False])
     """

@@ -45,9 +45,10 @@ class EpochEngine:
         # The features most rows hold, kept per thread (training/hot.py); their values live in
         # self.hot.values while training, in the model's files at checkpoints.
         self.hot = HotCoordinates.choose(dataset, config)
+        aux = state[1] if len(state) > 1 else empty
         if self.hot is not None:
-            self.hot.load(w, acc)
-        self.arrays = ModelArrays(w, acc, state[1] if len(state) > 1 else empty, bstate, model.head.n_outputs,
+            self.hot.load(w, acc, aux)
+        self.arrays = ModelArrays(w, acc, aux, bstate, model.head.n_outputs,
                                   hot=None if self.hot is None else self.hot.values)
         self.rule = UpdateRule.for_threads(
             config.threads, OPTIMIZER_IDS[config.optimizer], LOSS_IDS.get(config.loss, -1),
@@ -57,12 +58,12 @@ class EpochEngine:
     def store_hot(self) -> None:
         """The hot coordinates' values into the model's arrays (checkpoints, scoring, the end)."""
         if self.hot is not None:
-            self.hot.store(self.arrays.w, self.arrays.acc)
+            self.hot.store(self.arrays.w, self.arrays.acc, self.arrays.aux)
 
     def load_hot(self) -> None:
         """The hot coordinates' values from the model's arrays (after a restore)."""
         if self.hot is not None:
-            self.hot.load(self.arrays.w, self.arrays.acc)
+            self.hot.load(self.arrays.w, self.arrays.acc, self.arrays.aux)
 
     def held_out(self, batch) -> np.ndarray:
         """The batch's rows early stopping holds out (never trained on)."""
@@ -76,7 +77,7 @@ class EpochEngine:
         """Train the blocks of epoch ``state.epoch`` not in ``state.done_blocks``; ``on_poll()``
         runs in the calling thread every ``poll`` seconds (checkpoints, signals)."""
         cfg, epoch = self.cfg, state.epoch
-        lr = cfg.epoch_lr(epoch)
+        lr = cfg.kernel_lr(epoch)  # the target's units for normalized (training/targets.py)
         done = set(state.done_blocks)
         order = [b for b in block_order(dataset.n_blocks, epoch=epoch, seed=cfg.seed).tolist() if b not in done]
         stream = BatchStream(self.source(dataset), order, readers=cfg.readers, capacity=cfg.capacity,

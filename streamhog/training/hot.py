@@ -7,6 +7,21 @@ keeps their weights and optimizer state in a small shared float64 array — the 
 ``hot`` — that threads copy and publish like the intercept. The model's files hold them
 only at checkpoints, at scoring and at the end (:meth:`HotCoordinates.store`), and take
 them back after a restore (:meth:`load`).
+
+Publishing adds each thread's change of a weight and of its accumulator to the shared value
+(kernels/atomics.publish_entry). Under the normalized rule that would be wrong as it stands:
+a weight w_j is in units of its feature's scale s_j (a running max of |x_j|), and when one
+thread widens s_j its copy rescales w_j by s_old / s_new (and acc_j by the square), while
+another thread, still at s_old, adds a change in the old units; a delta of a scale makes no
+sense either (two threads each widening s -> s' must give s', not 2 s' - s). So the hot array
+holds, for the normalized rule, quantities that widening does not change: v_j = w_j s_j (the
+weight in normalized units: widening keeps it, which is what rescaling w means), a_j =
+acc_j s_j^2 (the raw sum of s (g x_j)^2: widening keeps it too) and s_j itself. v and a are
+sums of the threads' changes whatever scale each thread saw, and s is published with an
+atomic max (kernels/atomics.publish_max_entry): two threads widening the same feature agree
+on the larger scale, and each reads back v / s and a / s^2 at that scale — exactly what a
+serial run would hold had it seen both rows. The kernel works on the local copies in these
+units (z += v x / s; the rate from a / s^2), the files keep w, acc and s.
 """
 from __future__ import annotations
 
@@ -28,9 +43,9 @@ SAMPLE_ROWS = 200_000
 AUTO_MIN_THREADS = 4
 AUTO_LIMIT = 1024
 AUTO_MIN_SHARE = 1e-3
-#: The optimizers whose per-coordinate state adds up across threads (normalized keeps a
-#: running maximum, FTRL derives w from its state: not yet).
-OPTIMIZERS = ("sgd", "adagrad")
+#: The optimizers whose per-coordinate state the threads can publish (normalized: its scales
+#: as a maximum, see the module docstring; FTRL derives w from its state: not yet).
+OPTIMIZERS = ("sgd", "adagrad", "normalized")
 
 
 def hot_limit(config) -> tuple[int, float]:
@@ -65,9 +80,10 @@ def sample_counts(dataset, hash_bits: int | None, rows: int = SAMPLE_ROWS) -> tu
 class HotCoordinates:
     """The hot set of a run and the shared array of its values ([w, acc, aux] of H slots)."""
 
-    def __init__(self, hot_set: HotSet):
+    def __init__(self, hot_set: HotSet, optimizer: str):
         self.set = hot_set
         self.values = np.zeros(3 * len(hot_set))
+        self.normalized = optimizer == "normalized"  # v = w s, a = acc s^2, s (module docstring)
         self._buffers = threading.local()  # each consumer thread reuses its own split buffers
 
     @classmethod
@@ -79,24 +95,35 @@ class HotCoordinates:
         ids, counts, rows = sample_counts(dataset, config.hash_bits)
         dataset_width = 2 ** config.hash_bits if config.hash_bits is not None else int(dataset.n_features)
         hot = HotSet.from_counts(ids, counts, max(rows, 1), limit, min_share=share, n_features=dataset_width)
-        return cls(hot) if len(hot) else None
+        return cls(hot, config.optimizer) if len(hot) else None
 
     def __len__(self) -> int:
         return len(self.set)
 
-    def load(self, w: np.ndarray, acc: np.ndarray) -> None:
+    def load(self, w: np.ndarray, acc: np.ndarray, aux: np.ndarray) -> None:
         """Take the hot coordinates' values from the model's (flat) arrays."""
-        h = len(self.set)
-        self.values[:h] = w[self.set.ids]
-        self.values[h:2 * h] = acc[self.set.ids] if len(acc) else 0.0
+        h, ids = len(self.set), self.set.ids
+        self.values[:h] = w[ids]
+        self.values[h:2 * h] = acc[ids] if len(acc) else 0.0
         self.values[2 * h:] = 0.0
+        if self.normalized:
+            s = aux[ids].astype(np.float64)
+            self.values[:h] *= s
+            self.values[h:2 * h] *= s * s
+            self.values[2 * h:] = s
 
-    def store(self, w: np.ndarray, acc: np.ndarray) -> None:
+    def store(self, w: np.ndarray, acc: np.ndarray, aux: np.ndarray) -> None:
         """Write the hot coordinates' values into the model's arrays (between blocks only)."""
-        h = len(self.set)
-        w[self.set.ids] = self.values[:h]
+        h, ids = len(self.set), self.set.ids
+        v, a = self.values[:h], self.values[h:2 * h]
+        if self.normalized:
+            s = self.values[2 * h:]
+            inv = np.divide(1.0, s, out=np.zeros(h), where=s > 0)  # a feature never seen non-zero: w = 0
+            v, a = v * inv, a * inv * inv
+            aux[ids] = s
+        w[ids] = v
         if len(acc):
-            acc[self.set.ids] = self.values[h:2 * h]
+            acc[ids] = a
 
     def split(self, batch, indices):
         """The block's (indices, values, hot_count), rows rearranged for the kernel, in this

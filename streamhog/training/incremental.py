@@ -27,7 +27,7 @@ from ..model.directory import MAX_FEATURES, META, Model
 from .checkpoint import has_checkpoint, read_checkpoint
 from .config import TrainConfig
 from .copies import ModelCopies
-from .job import dataset_schema
+from .job import dataset_schema, starting_state
 from .run import TrainingRun
 
 #: What a pass may not change in a run (its state files and feature ids depend on them).
@@ -73,14 +73,19 @@ def _created(model_dir, ds, hyper: dict, n_features: int | None, n_classes: int 
     if n_features > MAX_FEATURES:
         raise TrainingError(f"n_features {n_features:,} is above the maximum, 2^34")
     loss = get_loss(cfg.loss)
+    counts = label_counts(ds, loss.distinct_labels_to_check) if loss.distinct_labels_to_check else {}
     if loss.head == "softmax" and n_classes is None:
-        n_classes = get_loss(cfg.loss).n_classes(label_counts(ds, loss.distinct_labels_to_check))
+        n_classes = get_loss(cfg.loss).n_classes(counts)
     if model_dir.exists() and any(model_dir.iterdir()):
         raise TrainingError(f"{model_dir}: exists and holds no streamhog run to continue")
+    # normalized: the intercept at the first pass's constant predictor, the target's scale
+    # from its labels (targets.py); kept in the run's config for the passes that follow.
+    state = starting_state(cfg, counts, ds, n_classes if loss.head == "softmax" else None)
+    hyper.update(target_scale=cfg.target_scale)
     model = Model.create(model_dir, n_features=n_features, loss=cfg.loss, optimizer=cfg.optimizer,
                          hash_bits=cfg.hash_bits, n_classes=n_classes if loss.head == "softmax" else None,
                          hyper_parameters=asdict(cfg), data=dataset_schema(ds))
-    return model, RunState.fresh(model.head)
+    return model, state
 
 
 def _continued(model_dir, ds, hyper: dict, n_classes: int | None):

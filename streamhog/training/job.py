@@ -19,8 +19,10 @@ from ..io.formats import open_dataset
 from ..io.formats.storage import local_model_dir, location
 from ..losses import get_loss
 from ..model.directory import MAX_FEATURES, META, Model
+from ..model.heads import head_for
 from ..model.labels import check_labels as _check_labels
 from ..model.lock import ModelLock
+from . import refit
 from .checkpoint import has_checkpoint, read_checkpoint
 from .config import TrainConfig
 from .copies import ModelCopies
@@ -28,6 +30,7 @@ from .run import TrainingRun
 from .safety import SpaceWatch, check_writable, verify_files
 from .signals import stop_gracefully_on_signals
 from .state import RunState
+from .targets import start_at_constant
 from .warm_start import warm_start_into
 
 CACHE = "cache"  # the block cache's directory inside the model directory
@@ -65,11 +68,12 @@ def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
 
 
 def _new_run(model_dir: Path, ds, hyper: dict, *, n_features, valid, valid_ds, overwrite, warm_start,
-             lock: ModelLock):
+             lock: ModelLock, cluster: bool = False):
     """Create the model of a new run (fresh, or warm-started): its model, config and state."""
     if valid is not None and hyper.get("holdout") is None:
         hyper["holdout"] = 0.0  # early stopping watches the validation data; every row trains
     cfg = TrainConfig(**hyper).resolved()
+    refit.resolve(cfg, ds.n_rows, valid, warm_start, cluster)
     if cfg.hash_bits is not None:
         if n_features is not None and n_features != 2 ** cfg.hash_bits:
             raise TrainingError(f"--n-features {n_features:,} contradicts --hash-bits {cfg.hash_bits} "
@@ -85,18 +89,26 @@ def _new_run(model_dir: Path, ds, hyper: dict, *, n_features, valid, valid_ds, o
     n_classes = get_loss(cfg.loss).n_classes(counts)
     if valid_ds is not None:
         _check_labels(valid_ds, cfg.loss, training=False, n_classes=n_classes, error=TrainingError)
+    state = starting_state(cfg, counts, ds, n_classes)  # the target's scale too: before the model records cfg
     _prepare_new_model_dir(model_dir, overwrite)
     model_dir.mkdir()
     lock.acquire()
     schema = dict(dataset_schema(ds), labels={f"{k:g}": v for k, v in counts.items()} or None)
     model = Model.create(model_dir, n_features=n_features, loss=cfg.loss, optimizer=cfg.optimizer,
                          hash_bits=cfg.hash_bits, n_classes=n_classes, hyper_parameters=asdict(cfg), data=schema)
-    state = RunState.fresh(model.head)
     if warm_start is not None:
         state.bstate = warm_start_into(model, warm_start, cfg)
         state.intercept = model.head.intercept_from_bstate(state.bstate)
         model.meta["warm_start"] = str(Path(warm_start).resolve())
     return model, cfg, state
+
+
+def starting_state(cfg, counts: dict, ds, n_classes: int | None) -> RunState:
+    """A new run's state: K intercepts and their state for softmax; with the normalized rule,
+    the intercepts at the constant predictor's and the target scale (targets.py)."""
+    state = RunState.fresh(head_for(cfg.loss, n_classes))
+    start_at_constant(cfg, state, counts, ds)
+    return state
 
 
 _RESUMABLE_CHANGES = ("lr", "lr_schedule", "lr_decay", "power_t", "l2", "l1", "ftrl_beta", "initial_accumulator",
@@ -198,12 +210,13 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
     try:
         if resume:
             model, cfg, state = _resumed_run(model_dir, ds, hyper, hyper.pop("epochs", None), n_features, say, lock)
-            if state.stopped_early and not state.restoring:
+            pending = refit.pending(cfg, state)  # a first phase whose retraining on every row is still to come
+            if state.stopped_early and not state.restoring and not pending:
                 say(f"{model_dir}: the run stopped early after epoch {state.epoch} (its holdout or validation loss "
                     f"stopped improving; the model is epoch {state.best_epoch}'s); nothing to do. Use "
                     "--warm-start for a new run.")
                 return Model.open(model_dir)
-            if state.epoch >= cfg.epochs and not state.restoring:
+            if state.epoch >= cfg.epochs and not state.restoring and not pending:
                 say(f"{model_dir}: already trained {state.epoch} epoch(s) (--epochs {cfg.epochs}); nothing to do. "
                     "Pass a larger --epochs to continue.")
                 return Model.open(model_dir)
@@ -214,7 +227,8 @@ def train(data, model_dir, *, n_features: int | None = None, valid=None, overwri
             counts = None
             try:
                 model, cfg, state = _new_run(model_dir, ds, hyper, n_features=n_features, valid=valid,
-                                             valid_ds=valid_ds, overwrite=overwrite, warm_start=warm_start, lock=lock)
+                                             valid_ds=valid_ds, overwrite=overwrite, warm_start=warm_start, lock=lock,
+                                             cluster=run_factory is not None)
             except BaseException:
                 if lock.held:  # it created the directory: leave nothing half-made behind
                     shutil.rmtree(model_dir, ignore_errors=True)
@@ -254,13 +268,17 @@ def _run(model, ds, valid_ds, cfg, state, run_kw: dict, *, new: bool, quiet, pro
                                        cache=block_cache, **run_kw)
     if new:
         run.checkpoint("running")  # a crash from here on is resumable
+    refit.finish_zeroing(run)  # a second phase killed as it began
     with stop_gracefully_on_signals(run, handle_signals):
         try:
-            run.run(cfg.epochs)
+            run.run(run.cfg.epochs)
+            if refit.pending(run.cfg, run.state):  # small data: every row, the epochs the holdout chose
+                counts = {float(k): v for k, v in (model.meta.get("data", {}).get("labels") or {}).items()}
+                run.run(refit.begin(run, starting_state(run.cfg, counts, ds, model.n_classes)))
         except (TrainingInterrupted, DiskSpaceError, DivergenceError, KeyboardInterrupt):
             raise  # each left its own resumable (or rolled-back) state
         except BaseException as exc:
-            if new and run.state.epoch == 0:
+            if new and run.state.epoch == 0 and not run.state.refit_of:
                 shutil.rmtree(model_dir, ignore_errors=True)  # it created the model and finished nothing
             else:
                 run.fail(exc)

@@ -30,6 +30,10 @@ class RunState:
     best_score: float | None = None
     stopped_early: bool = False
     restoring: bool = False             # killed while restoring the best epoch: a resume finishes it
+    # refit.py: a second phase retraining on every row (what the first phase was), and whether
+    # its zeroing of the model files is still to be done (killed as it began)
+    refit_of: dict | None = None
+    refit_zero_pending: bool = False
 
     @classmethod
     def fresh(cls, head) -> "RunState":

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""The default rule's speed against the AdaGrad default it replaced (issue 15, item 2: at least
+0.8x end to end on the benchmark set).
+
+    python benchmarks/default_speed.py [--rows 200000] [--repeats 5] [--threads 2]
+
+On benchmarks/run.py's synthetic data (benchmarks/output/data-<rows>, reused or generated),
+runs side by side, interleaved (the order alternates each repeat), for each optimizer:
+
+* end to end: `streamhog train DATA --epochs E --optimizer X` (E = 1; and 5 with --holdout 0
+  --early-stopping 0, the same work for both), timed as benchmarks/run.py times it (the
+  process's wall time minus that of the same command on a 1,000-row twin: start-up), by the
+  process's CPU time minus the twin's (less sensitive to other load on a shared machine), and
+  by the trainer's own epoch clock (model.json history: read, decode, train);
+* the kernel alone: benchmarks/workers.py's in-memory epoch (no I/O), wall and CPU time.
+
+Medians and speed ratios (adagrad's time / normalized's) go to
+benchmarks/output/default_speed.json and stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common.data import Data, prepare, streamhog_cmd  # noqa: E402
+from common.metering import check, last_json, machine_info, measure  # noqa: E402
+from common.paths import OUTPUT, PY  # noqa: E402
+
+WORKERS = str(HERE / "workers.py")
+
+OPTIMIZERS = ("adagrad", "normalized")
+
+
+def e2e(data: Data, work: Path, opt: str, epochs: int, threads: int) -> dict:
+    shutil.rmtree(work, ignore_errors=True)
+    extra = ("--holdout", 0, "--early-stopping", 0) if epochs > 1 else ()
+    p = check(measure(streamhog_cmd("train", data.train_parquet, "--model", work, "--quiet", "--epochs", epochs,
+                                    "--optimizer", opt, "--threads", threads, *extra)), f"train {opt}")
+    meta = json.loads((work / "model.json").read_text())
+    shutil.rmtree(work)
+    return {"wall_s": p.wall_s, "cpu_s": p.cpu_s, "engine_s": sum(h["seconds"] for h in meta["history"]),
+            "train_loss": meta["history"][-1]["train_loss"]}
+
+
+def kernel(data: Data, opt: str, threads: int) -> dict:
+    p = check(measure([PY, WORKERS, "kernel", data.train_parquet, "--threads", threads, "--optimizer", opt]),
+              f"kernel {opt}")
+    return {"wall_s": p.wall_s, "cpu_s": p.cpu_s, "engine_s": last_json(p.stdout)["seconds"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    data = Data(OUTPUT / f"data-{args.rows}", args.rows, max(args.rows // 9, 50_000))
+    prepare(data)
+    tiny = Data(OUTPUT / "data-1000", 1_000, 1_000)  # the start-up twin (benchmarks/run.py's)
+    prepare(tiny, test_rows_exact=False)
+    work = OUTPUT / "speed-work"
+    cases = {"1 epoch": lambda o: e2e(data, work, o, 1, args.threads),
+             "5 epochs, --holdout 0": lambda o: e2e(data, work, o, 5, args.threads),
+             "start-up twin: 1 epoch, 1,000 rows": lambda o: e2e(tiny, work, o, 1, args.threads),
+             "kernel alone, 1 epoch": lambda o: kernel(data, o, args.threads)}
+    for o in OPTIMIZERS:  # warm-up (numba's cache), not recorded
+        cases["1 epoch"](o)
+    runs = {c: {o: [] for o in OPTIMIZERS} for c in cases}
+    for r in range(args.repeats):
+        for case, fn in cases.items():
+            for o in (OPTIMIZERS if r % 2 == 0 else OPTIMIZERS[::-1]):
+                runs[case][o].append(fn(o))
+                print(f"  {case:22} {o:10} {runs[case][o][-1]['engine_s']:.3f} s", file=sys.stderr, flush=True)
+    twin = "start-up twin: 1 epoch, 1,000 rows"
+    start = {o: {k: statistics.median(x[k] for x in runs[twin][o]) for k in ("wall_s", "cpu_s")} for o in OPTIMIZERS}
+    summary = {}
+    for case, by in runs.items():
+        if case == twin:
+            continue
+        row = {}
+        # The kernel worker's wall and CPU time include loading the data: only its own clock counts.
+        for clock in (("engine_s",) if case == "kernel alone, 1 epoch" else ("engine_s", "wall_s", "cpu_s")):
+            adjust = case != "kernel alone, 1 epoch" and clock != "engine_s"
+            med = {o: statistics.median(x[clock] for x in by[o]) - (start[o][clock] if adjust else 0.0)
+                   for o in OPTIMIZERS}
+            row[clock] = {"median_s": med, "speed_vs_adagrad": med["adagrad"] / med["normalized"]}
+        summary[case] = row
+    out = {"machine": machine_info(), "rows": args.rows, "repeats": args.repeats, "threads": args.threads,
+           "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_up": start, "summary": summary, "runs": runs}
+    (OUTPUT / "default_speed.json").write_text(json.dumps(out, indent=1) + "\n")
+    print("| case | clock | adagrad s | normalized s | normalized speed / adagrad's |\n|---|---|---:|---:|---:|")
+    for case, row in summary.items():
+        for clock, r in row.items():
+            print(f"| {case} | {clock} | {r['median_s']['adagrad']:.3f} | {r['median_s']['normalized']:.3f} | "
+                  f"{r['speed_vs_adagrad']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
