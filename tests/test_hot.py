@@ -232,3 +232,15 @@ def test_hot_features_are_refused_where_they_do_not_apply(zipf_data, tmp_path):
         with pytest.raises(ConfigError, match="--hot-features"):
             streamhog.train(zipf_data / "train.parquet", tmp_path / "m", quiet=True, **{"hot_features": 8, **kw})
     assert not (tmp_path / "m").exists()
+
+
+def test_auto_keeps_hot_features_for_the_default_rule_on_four_threads_or_more():
+    from streamhog.training.config import TrainConfig
+    from streamhog.training.hot import AUTO_LIMIT, hot_limit
+
+    for opt in ("normalized", "adagrad", "sgd"):
+        assert hot_limit(TrainConfig(optimizer=opt, threads=4).resolved())[0] == AUTO_LIMIT
+        assert hot_limit(TrainConfig(optimizer=opt, threads=3).resolved())[0] == 0
+    assert TrainConfig().optimizer == "normalized"
+    assert hot_limit(TrainConfig(optimizer="ftrl", threads=16).resolved())[0] == 0
+    assert hot_limit(TrainConfig(loss="softmax", threads=16).resolved())[0] == 0

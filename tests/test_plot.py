@@ -69,3 +69,18 @@ def test_a_model_without_history_or_a_bad_suffix_is_refused(tmp_path, capsys, mo
     assert "no epoch in the model's history yet" in capsys.readouterr().err
     assert main(["plot", str(model.path), "--out", str(tmp_path / "c.gif")]) == 1
     assert "one of png, svg, pdf" in capsys.readouterr().err
+
+
+def test_a_refitted_model_is_drawn_from_the_phase_that_chose_its_epochs(tmp_path):
+    """Small data is retrained on every row after early stopping (training/refit.py): the
+    picture shows the first phase's holdout curve and marks the epochs it chose."""
+    streamhog.convert(a9a("test"), tmp_path / "a.parquet")
+    m = streamhog.train(tmp_path / "a.parquet", tmp_path / "m", epochs=4, early_stopping=4, threads=1, quiet=True)
+    first = m.meta["refit"]["first_phase"]
+    fig = streamhog.plot_history(m)
+    metric_ax = fig.axes[1]
+    (line,) = [ln for ln in metric_ax.get_lines() if ln.get_label() == "holdout logloss"]
+    np.testing.assert_array_equal(line.get_ydata(), [watched_score("logistic", r["holdout"]) for r in first])
+    (mark,) = [ln for ln in metric_ax.get_lines() if ln.get_label().startswith("best epoch")]
+    assert list(mark.get_xdata()) == [m.meta["refit"]["best_epoch"]] * 2
+    assert "retrained on every row" in fig._suptitle.get_text()

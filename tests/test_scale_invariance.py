@@ -193,3 +193,18 @@ def test_the_target_pass_matches_numpy_and_starts_at_the_constant(rng, tmp_path)
     shares, _ = initial_state("softmax", {0.0: 10, 1.0: 30, 2.0: 60}, ds)
     p = np.exp(shares) / np.exp(shares).sum()
     np.testing.assert_allclose(p, [0.1, 0.3, 0.6], rtol=1e-12)
+
+
+def test_a_warm_start_keeps_the_source_target_scale(rng, tmp_path):
+    """The accumulators a warm start carries over are in the source's target units: the new
+    run keeps its target scale whatever its own labels' spread."""
+    indptr, indices, values, labels, _ = make_rows(rng, 1000, loss="squared")
+    src = write(tmp_path / "a.parquet", indptr, indices, values, labels)
+    wide = write(tmp_path / "b.parquet", indptr, indices, values, (labels * 1000.0).astype(np.float32))
+    a = streamhog.train(src, tmp_path / "ma", loss="squared", epochs=1, threads=1, quiet=True)
+    sigma = a.meta["hyper_parameters"]["target_scale"]
+    assert sigma == pytest.approx(np.std(labels.astype(np.float64)), rel=1e-5)
+    b = streamhog.train(wide, tmp_path / "mb", loss="squared", epochs=1, threads=1, quiet=True, warm_start=a.path)
+    assert b.meta["hyper_parameters"]["target_scale"] == sigma
+    fresh = streamhog.train(wide, tmp_path / "mc", loss="squared", epochs=1, threads=1, quiet=True)
+    assert fresh.meta["hyper_parameters"]["target_scale"] == pytest.approx(1000.0 * sigma, rel=1e-5)

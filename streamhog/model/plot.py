@@ -4,7 +4,9 @@ Two panels over the epochs of ``model.json``'s history: the training loss (progr
 each example's loss before its update, the figure ``train`` prints per epoch) and the
 figure early stopping watches (streamhog/losses.py: logloss, error rate, rmse or mae) on the
 holdout rows and on the ``--valid`` data, whichever the run scored. The epoch whose model
-was kept (``training.best_epoch``) is marked on both. matplotlib is the optional ``plot``
+was kept (``training.best_epoch``) is marked on both. A model retrained on every row after
+early stopping (training/refit.py: ``refit`` in model.json) is drawn from its first phase,
+the one whose holdout chose the epochs, with the chosen epoch marked. matplotlib is the optional ``plot``
 extra (``pip install 'streamhog[plot]'``); a clear error says so when it is missing. The
 figure is drawn on a bare ``matplotlib.figure.Figure``: no pyplot state, no display needed.
 """
@@ -34,11 +36,13 @@ def history_curves(model) -> dict:
     """The numbers the plot draws: ``epochs``, ``train_loss``, ``holdout``/``valid`` (the
     watched figure per epoch, or absent), ``watched`` (its name) and ``best_epoch``."""
     m = model if isinstance(model, Model) else Model.open(model)
-    history = m.meta.get("history") or []
+    refit = m.meta.get("refit") or {}
+    history = refit.get("first_phase") or m.meta.get("history") or []
     if not history:
         raise ModelError(f"{m.path}: no epoch in the model's history yet: nothing to plot")
+    best = refit.get("best_epoch") if refit else (m.meta.get("training") or {}).get("best_epoch")
     curves = {"epochs": [r["epoch"] for r in history], "train_loss": [r.get("train_loss") for r in history],
-              "watched": get_loss(m.loss).watched, "best_epoch": (m.meta.get("training") or {}).get("best_epoch"),
+              "watched": get_loss(m.loss).watched, "best_epoch": best, "refit": bool(refit),
               "loss": m.loss, "path": str(m.path)}
     for key in ("holdout", "valid"):
         if any(key in r for r in history):
@@ -76,7 +80,8 @@ def plot_history(model, out=None, *, overwrite: bool = False):
     left.legend()
     if scored or best is not None:
         right.legend()
-    fig.suptitle(Path(c["path"]).name)
+    fig.suptitle(Path(c["path"]).name + (f": the holdout's phase, then retrained on every row for {best} epoch(s)"
+                                         if c["refit"] else ""))
     if out is not None:
         fmt = Path(str(out)).suffix.lower().lstrip(".") or "png"
         if fmt not in FORMATS:

@@ -30,7 +30,7 @@ from .run import TrainingRun
 from .safety import SpaceWatch, check_writable, verify_files
 from .signals import stop_gracefully_on_signals
 from .state import RunState
-from .targets import start_at_constant
+from .targets import inherit_target_scale, start_at_constant
 from .warm_start import warm_start_into
 
 CACHE = "cache"  # the block cache's directory inside the model directory
@@ -90,6 +90,8 @@ def _new_run(model_dir: Path, ds, hyper: dict, *, n_features, valid, valid_ds, o
     if valid_ds is not None:
         _check_labels(valid_ds, cfg.loss, training=False, n_classes=n_classes, error=TrainingError)
     state = starting_state(cfg, counts, ds, n_classes)  # the target's scale too: before the model records cfg
+    if warm_start is not None:
+        inherit_target_scale(cfg, warm_start)
     _prepare_new_model_dir(model_dir, overwrite)
     model_dir.mkdir()
     lock.acquire()

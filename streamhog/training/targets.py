@@ -56,6 +56,18 @@ def start_at_constant(cfg, state, counts: dict, dataset) -> None:
     state.intercept = b0
 
 
+def inherit_target_scale(cfg, source) -> None:
+    """A warm start from a ``normalized`` model keeps its target scale: the accumulators it
+    carries over are in that scale's units (sigma^2), as the initial accumulator is."""
+    from ..model.directory import Model
+
+    if cfg.optimizer != "normalized":
+        return
+    src = Model.open(source)
+    if src.optimizer == "normalized":
+        cfg.target_scale = float((src.meta.get("hyper_parameters") or {}).get("target_scale", 1.0))
+
+
 def initial_state(loss: str, counts: dict, dataset) -> tuple[list[float] | float, float]:
     """(initial intercept: a float, or K floats for softmax; target scale sigma), from the
     label counts of classification data or a pass over the labels of regression data."""
