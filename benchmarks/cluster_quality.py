@@ -4,7 +4,7 @@
     python benchmarks/cluster_quality.py > benchmarks/cluster_quality.txt
 
 a9a and the synthetic benchmark data (48,000 rows of RCV1 shape, 50,000 features; the
-tests' sizes), 3 epochs with the defaults (AdaGrad, holdout, early stopping): one machine
+tests' sizes), 3 epochs with the defaults (holdout, early stopping): one machine
 (2 threads), then 2 and 4 workers of one thread with --sync-combine average and sum
 (--sync-every 8192); async with one worker slowed down (0.15 s per block) and a staleness
 bound of 1, scale and drop; L-BFGS (l2 1e-4) against scikit-learn's LogisticRegression.
