@@ -31,6 +31,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ..training.checkpoint import write_checkpoint
+from ..training.control import RunControl
 from ..training.early_stopping import holdout_mask
 from ..errors import DataFormatError, DivergenceError, StreamhogError, TrainingError, TrainingInterrupted
 from ..io.stream import BatchStream, block_order
@@ -56,71 +57,26 @@ class MFDivergenceError(MFTrainingError, DivergenceError):
     """A prediction became NaN or infinite: the step size is too large for the data."""
 
 
-class _Control:
-    """What the consumers of one epoch share: counters (once per block), the blocks done,
-    the first error, and the pause (checkpoint) / stop protocol."""
+class _Control(RunControl):
+    """training/control.py's RunControl (counters once per block, the blocks done, the
+    pause/stop protocol) for MF's state, which counts ratings, not non-zeros: the step moves
+    with each block done, and the first consumer error is kept for the main thread."""
 
     def __init__(self, state: MFState, n_consumers: int, stop_after_blocks: int | None):
-        self.cond = threading.Condition()
-        self.step, self.rows = state.step, state.epoch_rows
-        self.loss, self.weight = state.epoch_loss, state.epoch_weight  # one sequence of additions
-        self.done: list[int] = []
+        super().__init__(state, n_consumers, stop_after_blocks)
         self.error: BaseException | None = None
-        self.stopping = False
-        self.pause_requested = False
-        self.paused = 0
-        self.active = n_consumers
-        self.blocks_left = stop_after_blocks
-
-    def at_block_boundary(self) -> bool:
-        """Before training a new batch: wait out a pause; False: stop (the batch stays undone)."""
-        with self.cond:
-            if self.pause_requested and not self.stopping:
-                self.paused += 1
-                self.cond.notify_all()
-                while self.pause_requested and not self.stopping:
-                    self.cond.wait()
-                self.paused -= 1
-            return not self.stopping
 
     def block_done(self, block: int, rows: int, loss: float, weight: float) -> bool:
         """Count a trained block; True when ``stop_after_blocks`` says to stop now."""
-        with self.cond:
-            self.done.append(block)
+        with self.cond:  # a reentrant lock: RunControl.block_done takes it again
             self.step += rows
-            self.rows += rows
-            self.loss += loss
-            self.weight += weight
-            if self.blocks_left is not None:
-                self.blocks_left -= 1
-                if self.blocks_left <= 0:
-                    self.stopping = True
-                    self.cond.notify_all()
-                    return True
-            return False
+            return not super().block_done(block, rows, 0, loss, weight)
 
     def consumer_exit(self, exc: BaseException | None) -> None:
         with self.cond:
             if exc is not None and self.error is None:
-                self.error, self.stopping = exc, True
-            self.active -= 1
-            self.cond.notify_all()
-
-    def pause(self) -> None:
-        with self.cond:
-            self.pause_requested = True
-            while self.paused < self.active and not self.stopping:
-                self.cond.wait(0.1)
-
-    def resume(self) -> None:
-        with self.cond:
-            self.pause_requested = False
-            self.cond.notify_all()
-
-    def stop(self) -> None:
-        with self.cond:
-            self.stopping = True
-            self.cond.notify_all()
+                self.error = exc
+            super().consumer_exit(exc)
 
     def absorb(self, state: MFState, seconds: float) -> None:
         """Move what the consumers did since the last call into the checkpointable state."""

@@ -18,7 +18,7 @@ class RunControl:
         # Running sums continue the state's (one sequence of additions whether or not the
         # epoch was interrupted: the resumed epoch loss is bit-identical too).
         self.step = state.step
-        self.rows, self.nnz = state.epoch_rows, state.epoch_nnz
+        self.rows, self.nnz = state.epoch_rows, getattr(state, "epoch_nnz", 0)  # factorization: no nnz
         self.loss, self.weight = state.epoch_loss, state.epoch_weight
         self.done: list[int] = []
         self.stopping = False
