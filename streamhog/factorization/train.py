@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from ..training.checkpoint import CheckpointError, has_checkpoint, read_checkpoint
-from ..errors import OutputExistsError
 from ..model.lock import ModelLock
 from ..training.early_stopping import holdout_mask
+from ..training.job import prepare_new_model_dir
 from ..training.signals import stop_gracefully_on_signals
 from .config import RESUMABLE, MFConfig, MFState
 from .format import InteractionDataset
-from .model import META, MFModel
+from .model import MFModel
 from .trainer import MFTrainer, MFTrainingError
 
 #: What a resumed run keeps: another value would make it a different run.
@@ -63,21 +63,6 @@ def training_mean(ds: InteractionDataset, holdout: float, seed: int) -> tuple[fl
                               + (f", --holdout {holdout} holds them out" if holdout else "") + ", or zero weights)")
     mean = s1 / s0
     return shift + mean, math.sqrt(max(s2 / s0 - mean * mean, 0.0)), [lo, hi], n
-
-
-def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
-    if not (model_dir.exists() or model_dir.is_symlink()):
-        if not model_dir.parent.exists():
-            raise FileNotFoundError(f"{model_dir}: the directory {model_dir.parent} does not exist")
-        return
-    if not overwrite:
-        hint = "pass --resume to continue its training, or " if has_checkpoint(model_dir) else "pass "
-        raise OutputExistsError(f"{model_dir}: already exists; {hint}--overwrite to replace it")
-    if model_dir.is_dir() and ((model_dir / META).is_file() or not any(model_dir.iterdir())):
-        with ModelLock(model_dir):  # never from under a run training it
-            shutil.rmtree(model_dir)  # a model directory, never anything else pointed at by mistake
-    else:
-        raise OutputExistsError(f"{model_dir}: exists and is not a streamhog model directory; refusing to delete it")
 
 
 def _resume(model_dir: Path, ds: InteractionDataset, hyper: dict, say,
@@ -165,7 +150,7 @@ def _train(model_dir, ds, valid_ds, resume, overwrite, n_users, n_items, checkpo
                 raise MFTrainingError(f"{ds.path}: the data has ids up to {have - 1:,} but --n-{what} is {given:,}")
             sizes[what] = given if given is not None else have
         mu, sigma, rating_range, _ = training_mean(ds, cfg.holdout, cfg.seed)
-        _prepare_new_model_dir(model_dir, overwrite)
+        prepare_new_model_dir(model_dir, overwrite)
         model_dir.mkdir()
         lock.acquire()
         model = MFModel.create(model_dir, n_users=sizes["users"], n_items=sizes["items"], rank=cfg.rank,

@@ -49,7 +49,9 @@ def dataset_schema(ds) -> dict:
             "has_weights": ds.has_weights}
 
 
-def _prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
+def prepare_new_model_dir(model_dir: Path, overwrite: bool) -> None:
+    """Make way for a new model at ``model_dir`` (linear or factorization): refuse an existing
+    one unless ``overwrite``, and then delete only a model directory no run is training."""
     if not (model_dir.exists() or model_dir.is_symlink()):
         if not model_dir.parent.exists():
             raise FileNotFoundError(f"{model_dir}: the directory {model_dir.parent} does not exist")
@@ -92,7 +94,7 @@ def _new_run(model_dir: Path, ds, hyper: dict, *, n_features, valid, valid_ds, o
     state = starting_state(cfg, counts, ds, n_classes)  # the target's scale too: before the model records cfg
     if warm_start is not None:
         inherit_target_scale(cfg, warm_start)
-    _prepare_new_model_dir(model_dir, overwrite)
+    prepare_new_model_dir(model_dir, overwrite)
     model_dir.mkdir()
     lock.acquire()
     schema = dict(dataset_schema(ds), labels={f"{k:g}": v for k, v in counts.items()} or None)
