@@ -20,16 +20,14 @@ first ten remembered).
 from __future__ import annotations
 
 import weakref
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import ConfigError, DataFormatError
 from ..io.formats.libsvm import MAX_REPORTED_SKIPS, _quote
-from ..io.formats.text_input import _decompress_error, _iter_blocks, open_binary_input
-from ..io.threads import Producer
+from ..io.formats.text_input import open_binary_input, parsed_in_order
 from . import parse_kernel as K
 
 DEFAULT_COLUMNS = {
@@ -216,48 +214,29 @@ class RatingsReader:
         return None
 
     def _blocks(self):
-        # The reader thread gets no reference to `self`: a generator dropped without close()
-        # must be collectable, and its finalizer (the `finally` below) then stops the threads.
-        inp, name = self._input, self.name
-        blocks = Producer(_iter_blocks(inp, self.block_bytes), capacity=self.threads + 1, name="ratings-read",
-                          on_error=lambda exc: _decompress_error(name, inp.compression, exc))
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="streamhog-ratings-parse")
-        window: deque = deque()
         skip_first = False
-        try:
-            pending = iter(blocks)
-            eof = False
-            while True:
-                while not eof and len(window) < self.threads + 1:
-                    item = next(pending, None)
-                    if item is None:
-                        eof = True
-                        continue
-                    buf, length, raw_pos = item
-                    if self.layout is None:
-                        first = self._first_line(buf, length)
-                        if first is None:
-                            self.n_lines += bytes(buf[:length]).count(b"\n")  # blank lines only
-                            continue
-                        self.layout = detect_layout(first, self.name, self.columns)
-                        # The header is the first non-blank line: blank lines before it stay lines.
-                        skip_first = self.layout.header is not None
-                    window.append((raw_pos, pool.submit(parse_ratings, buf, length, layout=self.layout,
-                                                        skip_first=skip_first, skip_invalid=self.skip_invalid)))
-                    skip_first = False
-                if not window:
-                    break
-                raw_pos, future = window.popleft()
-                out = self._take(future.result(), raw_pos)
+
+        def submit(pool, buf, length):
+            nonlocal skip_first
+            if self.layout is None:
+                first = self._first_line(buf, length)
+                if first is None:
+                    self.n_lines += bytes(buf[:length]).count(b"\n")  # blank lines only
+                    return None
+                self.layout = detect_layout(first, self.name, self.columns)
+                # The header is the first non-blank line: blank lines before it stay lines.
+                skip_first = self.layout.header is not None
+            future = pool.submit(parse_ratings, buf, length, layout=self.layout, skip_first=skip_first,
+                                 skip_invalid=self.skip_invalid)
+            skip_first = False
+            return future
+
+        with closing(parsed_in_order(self._input, self.name, self.block_bytes, self.threads, submit,
+                                     "ratings")) as parsed:
+            for raw_pos, res in parsed:
+                out = self._take(res, raw_pos)
                 if out is not None:
                     yield out
-        finally:
-            for _, future in window:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-            # A read blocked on a stalled pipe cannot be interrupted (as LibsvmReader's).
-            if blocks.close(timeout=10):
-                self._input.close()
 
     def _take(self, res: RatingBlock, raw_pos: int):
         line0 = self.n_lines

@@ -10,19 +10,17 @@ Grammar, per line: ``label (whitespace index:value)* [# comment]``; see docs/for
 from __future__ import annotations
 
 import weakref
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
 
 from ..batch import SparseBatch
-from ..threads import Producer
 from ...errors import ConfigError, DataFormatError
 from ...kernels import libsvm_parse as K
 from .spec import MAX_INDEX
-from .text_input import _decompress_error, _iter_blocks, open_binary_input
+from .text_input import _decompress_error, _iter_blocks, open_binary_input, parsed_in_order
 
 __all__ = ["LibsvmReader", "open_binary_input", "parse_block", "BlockResult", "MAX_REPORTED_SKIPS"]
 
@@ -283,39 +281,16 @@ class LibsvmReader:
         except BaseException:
             self._input.close()
             raise
-        # The reader thread gets no reference to `self`: a generator dropped without close()
-        # must be collectable, and its finalizer (the `finally` below) then stops the threads.
-        inp, name = self._input, self.name
-        blocks = Producer(_iter_blocks(inp, self.block_bytes), capacity=self.threads + 1, name="libsvm-read",
-                          on_error=lambda exc: _decompress_error(name, inp.compression, exc))
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="streamhog-libsvm-parse")
-        window: deque = deque()  # (raw bytes read, future), in file order
-        try:
-            pending = iter(blocks)
-            eof = False
-            while True:
-                while not eof and len(window) < self.threads + 1:
-                    item = next(pending, None)
-                    if item is None:
-                        eof = True
-                    else:
-                        buf, length, raw_pos = item
-                        window.append((raw_pos, pool.submit(self._parse, buf, length, base)))
-                if not window:
-                    break
-                raw_pos, future = window.popleft()
-                batch = self._take(future.result(), raw_pos)
+
+        def submit(pool, buf, length):
+            return pool.submit(self._parse, buf, length, base)
+
+        with closing(parsed_in_order(self._input, self.name, self.block_bytes, self.threads, submit,
+                                     "libsvm")) as parsed:
+            for raw_pos, res in parsed:
+                batch = self._take(res, raw_pos)
                 if batch is not None:
                     yield batch
-        finally:
-            for _, future in window:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-            # A read blocked on a stalled pipe cannot be interrupted: give up waiting after a
-            # while (the thread is a daemon and leaves when its read returns) and leave the
-            # input open for it; regular files and decompression finish quickly.
-            if blocks.close(timeout=10):
-                self._input.close()
 
     def _take(self, res: BlockResult, raw_pos: int) -> SparseBatch | None:
         """Account for one parsed block (in file order); raise its error in stop mode."""

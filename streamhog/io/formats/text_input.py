@@ -197,3 +197,49 @@ def _decompress_error(name: str, compression: str | None, exc: BaseException) ->
     if compression and isinstance(exc, (EOFError, OSError, lzma.LZMAError, zlib.error)):
         return DataFormatError(name, f"cannot read {compression} data: {exc}")
     return exc
+
+
+def parsed_in_order(inp, name: str, block_bytes: int, threads: int, submit, label: str):
+    """Read ``inp`` in blocks of whole lines on a producer thread, parse them on ``threads``
+    worker threads, and yield ``(raw_bytes_read, result)`` in file order, at most
+    ``threads + 1`` blocks in flight. ``submit(pool, buf, length)`` starts one block's parse
+    and returns its future, or None to leave the block out. The text readers' one pipeline
+    (LIBSVM and click logs, ratings). Closing the generator cancels what is in flight, stops
+    the threads and closes ``inp`` (unless a read is stuck on a stalled pipe: see below)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..threads import Producer
+
+    # The producer gets no reference to a reader object: a generator dropped without close()
+    # must be collectable, and its finalizer (the `finally` below) then stops the threads.
+    blocks = Producer(_iter_blocks(inp, block_bytes), capacity=threads + 1, name=f"{label}-read",
+                      on_error=lambda exc: _decompress_error(name, inp.compression, exc))
+    pool = ThreadPoolExecutor(threads, thread_name_prefix=f"streamhog-{label}-parse")
+    window: deque = deque()  # (raw bytes read, future), in file order
+    try:
+        pending = iter(blocks)
+        eof = False
+        while True:
+            while not eof and len(window) < threads + 1:
+                item = next(pending, None)
+                if item is None:
+                    eof = True
+                    continue
+                buf, length, raw_pos = item
+                future = submit(pool, buf, length)
+                if future is not None:
+                    window.append((raw_pos, future))
+            if not window:
+                break
+            raw_pos, future = window.popleft()
+            yield raw_pos, future.result()
+    finally:
+        for _, future in window:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        # A read blocked on a stalled pipe cannot be interrupted: give up waiting after a
+        # while (the thread is a daemon and leaves when its read returns) and leave the
+        # input open for it; regular files and decompression finish quickly.
+        if blocks.close(timeout=10):
+            inp.close()
