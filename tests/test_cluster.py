@@ -164,9 +164,12 @@ def test_async_mode_handles_staleness(client, data, single, tmp_path):
         m = _fit(client, data, "syn", tmp_path / policy, workers=2, epochs=3, sync_mode="async",
                  cluster_options={"delays": {0: 0.15}, "max_staleness": 1, "stale_policy": policy})
         reports = [h["cluster"] for h in m.meta["history"]]
-        key = "pushes_scaled" if policy == "scale" else "pushes_dropped"
-        assert sum(r[key] for r in reports) > 0, reports
-        assert max(r["staleness_max"] for r in reports) > 1
+        beyond = sum(r["pushes_beyond_bound"] for r in reports)
+        assert beyond > 0 and max(r["staleness_max"] for r in reports) > 1, reports
+        if policy == "scale":  # every stale push scaled (1/(1+staleness)), those beyond the bound too
+            assert sum(r["pushes_scaled"] for r in reports) >= beyond and sum(r["pushes_dropped"] for r in reports) == 0
+        else:  # exactly the pushes beyond the bound dropped
+            assert sum(r["pushes_dropped"] for r in reports) == beyond
         assert all(r["pushes"] == 2 * r["steps"] for r in reports)  # every step pushed to both shards
         assert _test_loss(m, data, "syn") <= single["syn"] * 1.02
 
@@ -313,16 +316,25 @@ def test_softmax_on_the_cluster(client, tmp_path):
     w.close(30)
     data = str(tmp_path / "mc.parquet")
     one = streamhog.train(data, tmp_path / "one", epochs=3, loss="softmax", threads=2, quiet=True)
-    # Downpour sums the workers' stale changes: on these 30 dense features every push moves
-    # every coordinate by a full step, and at the default rule's lr (0.7) two of them summed
-    # overshoot (test logloss 0.54-0.56 against 0.52 on one machine; one async worker: 0.52).
-    # Half the rate comes within 1-2% of one machine (0.519, 0.529: the pushes' order, hence
-    # the result, depends on timing); averaging needs no change.
-    for mode, kw, tol in (("average", {}, 1.01), ("async", {"lr": 0.35}, 1.03)):
+    single = one.evaluate(data)["logloss"]
+    for mode in ("average", "async"):  # the defaults (normalized, lr 0.7): issue 17's 2% for async
         m = train_on_cluster(data, tmp_path / mode, cluster=client, epochs=3, loss="softmax", threads=1, quiet=True,
-                             sync_every=1000, sync_mode=mode, cluster_options={"n_workers": 2}, **kw)
+                             sync_every=1000, sync_mode=mode, cluster_options={"n_workers": 2})
         assert m.n_classes == 3 and len(m.intercept) == 3
-        assert m.evaluate(data)["logloss"] <= one.evaluate(data)["logloss"] * tol
+        assert m.evaluate(data)["logloss"] <= single * (1.01 if mode == "average" else 1.02), mode
+    # The control: on these 30 dense features every push moves every coordinate by a full step;
+    # the old rule (full steps within the bound) sums two workers' stale steps, which overshoots
+    # at the default lr. With both workers slowed alike their steps overlap as on a real
+    # cluster (staleness 1 for one push of each pair): old +5-8%, every push scaled by
+    # 1/(1 + staleness) within 1.5% (benchmarks/cluster.md).
+    got = {}
+    for scaling in ("every", "beyond-bound"):
+        m = train_on_cluster(data, tmp_path / scaling, cluster=client, epochs=3, loss="softmax", threads=1, quiet=True,
+                             sync_mode="async", cluster_options={"n_workers": 2, "stale_scaling": scaling,
+                                                                 "delays": {0: 0.05, 1: 0.05}})
+        assert m.meta["history"][-1]["cluster"]["stale_scaling"] == scaling
+        got[scaling] = m.evaluate(data)["logloss"]
+    assert got["every"] <= single * 1.02 < got["beyond-bound"], (single, got)
 
 
 def _scaled_copy(src: Path, dst: Path, c: np.ndarray) -> str:

@@ -286,17 +286,54 @@ def test_downpour_shards_add_normalized_pushes_at_the_largest_scale(rng):
     shard.load(ch.Change("values", np.arange(n, dtype=np.uint32), base, np.zeros(0)))
     deltas = []
     for worker in range(2):
-        shard.fetch(worker)
         idx = np.sort(rng.choice(n, 5, replace=False))
         s = (base[2][idx] * rng.choice([1.0, 4.0, 100.0], 5)).astype(np.float32)
         w = (base[0][idx] * base[2][idx] / s + rng.normal(size=5)).astype(np.float32)
         acc = (base[1][idx] * (base[2][idx] / s) ** 2 + rng.uniform(0, 1, 5)).astype(np.float32)
         leaf = ch.Change("values", idx.astype(np.uint32), [w, acc, s], np.zeros(0), trained=0)
         deltas.append(ch.to_delta(leaf, base, np.zeros(0), rules))
-    for worker, d in enumerate(deltas):
-        assert shard.push(worker, d, max_staleness=5, policy="scale") == (worker, 1.0)
+    for worker, d in enumerate(deltas):  # each fetches just before its push: both fresh, full steps
+        shard.fetch(worker)
+        assert shard.push(worker, d, max_staleness=5, policy="scale") == (0, 1.0)
     want = ch.finalize(ch.merge(deltas[0], deltas[1], rules), base, np.zeros(0), rules, "sum")
     hit = want.index.astype(np.int64)
     np.testing.assert_array_equal(shard.arrays[2][hit], want.arrays[2])
     for a in (0, 1):
         np.testing.assert_allclose(shard.arrays[a][hit], want.arrays[a], rtol=1e-5, atol=1e-6)
+
+
+def test_downpour_scales_every_push_by_its_staleness(rng):
+    """Three workers fetch the same model and push in turn: the k-th push is k pushes stale
+    and adds 1/(1+k) of its change (weights and intercept; AdaGrad's squared-gradient sums
+    whole); beyond the bound ``drop`` ignores it. The old rule (``beyond-bound``) added full
+    steps within the bound and 1/staleness beyond."""
+    from streamhog.cluster.shards import Shard, stale_factor
+
+    assert [stale_factor(t, 1, "scale") for t in range(4)] == [1.0, 1 / 2, 1 / 3, 1 / 4]
+    assert [stale_factor(t, 1, "drop") for t in range(4)] == [1.0, 1 / 2, 0.0, 0.0]
+    assert [stale_factor(t, 1, "scale", "beyond-bound") for t in range(4)] == [1.0, 1.0, 1 / 2, 1 / 3]
+    n, rules = 6, ch.ARRAY_RULES["adagrad"]
+    k = 1  # one intercept: bstate = (w, acc, aux, N, T)
+    for policy, bound in (("scale", 5), ("drop", 1)):
+        base = [rng.normal(size=n).astype(np.float32), rng.uniform(0, 1, n).astype(np.float32)]
+        b0 = rng.normal(size=3 * k + 2)
+        shard = Shard(0, n, 2, b0, rules, "adagrad")
+        shard.load(ch.Change("values", np.arange(n, dtype=np.uint32), base, b0))
+        want_w, want_acc, want_b = base[0].astype(np.float64), base[1].astype(np.float64), b0.copy()
+        for worker in range(3):
+            shard.fetch(worker)
+        for worker in range(3):
+            idx = np.sort(rng.choice(n, 4, replace=False)).astype(np.uint32)
+            dw, dacc = rng.normal(size=4).astype(np.float32), rng.uniform(0, 1, 4).astype(np.float32)
+            db = rng.normal(size=3 * k + 2)
+            got = shard.push(worker, ch.Change("delta", idx, [dw, dacc], db, np.ones(4, np.uint16), trained=1),
+                             bound, policy)
+            f = 0.0 if policy == "drop" and worker > bound else 1 / (1 + worker)
+            assert got == (worker, f)
+            if f:
+                want_w[idx] += f * dw
+                want_acc[idx] += dacc
+                want_b += np.concatenate([f * db[:k], db[k:]])
+        np.testing.assert_allclose(shard.arrays[0], want_w, rtol=1e-6)
+        np.testing.assert_allclose(shard.arrays[1], want_acc, rtol=1e-6)
+        np.testing.assert_allclose(shard.bstate, want_b, rtol=1e-12)

@@ -120,7 +120,8 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
                    help="async: pushes by other workers since a worker's fetch beyond which its update is stale "
                         "(default: 2 x workers)")
     g.add_argument("--stale-policy", choices=STALE_POLICIES, default="scale",
-                   help="async: scale a stale update by 1/staleness (default), or drop it")
+                   help="async: beyond --max-staleness, scale the update by 1/(1 + staleness) as every push "
+                        "is (default), or drop it")
 
 
 _CLUSTER = ("workers", "push_every", "fetch_every", "max_staleness", "stale_policy", "polish_iterations")

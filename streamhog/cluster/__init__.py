@@ -11,8 +11,9 @@ consumer threads; the workers synchronise in one of three modes (``--sync-mode``
   workers (``--sync-combine average|sum``) and the result sent back down (changes.py,
   session.py); the bytes and seconds of every round are in the epoch's history.
 * ``async`` (downpour.py): Downpour SGD with parameter-server shards on the workers;
-  pushes every ``--push-every`` blocks, fetches every ``--fetch-every``; updates staler
-  than ``--max-staleness`` are scaled by 1/staleness or dropped.
+  pushes every ``--push-every`` blocks, fetches every ``--fetch-every``; every push is
+  scaled by 1/(1 + staleness) (shards.py), and one staler than ``--max-staleness`` is
+  scaled so too or dropped (``--stale-policy``).
 * ``lbfgs`` (lbfgs.py): full-batch L-BFGS with the loss and gradient summed over the
   workers' partitions; ``--polish lbfgs`` runs it after ``average`` epochs.
 

@@ -7,9 +7,10 @@ and every ``--fetch-every`` blocks it fetches from them the values of every coor
 changed since its last fetch — never per example. Workers never wait for each other: the
 client starts a worker's next step as soon as its previous one ends (its fetch ordered
 after its own pushes), so fast workers push many times while a slow one computes; the
-shards measure each push's staleness and scale or drop those beyond ``--max-staleness``
-(shards.py). The epoch's staleness figures (mean, max, pushes scaled and dropped) and bytes
-are in its history record.
+shards measure each push's staleness, scale every push by 1/(1 + staleness) and drop those
+beyond ``--max-staleness`` under ``--stale-policy drop`` (shards.py). The epoch's staleness
+figures (mean, max, pushes scaled, beyond the bound and dropped, the scaling rule) and
+bytes are in its history record.
 
 The client's model directory gets the shards' model at the end of each epoch (and when a
 signal stops the run: the steps in flight finish first), where the checkpoint is written
@@ -42,8 +43,8 @@ def ps_init(run_id: str, s: int, n_shards: int, model: ch.Change) -> None:
 
 
 @_task
-def ps_push(run_id: str, worker: int, part: ch.Change, max_staleness: int, policy: str):
-    return _run(run_id).shard.push(worker, part, max_staleness, policy)
+def ps_push(run_id: str, worker: int, part: ch.Change, max_staleness: int, policy: str, scaling: str):
+    return _run(run_id).shard.push(worker, part, max_staleness, policy, scaling)
 
 
 @_task
@@ -149,8 +150,8 @@ class Downpour:
             step = s.submit(async_step, s.run_id, fetched, blocks, epoch, lr, st.step,
                             float(opts.delays.get(k, 0.0)), self.bounds, worker=w)
             parts = [s.submit(_part, step, j, worker=w) for j in range(n_shards)]
-            mine = [s.submit(ps_push, s.run_id, k, parts[j], bound, opts.stale_policy, worker=self.shard_workers[j])
-                    for j in range(n_shards)]
+            mine = [s.submit(ps_push, s.run_id, k, parts[j], bound, opts.stale_policy, opts.stale_scaling,
+                             worker=self.shard_workers[j]) for j in range(n_shards)]
             active[s.submit(_stats, step, worker=w)] = (k, w, mine)
 
         for k, w in enumerate(workers):
@@ -220,7 +221,9 @@ class Downpour:
         self.report_ = {"steps": stats["steps"], "pushes": len(staleness), "max_staleness": bound,
                         "staleness_mean": round(float(taus.mean()), 3), "staleness_max": int(taus.max()),
                         "pushes_scaled": int(((factors > 0) & (factors < 1)).sum()),
-                        "pushes_dropped": int((factors == 0).sum()), "stale_policy": self.run.opts.stale_policy}
+                        "pushes_beyond_bound": int((taus > bound).sum()),
+                        "pushes_dropped": int((factors == 0).sum()), "stale_policy": self.run.opts.stale_policy,
+                        "stale_scaling": self.run.opts.stale_scaling}
         t = self.run._epoch_totals
         t.rounds += stats["steps"]
         t.bytes_up += stats["push_bytes"]

@@ -11,6 +11,9 @@ from ..errors import ConfigError
 SYNC_MODES = ("average", "async", "lbfgs")
 COMBINES = ("average", "sum")
 STALE_POLICIES = ("scale", "drop")
+#: async: which pushes are scaled by their staleness (shards.py): every one (the default), or,
+#: as before, only those beyond --max-staleness (a control for benchmarks/cluster.md).
+STALE_SCALINGS = ("every", "beyond-bound")
 POLISHES = ("none", "lbfgs")
 #: Rows each worker trains between two synchronisations when --sync-every is not given:
 #: a few blocks of the default Parquet row group (16,384 rows), so that a round's compute
@@ -54,7 +57,8 @@ class ClusterOptions:
     push_every: int = 1                    # async: blocks between two pushes of a worker's changes
     fetch_every: int = 1                   # async: blocks between two fetches of the model
     max_staleness: int | None = None       # async: pushes by others since the worker's fetch (None: 2 x workers)
-    stale_policy: str = "scale"            # async: beyond the bound, scale the update by 1/staleness, or drop it
+    stale_policy: str = "scale"            # async: beyond the bound, scale the update (1/(1+staleness)) or drop it
+    stale_scaling: str = "every"           # async: scale every push by 1/(1+staleness), or beyond-bound (the old rule)
     max_restarts: int = 3                  # lost workers tolerated before the run gives up
     n_workers: int | None = None           # use at most this many of the cluster's workers (None: all)
     delays: dict = field(default_factory=dict)  # test hook: {worker index: seconds of sleep per block}
@@ -63,6 +67,7 @@ class ClusterOptions:
         for name, value, allowed in (("--sync-mode", self.sync_mode, SYNC_MODES),
                                      ("--sync-combine", self.combine, COMBINES),
                                      ("--stale-policy", self.stale_policy, STALE_POLICIES),
+                                     ("stale_scaling", self.stale_scaling, STALE_SCALINGS),
                                      ("--polish", self.polish, POLISHES)):
             if value not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
