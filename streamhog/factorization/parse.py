@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataFormatError
 from ..io.formats.libsvm import MAX_REPORTED_SKIPS, _quote
-from ..io.formats.text_input import open_binary_input, parsed_in_order
+from ..io.formats.text_input import ClosingReader, open_binary_input, parsed_in_order
 from . import parse_kernel as K
 
 DEFAULT_COLUMNS = {
@@ -167,7 +167,7 @@ def parse_ratings(data, length: int | None = None, *, layout: Layout, skip_first
                        bool(stats[K.S_STOPPED]))
 
 
-class RatingsReader:
+class RatingsReader(ClosingReader):
     """Stream a rating text file as ``(users uint64, items uint64, ratings float32, first
     line)`` blocks in file order. ``user_column`` / ``item_column`` / ``rating_column``
     name the columns of a file with a header. After iteration: ``n_rows``, ``n_lines``,
@@ -186,19 +186,6 @@ class RatingsReader:
         self.n_rows = self.n_lines = self.n_skipped = self.bytes_in = 0
         self.skipped: list[tuple[int, str]] = []
         self._gen = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        ref, self._gen = self._gen, None
-        gen = ref() if ref is not None else None
-        if gen is not None:
-            gen.close()
-        self._input.close()
 
     def __iter__(self):
         if self._gen is not None or self.layout is not None:

@@ -20,7 +20,7 @@ from ..batch import SparseBatch
 from ...errors import ConfigError, DataFormatError
 from ...kernels import libsvm_parse as K
 from .spec import MAX_INDEX
-from .text_input import _decompress_error, _iter_blocks, open_binary_input, parsed_in_order
+from .text_input import ClosingReader, _decompress_error, _iter_blocks, open_binary_input, parsed_in_order
 
 __all__ = ["LibsvmReader", "open_binary_input", "parse_block", "BlockResult", "MAX_REPORTED_SKIPS"]
 
@@ -167,7 +167,7 @@ def parse_block(data, length: int | None = None, *, index_base: int = 1, n_featu
 # The reader
 
 
-class LibsvmReader:
+class LibsvmReader(ClosingReader):
     """Stream a LIBSVM/svmlight file as :class:`SparseBatch` blocks, in file order.
 
     ``source``: a path, ``"-"`` (standard input) or a binary file object; gzip/bz2/xz are
@@ -220,21 +220,6 @@ class LibsvmReader:
         self._started = False
         self._gen = None
         self._slow_hint = 1024
-
-    # -- context manager / closing ---------------------------------------------------------
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        """Stop the threads (if iterating) and close the input; safe to call twice."""
-        ref, self._gen = self._gen, None
-        gen = ref() if ref is not None else None
-        if gen is not None:
-            gen.close()
-        self._input.close()
 
     # -- iteration --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[SparseBatch]:

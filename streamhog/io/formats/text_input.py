@@ -243,3 +243,26 @@ def parsed_in_order(inp, name: str, block_bytes: int, threads: int, submit, labe
         # input open for it; regular files and decompression finish quickly.
         if blocks.close(timeout=10):
             inp.close()
+
+
+class ClosingReader:
+    """What a text reader shares: it reads ``self._input`` through one generator, held weakly
+    in ``self._gen`` (a dropped loop closes it, and its threads, at once); ``close()`` and
+    the context manager stop that generator's threads and close the input."""
+
+    _gen = None
+    _input = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        """Stop the threads (if iterating) and close the input; safe to call twice."""
+        ref, self._gen = self._gen, None
+        gen = ref() if ref is not None else None
+        if gen is not None:
+            gen.close()
+        self._input.close()
