@@ -4,6 +4,7 @@ no output; existing outputs are never replaced unasked."""
 from __future__ import annotations
 
 import bz2
+import os
 import shutil
 import subprocess
 import sys
@@ -229,3 +230,17 @@ def test_demo_runs(tmp_path, capsys):
     assert "wrote" in out and "32,561 rows" in out
     logloss = float(out.split("test logloss ")[1].split(",")[0])
     assert logloss <= 0.330  # issue 3: make demo prints a9a test logloss <= 0.330
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path):
+    """`streamhog info DATA | head`: the reader leaves before the output is written; the
+    command stops with SIGPIPE's status and no traceback."""
+    convert(A9A_SOURCE, tmp_path / "a.parquet")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "streamhog", "info", str(tmp_path / "a.parquet")],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and proc.stderr == ""

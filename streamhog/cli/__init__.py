@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
 
 from .._version import __version__
@@ -96,6 +97,11 @@ def main(argv=None) -> int:
     except StreamhogError as exc:
         print(f"streamhog {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # Whoever read stdout left (streamhog info m | head): stop quietly, as Unix tools do on
+        # SIGPIPE; stdout goes to /dev/null so that the interpreter's last flush fails no more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as exc:
         named = exc.filename is not None or isinstance(exc, (FileNotFoundError, NotADirectoryError, FileExistsError))
         if debug or not (named or exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)):
