@@ -290,3 +290,31 @@ def test_training_mean_against_numpy(tmp_path, weighted, holdout):
     assert rows == keep.sum()
     assert rng_ == [float(rk.min()), float(rk.max())]
     np.testing.assert_allclose([mu, sigma], [mean, std], rtol=1e-10)
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
+def test_small_data_held_in_memory_trains_exactly_as_streamed(synthetic, tmp_path, monkeypatch, optimizer):
+    """Small data is read once and its blocks served from memory in later epochs: one thread
+    gives bit for bit the model of a run that streams every epoch from disk."""
+    from streamhog.factorization import trainer
+
+    runs, default = {}, trainer.HOLD_BYTES
+    for hold in (default, 0):
+        monkeypatch.setattr(trainer, "HOLD_BYTES", hold)
+        seen = []
+        real = trainer._HeldBlocks.__init__
+
+        def spy(self, held, order, real=real, seen=seen):
+            seen.append(len(order))
+            real(self, held, order)
+
+        monkeypatch.setattr(trainer._HeldBlocks, "__init__", spy)
+        model = train_mf(synthetic / "train.parquet", tmp_path / f"m{hold}", rank=6, epochs=4, threads=1, holdout=0.2,
+                         optimizer=optimizer)
+        runs[hold] = (model, seen)
+    (held, seen_held), (streamed, seen_streamed) = runs[default], runs[0]
+    n_blocks = InteractionDataset(synthetic / "train.parquet").n_blocks
+    assert seen_held == [n_blocks] * 3 and seen_streamed == []  # epochs 2-4 from memory; never without the cache
+    for name in held.arrays:
+        np.testing.assert_array_equal(held.arrays[name], streamed.arrays[name], err_msg=name)
+    assert [h["train_rmse"] for h in held.history] == [h["train_rmse"] for h in streamed.history]
