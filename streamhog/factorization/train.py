@@ -126,7 +126,10 @@ def train_mf(data, model_dir, *, valid=None, resume: bool = False, overwrite: bo
     model_dir = Path(model_dir)
     say = (lambda msg: None) if quiet else (log or (lambda msg: print(msg, file=sys.stderr)))
     ds = InteractionDataset(data)
+    ds.require_ratings("training")
     valid_ds = InteractionDataset(valid) if valid is not None else None
+    if valid_ds is not None:
+        valid_ds.require_ratings("validation")
     lock = ModelLock(model_dir)  # one run per model directory (model/lock.py), released at the end
     try:
         return _train(model_dir, ds, valid_ds, resume, overwrite, n_users, n_items, checkpoint_every,
