@@ -156,6 +156,8 @@ def test_a_file_of_pairs_has_no_rating_column_and_reads_as_pairs(tmp_path, rng):
             ds.require_ratings(what)
         assert str(err.value) == (f"{tmp_path / 'p.parquet'}: no 'rating' column: (user, item) pairs to score with "
                                   f"'streamhog predict'; {what} needs ratings")
+    with pytest.raises(DataFormatError, match="reading ratings needs ratings"):
+        next(ds.iter_ratings())
     write_interactions(tmp_path / "r.parquet", u, i % 100, np.ones(1000, np.float32))
     InteractionDataset(tmp_path / "r.parquet").require_ratings("training")  # rated data passes
 

@@ -312,6 +312,7 @@ class InteractionDataset:
     def iter_ratings(self):
         """``(row_start, ratings, weights or None)`` of every block in order, reading only
         those columns (the training mean, the rating range)."""
+        self.require_ratings("reading ratings")
         block = 0
         for info in self.files:
             cols = [RATING] + ([WEIGHT] if info.has_weights else [])
