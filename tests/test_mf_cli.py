@@ -203,3 +203,42 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(converted, ratings, tmp_path,
                    match="is not a factorization model")
     one_line_error(capsys, "convert", bad, tmp_path / "o.parquet", "--input-format", "ratings", "--fix-rows",
                    match="--fix-rows: sparse-feature options")
+
+
+def test_predict_on_pairs_without_ratings(converted, ratings, tmp_path, capsys):
+    """A user supplies just (user, item) pairs (CSV with a userId,movieId header, no rating):
+    convert writes them without a rating column, predict scores them exactly as the same
+    pairs with ratings (the model's own predict, NumPy's formula) and writes no rating
+    column; train, evaluate and --valid refuse them in one line."""
+    m = tmp_path / "m"
+    assert cli(capsys, "train", converted / "train.parquet", "--model", m, "--loss", "mf", "--rank", 4, "--epochs",
+               2, "--threads", 1, "--quiet")[0] == 0
+    model = MFModel.open(m)
+    u, i, _ = ratings[1]["test"]
+    with open(tmp_path / "pairs.csv", "w") as f:
+        f.write("userId,movieId\n")
+        f.writelines(f"{a},{b}\n" for a, b in zip(u, i))
+    pairs = tmp_path / "pairs.parquet"
+    rc, out, err = cli(capsys, "convert", tmp_path / "pairs.csv", pairs, "--input-format", "ratings")
+    assert rc == 0 and "2,000 (user, item) pairs, no ratings" in out + err, err
+    preds = tmp_path / "p.parquet"
+    rc, out, err = cli(capsys, "predict", pairs, "--model", m, "--out", preds)
+    assert rc == 0 and out.strip() == f"wrote {preds}: 2,000 predictions", err
+    t = pq.read_table(preds)
+    assert t.column_names == ["user", "item", "prediction"]
+    np.testing.assert_array_equal(t.column("user").to_numpy(), u)
+    np.testing.assert_array_equal(t.column("item").to_numpy(), i)
+    P, Q = np.asarray(model.arrays["user_factors"], np.float64), np.asarray(model.arrays["item_factors"], np.float64)
+    ub, ib = np.asarray(model.arrays["user_bias"]), np.asarray(model.arrays["item_bias"])
+    lo, hi = model.meta["rating_range"]
+    want = np.clip(model.mu + ub[u] + ib[i] + np.einsum("ij,ij->i", P[u], Q[i]), lo, hi)
+    np.testing.assert_allclose(t.column("prediction").to_numpy(), want, rtol=1e-5)
+    rated = tmp_path / "rated.parquet"
+    assert cli(capsys, "predict", converted / "test.parquet", "--model", m, "--out", rated)[0] == 0
+    np.testing.assert_array_equal(t.column("prediction").to_numpy(), pq.read_table(rated).column("prediction").to_numpy())
+    for command, args in (("train", ("--model", tmp_path / "m2", "--loss", "mf")), ("evaluate", ("--model", m))):
+        one_line_error(capsys, command, pairs, *args, match=f"{pairs}: no 'rating' column: (user, item) pairs to "
+                                                            f"score with 'streamhog predict'; ")
+    assert not (tmp_path / "m2").exists()
+    one_line_error(capsys, "train", converted / "train.parquet", "--model", tmp_path / "m3", "--loss", "mf",
+                   "--valid", pairs, match="validation needs ratings")

@@ -123,7 +123,8 @@ def test_bad_blocks_are_refused_naming_file_and_row_group(tmp_path, columns, met
     ({"user": pa.array([1], pa.int64()), "item": pa.array([1], pa.uint32()), "rating": pa.array([1.0])}, {},
      "column 'user' has type int64, expected uint32 or uint64 (non-negative ids)"),
     ({"user": pa.array([1], pa.uint32()), "rating": pa.array([1.0])}, {}, "missing column 'item'"),
-    ({"user": pa.array([1], pa.uint32()), "item": pa.array([1], pa.uint32())}, {}, "missing column 'rating'"),
+    ({"user": pa.array([1], pa.uint32()), "item": pa.array([1], pa.uint32()), "weight": pa.array([1.0])}, {},
+     "column 'weight' without a 'rating' column (weights need ratings)"),
     ({"user": pa.array([1], pa.uint32()), "item": pa.array([1], pa.uint32()), "rating": pa.array([1.0])},
      {"interactions_version": "7"}, "interactions_version '7' is not supported"),
 ])
@@ -133,6 +134,60 @@ def test_bad_files_are_refused_when_opened(tmp_path, columns, meta, problem):
     with pytest.raises(DataFormatError) as err:
         InteractionDataset(path)
     assert str(err.value).startswith(f"{path}: {problem}")
+
+
+def test_a_file_of_pairs_has_no_rating_column_and_reads_as_pairs(tmp_path, rng):
+    """(user, item) pairs without ratings (what predict scores): written without a rating
+    column, read back with ratings None; training and evaluation refuse them by name."""
+    u, i = rng.integers(0, 70, 1000), rng.integers(0, 2**33, 1000)  # a 64-bit id: widened as with ratings
+    write_interactions(tmp_path / "p.parquet", u, i, rows_per_group=300)
+    assert pq.read_schema(tmp_path / "p.parquet").names == ["user", "item"]
+    ds = InteractionDataset(tmp_path / "p.parquet")
+    assert not ds.has_ratings and ds.n_rows == 1000 and ds.n_blocks == 4 and ds.info()["id_type"] == "uint64"
+    reader = ds.open_reader()
+    batches = [reader.read(b) for b in range(ds.n_blocks)]
+    reader.close()
+    assert all(b.ratings is None and b.weights is None for b in batches)
+    np.testing.assert_array_equal(np.concatenate([b.users for b in batches]), u)
+    np.testing.assert_array_equal(np.concatenate([b.items for b in batches]), i)
+    assert [b.n_rows for b in batches] == [300, 300, 300, 100]
+    for what in ("training", "evaluation"):
+        with pytest.raises(DataFormatError) as err:
+            ds.require_ratings(what)
+        assert str(err.value) == (f"{tmp_path / 'p.parquet'}: no 'rating' column: (user, item) pairs to score with "
+                                  f"'streamhog predict'; {what} needs ratings")
+    with pytest.raises(DataFormatError, match="reading ratings needs ratings"):
+        next(ds.iter_ratings())
+    write_interactions(tmp_path / "r.parquet", u, i % 100, np.ones(1000, np.float32))
+    InteractionDataset(tmp_path / "r.parquet").require_ratings("training")  # rated data passes
+
+
+@pytest.mark.parametrize("text, problem", [
+    (b"userId,movieId\n1,20\n2,30\n9,10\n", None),
+    (b"1 20\n2\t30\n9 10\n", None),
+    (b"user,item\r\n1,20\r\n2,30\r\n9,10\r\n", None),
+    (b"1 20\n2 30 4.5\n", "line 2: 3 field(s), expected 2 (user item)"),
+    (b"userId,movieId\n1,20\n-2,30\n", "line 3: user id '-2' is negative"),
+    (b"userId,movieId\n1,20\n2,x\n", "line 3: item id 'x' is not a non-negative integer"),
+])
+def test_pairs_text_converts_to_a_file_without_ratings(tmp_path, capsys, text, problem):
+    (tmp_path / "pairs.txt").write_bytes(text)
+    rc = main(["convert", str(tmp_path / "pairs.txt"), str(tmp_path / "pairs.parquet"), "--input-format", "ratings"])
+    out = capsys.readouterr()
+    if problem is not None:
+        assert rc == 1 and problem in out.err and len(out.err.strip().splitlines()) == 1, out.err
+        assert not (tmp_path / "pairs.parquet").exists()
+        return
+    assert rc == 0, out.err
+    assert "3 (user, item) pairs, no ratings" in out.out + out.err
+    t = pq.read_table(tmp_path / "pairs.parquet")
+    assert t.column_names == ["user", "item"]
+    assert t.column("user").to_pylist() == [1, 2, 9] and t.column("item").to_pylist() == [20, 30, 10]
+
+
+def test_a_rating_column_asked_for_must_exist():
+    with pytest.raises(DataFormatError, match="no column 'stars'"):
+        parse_text(b"userId,movieId\n1,20\n", rating_column="stars")
 
 
 def test_a_sparse_feature_file_is_not_taken_for_interactions(tmp_path):

@@ -266,3 +266,55 @@ def test_constant_ratings_train_to_that_constant(tmp_path):
                        np.full(2000, 4.0, np.float32))
     model = train_mf(tmp_path / "c.parquet", tmp_path / "m", rank=4, epochs=3, threads=2)
     np.testing.assert_allclose(model.predict([0, 5, 10**6], [0, 3, 2]), 4.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("holdout", [0.0, 0.2])
+def test_training_mean_against_numpy(tmp_path, weighted, holdout):
+    """μ, σ, the range and the row count of the training rows (the held-out ones left out),
+    over several blocks, against NumPy's weighted mean and standard deviation."""
+    from streamhog.factorization.train import training_mean
+
+    rng = np.random.default_rng(4)
+    n = 10_000
+    u, i = rng.integers(0, 90, n), rng.integers(0, 70, n)
+    r = (100.0 + rng.normal(0, 2, n)).astype(np.float32)  # a large offset: the shifted sums must not cancel
+    w = rng.uniform(0.1, 3.0, n).astype(np.float32) if weighted else None
+    write_interactions(tmp_path / "r.parquet", u, i, r, w, rows_per_group=1_500)
+    keep = ~holdout_mask(0, n, holdout, 11) if holdout else np.ones(n, bool)
+    rk = r[keep].astype(np.float64)
+    wk = w[keep].astype(np.float64) if weighted else np.ones(len(rk))
+    mean = np.average(rk, weights=wk)
+    std = np.sqrt(np.average((rk - mean) ** 2, weights=wk))
+    mu, sigma, rng_, rows = training_mean(InteractionDataset(tmp_path / "r.parquet"), holdout, 11)
+    assert rows == keep.sum()
+    assert rng_ == [float(rk.min()), float(rk.max())]
+    np.testing.assert_allclose([mu, sigma], [mean, std], rtol=1e-10)
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
+def test_small_data_held_in_memory_trains_exactly_as_streamed(synthetic, tmp_path, monkeypatch, optimizer):
+    """Small data is read once and its blocks served from memory in later epochs: one thread
+    gives bit for bit the model of a run that streams every epoch from disk."""
+    from streamhog.factorization import trainer
+
+    runs, default = {}, trainer.HOLD_BYTES
+    for hold in (default, 0):
+        monkeypatch.setattr(trainer, "HOLD_BYTES", hold)
+        seen = []
+        real = trainer._HeldBlocks.__init__
+
+        def spy(self, held, order, real=real, seen=seen):
+            seen.append(len(order))
+            real(self, held, order)
+
+        monkeypatch.setattr(trainer._HeldBlocks, "__init__", spy)
+        model = train_mf(synthetic / "train.parquet", tmp_path / f"m{hold}", rank=6, epochs=4, threads=1, holdout=0.2,
+                         optimizer=optimizer)
+        runs[hold] = (model, seen)
+    (held, seen_held), (streamed, seen_streamed) = runs[default], runs[0]
+    n_blocks = InteractionDataset(synthetic / "train.parquet").n_blocks
+    assert seen_held == [n_blocks] * 3 and seen_streamed == []  # epochs 2-4 from memory; never without the cache
+    for name in held.arrays:
+        np.testing.assert_array_equal(held.arrays[name], streamed.arrays[name], err_msg=name)
+    assert [h["train_rmse"] for h in held.history] == [h["train_rmse"] for h in streamed.history]

@@ -28,7 +28,9 @@ def add_ratings_arguments(p: argparse.ArgumentParser) -> None:
                    help="the header's user id column (default: userId, user_id or user)")
     g.add_argument("--item-column", metavar="NAME",
                    help="the header's item id column (default: movieId, itemId, item_id, item or movie_id)")
-    g.add_argument("--rating-column", metavar="NAME", help="the header's rating column (default: rating or score)")
+    g.add_argument("--rating-column", metavar="NAME",
+                   help="the header's rating column (default: rating or score; none: (user, item) pairs to "
+                        "score with predict)")
 
 
 def check_rating_columns(args) -> None:

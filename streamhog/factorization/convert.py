@@ -40,10 +40,11 @@ class RatingsReport:
     seconds: float = 0.0
     n_skipped: int = 0
     skipped: list = field(default_factory=list)  # (line, problem) of the first few
+    pairs: bool = False  # (user, item) pairs without ratings
 
     def summary(self) -> str:
         rate = self.bytes_in / self.seconds / 1e6 if self.seconds and self.bytes_in else 0.0
-        lines = [f"wrote {self.dst}: {self.n_rows:,} ratings, user ids < {self.n_users:,}, item ids < "
+        lines = [f"wrote {self.dst}: {self.n_rows:,} {'(user, item) pairs, no ratings' if self.pairs else 'ratings'}, user ids < {self.n_users:,}, item ids < "
                  f"{self.n_items:,}, {self.n_groups} row group(s), {self.bytes_out / 1e6:.1f} MB in "
                  f"{self.seconds:.2f} s" + (f" ({rate:.2g} MB/s of input)" if rate else "")]
         if self.n_skipped:
@@ -67,8 +68,12 @@ def convert_ratings(src, dst, report=None, *, rows_per_group: int | None = None,
     with atomic_output(dst, overwrite=overwrite, replaceable=_interactions_problem) as tmp:
         reader = RatingsReader(src, user_column=user_column, item_column=item_column, rating_column=rating_column,
                                skip_invalid=skip_invalid, threads=threads)
-        writer = InteractionWriter(tmp, rows_per_group=rows_per_group or DEFAULT_ROWS_PER_GROUP,
-                                   compression=compression)
+        writer = None
+
+        def open_writer():  # once the layout is known: a file of pairs has no rating column
+            return InteractionWriter(tmp, rows_per_group=rows_per_group or DEFAULT_ROWS_PER_GROUP,
+                                     compression=compression,
+                                     has_ratings=reader.layout is None or reader.layout.has_ratings)
         try:
             total = Path(src).stat().st_size if str(src) != "-" else None
             from tqdm import tqdm
@@ -77,16 +82,19 @@ def convert_ratings(src, dst, report=None, *, rows_per_group: int | None = None,
             show = progress if progress is not None else sys.stderr.isatty()
             with tqdm(total=total, unit="B", unit_scale=True, disable=not show, leave=False) as bar:
                 for users, items, ratings, _ in reader:
-                    writer.write(users, items, ratings)
+                    writer = writer or open_writer()
+                    writer.write(users, items, ratings if writer.has_ratings else None)
                     bar.update(reader.bytes_in - bar.n)
+            writer = writer or open_writer()
             writer.close()
         except BaseException:
-            writer.abort()
+            if writer is not None:
+                writer.abort()
             raise
         finally:
             reader.close()
     report.seconds = time.perf_counter() - start
-    report.n_rows, report.n_groups = writer.n_rows, writer.n_groups
+    report.n_rows, report.n_groups, report.pairs = writer.n_rows, writer.n_groups, not writer.has_ratings
     report.n_users, report.n_items = writer.max_user + 1, writer.max_item + 1
     report.bytes_in, report.bytes_out = reader.bytes_in, apparent_size(dst)
     report.n_skipped, report.skipped = reader.n_skipped, list(reader.skipped)

@@ -1,7 +1,8 @@
 """The Parquet interaction layout: one row per observation (user, item, rating[, weight]).
 
 Columns ``user`` and ``item`` (uint32, or uint64 when an id needs it), ``rating`` float32,
-optional ``weight`` float32; file key-value metadata ``interactions_version``, ``n_users``,
+optional ``weight`` float32 (a file of pairs to score, with no known ratings, has neither:
+``predict`` reads it, training and evaluation refuse it); file key-value metadata ``interactions_version``, ``n_users``,
 ``n_items`` (the largest id + 1: ids index the factor matrices directly), ``n_rows``
 (docs/formats.md, "Interactions"). Written by streamhog with PLAIN encoding, no
 statistics, codec none by default, in row groups of ``rows_per_group`` rows: a row group
@@ -46,7 +47,7 @@ class InteractionBatch:
 
     users: np.ndarray            # uint32 or uint64 (n_rows,)
     items: np.ndarray            # same dtype as users
-    ratings: np.ndarray          # float32 (n_rows,)
+    ratings: np.ndarray | None   # float32 (n_rows,); None in a file of pairs (no rating column)
     weights: np.ndarray | None = None  # float32 (n_rows,) or None (all 1)
     source: str = ""
     row_start: int = 0
@@ -54,12 +55,13 @@ class InteractionBatch:
 
     @property
     def n_rows(self) -> int:
-        return len(self.ratings)
+        return len(self.users)
 
 
-def interaction_schema(id_type: pa.DataType, with_weights: bool) -> pa.Schema:
-    fields = [pa.field(USER, id_type, nullable=False), pa.field(ITEM, id_type, nullable=False),
-              pa.field(RATING, pa.float32(), nullable=False)]
+def interaction_schema(id_type: pa.DataType, with_weights: bool, with_ratings: bool = True) -> pa.Schema:
+    fields = [pa.field(USER, id_type, nullable=False), pa.field(ITEM, id_type, nullable=False)]
+    if with_ratings:
+        fields.append(pa.field(RATING, pa.float32(), nullable=False))
     if with_weights:
         fields.append(pa.field(WEIGHT, pa.float32(), nullable=False))
     return pa.schema(fields)
@@ -68,10 +70,11 @@ def interaction_schema(id_type: pa.DataType, with_weights: bool) -> pa.Schema:
 class InteractionWriter:
     """Writes one Parquet file of exactly ``rows_per_group`` rows per row group (the last may
     be shorter); memory is one group plus the incoming batch. Ids are written as uint32
-    until one needs 64 bits; then what was written is rewritten with uint64 columns."""
+    until one needs 64 bits; then what was written is rewritten with uint64 columns.
+    ``has_ratings=False`` writes (user, item) pairs only: what ``predict`` scores."""
 
     def __init__(self, path, *, rows_per_group: int = DEFAULT_ROWS_PER_GROUP, compression: str = "none",
-                 has_weights: bool = False):
+                 has_weights: bool = False, has_ratings: bool = True):
         if rows_per_group < 1:
             raise ConfigError(f"rows_per_group must be >= 1, got {rows_per_group}")
         if compression not in _CODEC:
@@ -79,7 +82,10 @@ class InteractionWriter:
         self.path = Path(path)
         self.rows_per_group = int(rows_per_group)
         self.compression = compression
+        if has_weights and not has_ratings:
+            raise ConfigError("weights need ratings: a file of (user, item) pairs has neither")
         self.has_weights = has_weights
+        self.has_ratings = has_ratings
         self.id_type = pa.uint32()
         self.n_rows = 0
         self.n_groups = 0
@@ -93,26 +99,33 @@ class InteractionWriter:
 
     def _open(self, path) -> pq.ParquetWriter:
         # PLAIN encoding: dictionary pages would cost a lookup per value when decoding.
-        return pq.ParquetWriter(path, interaction_schema(self.id_type, self.has_weights),
+        return pq.ParquetWriter(path, self._schema(),
                                 compression=_CODEC[self.compression], use_dictionary=False, write_statistics=False)
 
-    def write(self, users, items, ratings, weights=None) -> None:
+    def _schema(self) -> pa.Schema:
+        return interaction_schema(self.id_type, self.has_weights, self.has_ratings)
+
+    def write(self, users, items, ratings=None, weights=None) -> None:
         """Append rows (any integer arrays for the ids, already checked by the caller to be
-        in 0..MAX_ID, finite ratings)."""
+        in 0..MAX_ID, finite ratings; no ratings for a writer of pairs)."""
         if (weights is not None) != self.has_weights:
             raise ConfigError("weights must be given exactly when the writer was created with has_weights=True")
-        n = len(ratings)
+        if (ratings is not None) != self.has_ratings:
+            raise ConfigError("ratings must be given exactly when the writer was created with has_ratings=True")
+        n = len(users)
         if n == 0:
             return
         users = np.asarray(users, np.uint64)
         items = np.asarray(items, np.uint64)
         self.max_user = max(self.max_user, int(users.max()))
         self.max_item = max(self.max_item, int(items.max()))
-        self.rating_min = min(self.rating_min, float(np.min(ratings)))
-        self.rating_max = max(self.rating_max, float(np.max(ratings)))
+        part = (users, items)
+        if self.has_ratings:
+            self.rating_min = min(self.rating_min, float(np.min(ratings)))
+            self.rating_max = max(self.rating_max, float(np.max(ratings)))
+            part += (np.asarray(ratings, np.float32),)
         if max(self.max_user, self.max_item) > MAX_UINT32 and self.id_type == pa.uint32():
             self._widen_ids()
-        part = (users, items, np.asarray(ratings, np.float32))
         self._pending.append(part + ((np.asarray(weights, np.float32),) if self.has_weights else ()))
         self._pending_rows += n
         while self._pending_rows >= self.rows_per_group:
@@ -122,14 +135,13 @@ class InteractionWriter:
         """Write the first ``n`` pending rows as one row group."""
         parts = [np.concatenate([p[c] for p in self._pending]) for c in range(len(self._pending[0]))]
         types = [self.id_type, self.id_type, pa.float32(), pa.float32()]
-        table = pa.Table.from_arrays([pa.array(x[:n], t) for x, t in zip(parts, types)],
-                                     schema=interaction_schema(self.id_type, self.has_weights))
+        table = pa.Table.from_arrays([pa.array(x[:n], t) for x, t in zip(parts, types)], schema=self._schema())
         if self._writer is None:
             self._writer = self._open(self.path)
         self._writer.write_table(table, row_group_size=n)
         rest = tuple(x[n:] for x in parts)
-        self._pending = [rest] if len(rest[2]) else []
-        self._pending_rows = len(rest[2])
+        self._pending = [rest] if len(rest[0]) else []
+        self._pending_rows = len(rest[0])
         self.n_rows += n
         self.n_groups += 1
 
@@ -145,7 +157,7 @@ class InteractionWriter:
         with pq.ParquetFile(old) as prefix:
             for rg in range(prefix.num_row_groups):
                 t = prefix.read_row_group(rg)
-                self._writer.write_table(t.cast(interaction_schema(self.id_type, self.has_weights)),
+                self._writer.write_table(t.cast(self._schema()),
                                          row_group_size=max(1, t.num_rows))
         old.unlink()
 
@@ -172,12 +184,14 @@ class InteractionWriter:
             self._writer = None
 
 
-def write_interactions(path, users, items, ratings, weights=None, **options) -> InteractionWriter:
-    """Write arrays held in memory as one interaction file (tests, benchmarks, tools)."""
-    writer = InteractionWriter(path, has_weights=weights is not None, **options)
-    for start in range(0, len(ratings), writer.rows_per_group):
+def write_interactions(path, users, items, ratings=None, weights=None, **options) -> InteractionWriter:
+    """Write arrays held in memory as one interaction file (tests, benchmarks, tools);
+    ``ratings=None``: a file of (user, item) pairs to score."""
+    writer = InteractionWriter(path, has_weights=weights is not None, has_ratings=ratings is not None, **options)
+    for start in range(0, len(users), writer.rows_per_group):
         sl = slice(start, start + writer.rows_per_group)
-        writer.write(users[sl], items[sl], ratings[sl], None if weights is None else weights[sl])
+        writer.write(users[sl], items[sl], None if ratings is None else ratings[sl],
+                     None if weights is None else weights[sl])
     writer.close()
     return writer
 
@@ -193,6 +207,7 @@ class _FileInfo:
     n_items: int
     has_weights: bool
     id_type: str
+    has_ratings: bool = True
 
 
 def _meta_int(kv: dict, key: str, path: Path) -> int:
@@ -228,15 +243,16 @@ def _inspect(path: Path) -> tuple[_FileInfo, pq.FileMetaData]:
         if id_type is not None and t != id_type:
             raise DataFormatError(path, f"columns 'user' and 'item' have different types ({id_type} and {t})")
         id_type = t
-    if RATING not in schema.names:
-        raise DataFormatError(path, f"missing column '{RATING}' (float32)")
-    t = schema.field(RATING).type
+    has_ratings = RATING in schema.names  # without: (user, item) pairs to score
+    t = schema.field(RATING).type if has_ratings else pa.float32()
     if not (pa.types.is_floating(t) or pa.types.is_integer(t)):
         raise DataFormatError(path, f"column '{RATING}' has type {t}, expected float32")
     has_weights = WEIGHT in schema.names
+    if has_weights and not has_ratings:
+        raise DataFormatError(path, f"column '{WEIGHT}' without a '{RATING}' column (weights need ratings)")
     if has_weights and not pa.types.is_floating(schema.field(WEIGHT).type):
         raise DataFormatError(path, f"column '{WEIGHT}' has type {schema.field(WEIGHT).type}, expected float32")
-    return _FileInfo(path, n_users, n_items, has_weights, str(id_type)), md
+    return _FileInfo(path, n_users, n_items, has_weights, str(id_type), has_ratings), md
 
 
 class InteractionDataset:
@@ -268,6 +284,8 @@ class InteractionDataset:
         self.n_users = max(f.n_users for f in self.files)
         self.n_items = max(f.n_items for f in self.files)
         self.has_weights = any(f.has_weights for f in self.files)
+        #: False when a file holds (user, item) pairs only: scored by predict, never trained on.
+        self.has_ratings = all(f.has_ratings for f in self.files)
         self._block_file = np.asarray(block_file, np.int64)
         self._block_rg = np.asarray(block_rg, np.int64)
         self.block_rows = np.asarray(block_rows, np.int64)
@@ -284,9 +302,17 @@ class InteractionDataset:
     def open_reader(self) -> "InteractionReader":
         return InteractionReader(self)
 
+    def require_ratings(self, what: str) -> None:
+        """Refuse data without ratings (pairs to score) for ``what`` (training, evaluation)."""
+        for f in self.files:
+            if not f.has_ratings:
+                raise DataFormatError(f.path, f"no '{RATING}' column: (user, item) pairs to score with 'streamhog "
+                                              f"predict'; {what} needs ratings")
+
     def iter_ratings(self):
         """``(row_start, ratings, weights or None)`` of every block in order, reading only
         those columns (the training mean, the rating range)."""
+        self.require_ratings("reading ratings")
         block = 0
         for info in self.files:
             cols = [RATING] + ([WEIGHT] if info.has_weights else [])
@@ -307,12 +333,15 @@ class InteractionDataset:
         return {"format": self.format, "path": str(self.path), "files": len(self.files), "n_rows": self.n_rows,
                 "n_users": self.n_users, "n_items": self.n_items, "blocks": self.n_blocks,
                 "id_type": "uint64" if any(f.id_type == "uint64" for f in self.files) else "uint32",
-                "has_weights": self.has_weights, "bytes_on_disk": sum(f.path.stat().st_size for f in self.files),
+                "has_weights": self.has_weights, "has_ratings": self.has_ratings, "bytes_on_disk": sum(f.path.stat().st_size for f in self.files),
                 "interactions_version": INTERACTIONS_VERSION}
 
 
 def _ratings(table: pa.Table, info: _FileInfo, where: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """The rating (and weight) columns of a block, checked: no nulls, finite, weights >= 0."""
+    """The rating (and weight) columns of a block, checked: no nulls, finite, weights >= 0;
+    (None, None) for a file of pairs."""
+    if not info.has_ratings:
+        return None, None
     out = []
     for name in (RATING, WEIGHT) if info.has_weights else (RATING,):
         col = table.column(name)
@@ -351,7 +380,7 @@ class InteractionReader:
         fi, rg = int(ds._block_file[block]), int(ds._block_rg[block])
         info = ds.files[fi]
         where = f"row group {rg}"
-        cols = [USER, ITEM, RATING] + ([WEIGHT] if info.has_weights else [])
+        cols = [USER, ITEM] + ([RATING] if info.has_ratings else []) + ([WEIGHT] if info.has_weights else [])
         try:
             table = self._file(fi).read_row_group(rg, columns=cols, use_threads=False)
         except Exception as exc:

@@ -12,7 +12,9 @@ fields is not a number; the user, item and rating columns are then found by name
 (``--user-column`` and the like, else the usual names, case-insensitively: userId /
 user_id / user, movieId / itemId / item_id / item / movie_id, rating / score), and every
 line must have as many fields as the header. Without a header the fields are
-``user item rating`` with an optional fourth (a timestamp, not kept). A bad line (a
+``user item rating`` with an optional fourth (a timestamp, not kept). A file of pairs to
+score has no rating: a header without a rating column (and no ``--rating-column``), or
+lines of exactly two numbers; its ratings come out as 0 and ``Layout.has_ratings`` is False. A bad line (a
 non-integer or negative id, a rating that is not a finite number, fields missing) stops the
 reader with the file, the line and the problem (``skip_invalid``: skipped, counted, and the
 first ten remembered).
@@ -50,6 +52,10 @@ class Layout:
     min_fields: int = 3
     max_fields: int = 4
 
+    @property
+    def has_ratings(self) -> bool:
+        return self.rating_col >= 0
+
 
 def _split(line: str, sep: int) -> list[str]:
     if sep == K.SEP_WHITESPACE:
@@ -71,8 +77,10 @@ def detect_layout(first_line: str, name: str, columns: dict) -> Layout:
     """The layout of a file from its first non-blank line (see the module docstring)."""
     sep = K.SEP_DOUBLE_COLON if "::" in first_line else K.SEP_COMMA if "," in first_line else K.SEP_WHITESPACE
     fields = _split(first_line, sep)
-    header = len(fields) < 3 or not all(_is_number(f) for f in fields[:3])
     given = {k: v for k, v in columns.items() if v is not None}
+    if len(fields) == 2 and all(_is_number(f) for f in fields) and not given:
+        return Layout(sep, None, 0, 1, -1, 2, 2)  # user item: pairs to score
+    header = len(fields) < 3 or not all(_is_number(f) for f in fields[:3])
     if not header:
         if given:
             flags = ", ".join(f"--{k}-column" for k in given)
@@ -83,10 +91,12 @@ def detect_layout(first_line: str, name: str, columns: dict) -> Layout:
     lower = [f.lower() for f in fields]
     if len(set(lower)) != len(lower):
         raise DataFormatError(name, f"the header names a column twice: {', '.join(fields)}", line=1)
-    cols = {}
+    cols = {"rating": -1}
     for role, names in DEFAULT_COLUMNS.items():
         wanted = (given[role].lower(),) if role in given else names
         found = [lower.index(n) for n in wanted if n in lower]
+        if not found and role == "rating" and role not in given:
+            continue  # no rating column: (user, item) pairs to score
         if not found:
             what = f"no column '{given[role]}'" if role in given else f"no {role} column ({' / '.join(names)})"
             raise DataFormatError(name, f"the header has {what}; its columns are {', '.join(fields)}: name them "
@@ -104,7 +114,7 @@ def _message(buf, row, layout: Layout) -> str:
     what = {layout.user_col: "user id", layout.item_col: "item id", layout.rating_col: "rating"}.get(col, "field")
     if code == K.E_FIELD_COUNT:
         want = (f"{layout.min_fields} (as the header)" if layout.header is not None
-                else "3 or 4 (user item rating [timestamp])")
+                else "3 or 4 (user item rating [timestamp])" if layout.has_ratings else "2 (user item)")
         return f"{n_fields} field(s), expected {want}: {text}"
     if code in (K.E_ID_EMPTY, K.E_RATING_EMPTY):
         return f"{what} is missing (empty field)"

@@ -185,7 +185,7 @@ def parse_ratings_block(buf, end, sep, min_fields, max_fields, user_col, item_co
             s, e = _trim(buf, is_, ie)
             code, iid = _parse_id(buf, s, e)
             e_start, e_end, e_field = s, e, item_col
-        if code == 0:
+        if code == 0 and rating_col >= 0:  # rating_col < 0: (user, item) pairs, no rating
             s, e = _trim(buf, rs, re_)
             e_start, e_end, e_field = s, e, rating_col
             if s >= e:

@@ -103,6 +103,7 @@ def evaluate(model: MFModel, data, *, threads: int | None = None, rows: Callable
     (a path or an InteractionDataset). ``rows(batch)``, when given, selects the rows scored
     (a boolean mask): the holdout."""
     ds = data if isinstance(data, InteractionDataset) else InteractionDataset(data)
+    ds.require_ratings("evaluation")
     threads = n_threads(threads)
     score = _Scorer(model, clip)
     sums = [[0.0, 0.0, 0.0, 0] for _ in range(threads)]
@@ -144,12 +145,14 @@ def predict_to_parquet(model: MFModel, data, out_path, *, threads: int | None = 
                        overwrite: bool = False) -> int:
     """Write one row per input row (user, item, prediction float32, rating) to ``out_path``
     in input order, with memory bounded by a few blocks; returns the number of rows. The
-    file appears only when complete."""
+    file appears only when complete. Data of (user, item) pairs without ratings gives no
+    rating column."""
     ds = data if isinstance(data, InteractionDataset) else InteractionDataset(data)
     score = _Scorer(model, clip)
+    rated = ds.has_ratings
     schema = pa.schema([pa.field("user", pa.uint64(), nullable=False), pa.field("item", pa.uint64(), nullable=False),
-                        pa.field("prediction", pa.float32(), nullable=False),
-                        pa.field("rating", pa.float32(), nullable=False)],
+                        pa.field("prediction", pa.float32(), nullable=False)]
+                       + ([pa.field("rating", pa.float32(), nullable=False)] if rated else []),
                        # What predict --overwrite recognises as its own output (io/outputs.py).
                        metadata={"streamhog_model": str(model.path), "loss": "mf", "prediction": "rating"})
     n = 0
@@ -159,7 +162,7 @@ def predict_to_parquet(model: MFModel, data, out_path, *, threads: int | None = 
             # In order, in this thread: scoring is far cheaper than writing.
             for batch in stream:
                 cols = [pa.array(batch.users.astype(np.uint64, copy=False)), pa.array(batch.items.astype(np.uint64, copy=False)),
-                        pa.array(score(batch).astype(np.float32)), pa.array(batch.ratings)]
+                        pa.array(score(batch).astype(np.float32))] + ([pa.array(batch.ratings)] if rated else [])
                 writer.write_table(pa.Table.from_arrays(cols, schema=schema))
                 n += batch.n_rows
     return n
