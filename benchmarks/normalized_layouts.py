@@ -15,12 +15,14 @@ cache lines per non-zero, where AdaGrad reads two. Variants, one epoch over in-m
                   (w, acc, s, pad): one cache line per non-zero
   record-fast     records holding 1 / s (no division per non-zero) and 1/sqrt by the CPU's
                   estimate + one Newton step (x86 only; kernel_layouts.py's)
+  record-plain    "record" with the plain step s g in place of the importance-invariant one
+                  (no per-row Newton solve): what that solve costs (not the rule: a bound)
 
     python benchmarks/normalized_layouts.py benchmarks/output/data-200000/train.parquet [--repeats 7]
 
 Times are the thread's CPU time (one thread: other load on a shared machine moves them far
 less than wall time); prints the median, each variant's speed relative to adagrad and its
-progressive training loss (the three normalized variants do the same work: the same loss).
+progressive training loss (the normalized variants but record-plain do the same work: the same loss).
 A measurement to decide the layout on, not used by the product.
 """
 from __future__ import annotations
@@ -53,9 +55,9 @@ E = np.zeros(0, np.float32)
 
 
 @njit(nogil=True)
-def record_kernel(indptr, indices, values, labels, rows, rec, bstate, lr, beta, inverse, fast):
+def record_kernel(indptr, indices, values, labels, rows, rec, bstate, lr, beta, inverse, fast, plain):
     """The normalized rule (logistic loss, unit weights, no L2) on records rec[4j:4j+4] =
-    (w, acc, s or 1/s, pad)."""
+    (w, acc, s or 1/s, pad); ``plain``: the plain step in place of the invariant one."""
     n = rows.shape[0]
     longest = 0
     for k in range(n):
@@ -117,7 +119,7 @@ def record_kernel(indptr, indices, values, labels, rows, rec, bstate, lr, beta, 
             h += r * xn * xn
         b_acc += d * d
         rb = 1.0 / math.sqrt(beta + b_acc)
-        step = mult * invariant_gradient(LOGISTIC, z, y, d, 1.0, mult * (h + rb))
+        step = mult * (d if plain else invariant_gradient(LOGISTIC, z, y, d, 1.0, mult * (h + rb)))
         for p in range(lo, hi):
             base = 4 * np.int64(indices[p])
             rec[base] = rec[base] - step * xs[p - lo] * qs[p - lo]
@@ -144,7 +146,7 @@ def epoch(variant: str, ds, blocks, perms) -> tuple[float, float]:
         else:
             fast = variant == "record-fast"
             total += record_kernel(b.indptr, b.indices, b.values, b.labels, rows, rec, bstate, LR["normalized"], 1.0,
-                                   fast, fast)
+                                   fast, fast, variant == "record-plain")
     return time.thread_time() - start, total / ds.n_rows
 
 
@@ -158,7 +160,7 @@ def main(argv=None) -> int:
         raise SystemExit("this measurement needs a values column (real-valued data)")
     perms = [np.random.default_rng([0, 0, k]).permutation(b.n_rows).astype(np.int64) for k, b in enumerate(blocks)]
     nnz = sum(b.nnz for b in blocks)
-    variants = ("adagrad", "normalized", "normalized-records", "record", "record-fast")
+    variants = ("adagrad", "normalized", "normalized-records", "record", "record-fast", "record-plain")
     for v in variants:
         epoch(v, ds, blocks, perms)  # compile / load the cache
     runs = {v: [] for v in variants}
