@@ -8,17 +8,21 @@ cache lines per non-zero, where AdaGrad reads two. Variants, one epoch over in-m
 (the trainer's block and row orders):
 
   adagrad         the package's AdaGrad kernel (two arrays): today's default's kernel
-  normalized      the package's normalized kernel (three arrays)
+  normalized      the package's normalized kernel (three arrays: format-1 model files)
+  normalized-records  the package's normalized kernel on the strided fields of one record
+                  array (w, acc, scale, pad): format 2's weights.npy, what a new model trains
   record          the same arithmetic on one (n_features, 4) float32 array of records
                   (w, acc, s, pad): one cache line per non-zero
   record-fast     records holding 1 / s (no division per non-zero) and 1/sqrt by the CPU's
                   estimate + one Newton step (x86 only; kernel_layouts.py's)
+  record-plain    "record" with the plain step s g in place of the importance-invariant one
+                  (no per-row Newton solve): what that solve costs (not the rule: a bound)
 
     python benchmarks/normalized_layouts.py benchmarks/output/data-200000/train.parquet [--repeats 7]
 
 Times are the thread's CPU time (one thread: other load on a shared machine moves them far
 less than wall time); prints the median, each variant's speed relative to adagrad and its
-progressive training loss (the three normalized variants do the same work: the same loss).
+progressive training loss (the normalized variants but record-plain do the same work: the same loss).
 A measurement to decide the layout on, not used by the product.
 """
 from __future__ import annotations
@@ -44,15 +48,16 @@ from streamhog.kernels.optimizers import OPTIMIZER_IDS  # noqa: E402
 from streamhog.kernels.prefetch import prefetch, prefetch_rows_ahead  # noqa: E402
 from streamhog.kernels.block import ModelArrays, UpdateRule, train_block  # noqa: E402
 from streamhog.kernels.linear import CONSTANT  # noqa: E402
+from streamhog.model.directory import RECORD_DTYPE  # noqa: E402
 
 LR = {"adagrad": 0.1, "normalized": 0.7}
 E = np.zeros(0, np.float32)
 
 
 @njit(nogil=True)
-def record_kernel(indptr, indices, values, labels, rows, rec, bstate, lr, beta, inverse, fast):
+def record_kernel(indptr, indices, values, labels, rows, rec, bstate, lr, beta, inverse, fast, plain):
     """The normalized rule (logistic loss, unit weights, no L2) on records rec[4j:4j+4] =
-    (w, acc, s or 1/s, pad)."""
+    (w, acc, s or 1/s, pad); ``plain``: the plain step in place of the invariant one."""
     n = rows.shape[0]
     longest = 0
     for k in range(n):
@@ -114,7 +119,7 @@ def record_kernel(indptr, indices, values, labels, rows, rec, bstate, lr, beta, 
             h += r * xn * xn
         b_acc += d * d
         rb = 1.0 / math.sqrt(beta + b_acc)
-        step = mult * invariant_gradient(LOGISTIC, z, y, d, 1.0, mult * (h + rb))
+        step = mult * (d if plain else invariant_gradient(LOGISTIC, z, y, d, 1.0, mult * (h + rb)))
         for p in range(lo, hi):
             base = 4 * np.int64(indices[p])
             rec[base] = rec[base] - step * xs[p - lo] * qs[p - lo]
@@ -127,18 +132,21 @@ def epoch(variant: str, ds, blocks, perms) -> tuple[float, float]:
     nf = ds.n_features
     w, acc, aux = (np.zeros(nf, np.float32) for _ in range(3))
     rec, bstate = np.zeros(4 * nf, np.float32), np.zeros(5)
+    if variant == "normalized-records":  # the model file's records, as the trainer passes them
+        records = np.zeros(nf, RECORD_DTYPE)
+        w, acc, aux = records["w"], records["acc"], records["scale"]
     lock = np.zeros(1, np.int32)
     total = 0.0
     start = time.thread_time()
     for b, rows in zip(blocks, perms):
-        if variant in ("adagrad", "normalized"):
+        if variant in ("adagrad", "normalized", "normalized-records"):
             total += train_block(b, rows, ModelArrays(w, acc, aux, bstate, cells=lock),
-                                 UpdateRule(OPTIMIZER_IDS[variant], LOGISTIC, CONSTANT, l2=0.0, beta=1.0),
-                                 lr=LR[variant], t0=0).loss_sum
+                                 UpdateRule(OPTIMIZER_IDS[variant.split("-")[0]], LOGISTIC, CONSTANT, l2=0.0, beta=1.0),
+                                 lr=LR[variant.split("-")[0]], t0=0).loss_sum
         else:
             fast = variant == "record-fast"
             total += record_kernel(b.indptr, b.indices, b.values, b.labels, rows, rec, bstate, LR["normalized"], 1.0,
-                                   fast, fast)
+                                   fast, fast, variant == "record-plain")
     return time.thread_time() - start, total / ds.n_rows
 
 
@@ -152,7 +160,7 @@ def main(argv=None) -> int:
         raise SystemExit("this measurement needs a values column (real-valued data)")
     perms = [np.random.default_rng([0, 0, k]).permutation(b.n_rows).astype(np.int64) for k, b in enumerate(blocks)]
     nnz = sum(b.nnz for b in blocks)
-    variants = ("adagrad", "normalized", "record", "record-fast")
+    variants = ("adagrad", "normalized", "normalized-records", "record", "record-fast", "record-plain")
     for v in variants:
         epoch(v, ds, blocks, perms)  # compile / load the cache
     runs = {v: [] for v in variants}

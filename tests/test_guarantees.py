@@ -86,14 +86,17 @@ def _stopped(data, m, **kw):
         streamhog.train(data / "train.parquet", m, epochs=2, stop_after_blocks=5, **ONE, **kw)
 
 
-def test_a_truncated_weights_file_is_refused_not_zero_filled(data, tmp_path):
+@pytest.mark.parametrize("optimizer", ["normalized", "adagrad"])  # one record file; a file per array
+def test_a_truncated_weights_file_is_refused_not_zero_filled(data, tmp_path, optimizer):
     m = tmp_path / "m"
-    _stopped(data, m)
-    before = (m / "accum.npy").read_bytes()
+    _stopped(data, m, optimizer=optimizer)
+    others = {f: f.read_bytes() for f in m.glob("*.npy") if f.name != "weights.npy"}
+    assert len(others) == (0 if optimizer == "normalized" else 1)
     os.truncate(m / "weights.npy", 200)
     with pytest.raises(ModelError, match="weights.npy: unreadable weights"):
-        streamhog.train(data / "train.parquet", m, resume=True, **ONE)
-    assert (m / "weights.npy").stat().st_size == 200 and (m / "accum.npy").read_bytes() == before
+        streamhog.train(data / "train.parquet", m, resume=True, optimizer=optimizer, **ONE)
+    assert (m / "weights.npy").stat().st_size == 200
+    assert all(f.read_bytes() == before for f, before in others.items())
     assert cli_main(["train", str(data / "train.parquet"), "--model", str(m), "--resume", "--quiet"]) == 1
 
 
@@ -120,7 +123,7 @@ def test_a_killed_run_resumes_although_its_files_moved_on(data, tmp_path):
 
     write_checkpoint(m, outer["record"])
     w = np.load(m / "weights.npy", mmap_mode="r+")
-    w[:10] += 0.5  # what the killed run had written since
+    w["w"][:10] += 0.5  # what the killed run had written since (the weights of the records)
     w.flush()
     del w
     model = streamhog.train(data / "train.parquet", m, resume=True, **ONE)

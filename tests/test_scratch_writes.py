@@ -37,6 +37,8 @@ def test_scratch_writes_sync_nothing_and_change_nothing(tmp_path, monkeypatch, r
         assert durable_model.meta["refit"]["best_epoch"] < 6
     else:  # the best epoch was copied aside and restored
         assert durable_model.meta["training"]["best_epoch"] < 6
-    for name in ("weights.npy", "accum.npy", "scale.npy"):
+    names = sorted(f.name for f in (tmp_path / "durable").glob("*.npy"))
+    assert names == sorted(f.name for f in (tmp_path / "scratch").glob("*.npy")) and names
+    for name in names:  # the default's records: weights and state in weights.npy
         assert np.array_equal(np.load(tmp_path / "durable" / name), np.load(tmp_path / "scratch" / name))
     assert durable_model.intercept == scratch_model.intercept

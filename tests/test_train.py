@@ -103,7 +103,7 @@ def test_evaluate_agrees_with_numpy_from_weights_npy(a9a_data, tmp_path):
     from streamhog.io.batch import concat_batches
 
     t = concat_batches([reader.read(k) for k in range(test.n_blocks)])
-    w = np.load(tmp_path / "m" / "weights.npy")
+    w = np.load(tmp_path / "m" / "weights.npy")["w"]  # the default's records: weight, state
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
     z = t.to_scipy(123) @ w.astype(np.float64) + meta["intercept"]
     y = (t.labels > 0).astype(int)

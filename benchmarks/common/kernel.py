@@ -33,7 +33,7 @@ def kernel_epoch(blocks: list, n_features: int, threads: int, optimizer: str | N
     from streamhog.kernels.linear import CONSTANT, INVSCALING
     from streamhog.kernels.losses import LOSS_IDS
     from streamhog.kernels.optimizers import OPTIMIZER_IDS
-    from streamhog.model.directory import OPTIMIZER_STATE
+    from streamhog.model.directory import OPTIMIZER_STATE, RECORD_DTYPE, uses_records
     from streamhog.training.config import TrainConfig
 
     from streamhog.kernels.hot import HotSet
@@ -56,6 +56,9 @@ def kernel_epoch(blocks: list, n_features: int, threads: int, optimizer: str | N
     order = block_order(len(blocks), epoch=0, seed=cfg.seed).tolist()
     perms = {k: np.random.default_rng([cfg.seed, 0, k]).permutation(blocks[k].n_rows) for k in order}
     arrays = ModelArrays.zeros(n_features, len(OPTIMIZER_STATE[cfg.optimizer]))
+    if uses_records(cfg.optimizer, cfg.loss, "float32"):  # the layout a new model file has (format 2)
+        rec = np.zeros(n_features, RECORD_DTYPE)
+        arrays = ModelArrays(rec["w"], rec["acc"], rec["scale"], arrays.bstate)
     stored = None
     if hot is not None:
         from streamhog.training.hot import HotCoordinates

@@ -55,7 +55,7 @@ from .losses import loss_and_dloss, target
 from .optimizers import (ADAGRAD, B_ACC, B_AUX, B_VALUE, FTRL, NORM_N, NORM_T, NORMALIZED, SGD, inverse_scale,
                          normalized_rate, normalized_weight, update_coordinate, update_intercept, widen_scale)
 from .prefetch import prefetch, prefetch_rows_ahead
-from .types import RO_F32, RO_I32, RO_I64, RO_U32, RW_F32, RW_F64, RW_I32
+from .types import RO_F32, RO_I32, RO_I64, RO_U32, RW_F32, RW_F32_ANY, RW_F64, RW_I32
 
 CONSTANT = 0
 INVSCALING = 1
@@ -81,6 +81,11 @@ TRAIN_SIGNATURE = types.Tuple((types.float64, types.float64, types.int64, types.
     types.boolean, types.boolean,                  # fit_intercept, use_lock
     types.int64, types.float64,                    # sync_rows, sync_change
 )
+#: The same with w, acc, aux strided: the fields of one record array (model/directory.py's
+#: record layout: a coordinate's w, acc and scale share one cache line). The normalized kernel
+#: is compiled for both; numba picks the C signature for separate contiguous arrays.
+TRAIN_SIGNATURE_STRIDED = TRAIN_SIGNATURE.return_type(
+    *TRAIN_SIGNATURE.args[:9], RW_F32_ANY, RW_F32_ANY, RW_F32_ANY, *TRAIN_SIGNATURE.args[12:])
 
 
 @njit(inline="always", cache=True)
@@ -128,6 +133,8 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
     hot_moved = 0.0
     # normalized: per position in the row x / s, then its rate (scratch[0]), and the factor
     # of the step in the weight's units (scratch[1]: x / s^2; a hot slot's v = w s: x / s)
+    # Records (w, acc, aux: fields of one array, one cache line per coordinate): one prefetch.
+    separate = w.strides[0] == 4
     longest = 0
     if opt == NORMALIZED:
         for k in range(n):
@@ -166,7 +173,7 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
             nxt = rows[k + 1]
             for p in range(indptr[nxt] + (hot_count[nxt] if with_hot else 0), indptr[nxt + 1]):
                 prefetch(w, indices[p])
-                if stateful:
+                if stateful and separate:
                     prefetch(acc, indices[p])
                     if with_aux:
                         prefetch(aux, indices[p])
@@ -320,7 +327,7 @@ def linear_train_adagrad(indptr, indices, values, has_values, labels, sample_wei
                        fit_intercept, use_lock, sync_rows, sync_change, ADAGRAD)
 
 
-@njit(TRAIN_SIGNATURE, nogil=True, cache=True)
+@njit([TRAIN_SIGNATURE, TRAIN_SIGNATURE_STRIDED], nogil=True, cache=True)
 def linear_train_normalized(indptr, indices, values, has_values, labels, sample_weights, has_weights, rows, hot_count, w, acc, aux,
                             bstate, hot, cells, n_classes, optimizer, loss_id, schedule, lr, power_t, t0, l1, l2, beta,
                             fit_intercept, use_lock, sync_rows, sync_change):

@@ -4,8 +4,9 @@ Every rule updates one coordinate ``p`` of the weights ``w`` from ``gx``, the gr
 the example's (importance-weighted) loss with respect to that coordinate (``g * x_j``;
 no regularization: each rule adds its own). Per-coordinate state lives in float32 arrays
 ``acc`` and ``aux`` of the weights' shape (memory-mapped files beside ``weights.npy``, named
-in model.OPTIMIZER_STATE), or of length 0 where a rule keeps none (sgd: both, adagrad:
-``aux``); float64 arithmetic, float32 storage.
+in model.OPTIMIZER_STATE; normalized vector models: strided fields of the (w, acc, scale)
+records in ``weights.npy``, model/directory.py), or of length 0 where a rule keeps none
+(sgd: both, adagrad: ``aux``); float64 arithmetic, float32 storage.
 
 sgd         w <- w (1 - eta l2) - eta gx                                   (no state)
 adagrad     g' = gx + l2 w;  acc += g'^2;  w <- w - eta g' / sqrt(beta + acc)  (Duchi et al. 2011)

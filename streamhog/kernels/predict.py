@@ -19,12 +19,14 @@ from .validate import BAD_INDPTR, INDEX_OUT_OF_RANGE, OK, _ro_f32, _ro_i64, _ro_
 _f64 = types.Array(types.float64, 1, "C")
 
 
-@njit(
-    types.UniTuple(types.int64, 3)(_ro_i64, _ro_u32, _ro_f32, types.boolean, _ro_f32, types.float64, _f64),
-    nogil=True,
-    cache=True,
-)
-def csr_margins(indptr, indices, values, has_values, weights_vector, intercept, out):
+_SIGNATURE = types.UniTuple(types.int64, 3)(_ro_i64, _ro_u32, _ro_f32, types.boolean, _ro_f32, types.float64, _f64)
+#: The same for strided weights: the "w" field of a record file (model/directory.py's format 2).
+_SIGNATURE_STRIDED = _SIGNATURE.return_type(*_SIGNATURE.args[:4], types.Array(types.float32, 1, "A", readonly=True),
+                                            *_SIGNATURE.args[5:])
+
+
+@njit(inline="always", cache=True)
+def _margins(indptr, indices, values, has_values, weights_vector, intercept, out):
     """Write ``out[r] = sum_k values[k] * weights_vector[indices[k]] + intercept`` for every row.
 
     ``values`` is ignored unless ``has_values`` (binary features: every value is 1.0).
@@ -59,17 +61,30 @@ def csr_margins(indptr, indices, values, has_values, weights_vector, intercept, 
     return OK, -1, -1
 
 
+# Two dispatchers, not one with two signatures: a writable contiguous vector converts to
+# either read-only type equally well, which numba refuses as ambiguous.
+@njit(_SIGNATURE, nogil=True, cache=True)
+def csr_margins(indptr, indices, values, has_values, weights_vector, intercept, out):
+    """``_margins`` for contiguous weights."""
+    return _margins(indptr, indices, values, has_values, weights_vector, intercept, out)
+
+
+@njit(_SIGNATURE_STRIDED, nogil=True, cache=True)
+def csr_margins_strided(indptr, indices, values, has_values, weights_vector, intercept, out):
+    """``_margins`` for strided weights (a record file's "w" field)."""
+    return _margins(indptr, indices, values, has_values, weights_vector, intercept, out)
+
+
 _EMPTY_F32 = np.zeros(0, dtype=np.float32)
 
 
 def weight_vector(weights) -> np.ndarray:
-    """The model's weights as a plain contiguous float32 ndarray (no copy of a memmap)."""
+    """The model's weights as a plain float32 ndarray (no copy of a memmap): contiguous, or
+    the strided "w" field of a record file (csr_margins takes both)."""
     w = np.asarray(weights)  # a memmap subclass -> plain ndarray view: what numba types
     if w.dtype != np.float32 or w.ndim != 1:
         raise TypeError(f"weights must be a 1-D float32 array, got {w.dtype} of shape {w.shape}")
-    if not w.flags.c_contiguous:
-        raise TypeError("weights must be contiguous")  # copying a model-sized vector per call would be a trap
-    return w
+    return w  # never copied: a model-sized copy per call would be a trap
 
 
 def batch_margins(batch, weights, intercept: float, out: np.ndarray | None = None) -> np.ndarray:
@@ -96,7 +111,8 @@ def batch_margins(batch, weights, intercept: float, out: np.ndarray | None = Non
             raise ValueError(f"{batch.source or 'batch'}: {len(values)} values for {len(indices)} indices")
     else:
         values = _EMPTY_F32
-    code, row, pos = csr_margins(indptr, indices, values, has_values, w, float(intercept), out)
+    kernel = csr_margins if w.flags.c_contiguous else csr_margins_strided
+    code, row, pos = kernel(indptr, indices, values, has_values, w, float(intercept), out)
     if code == INDEX_OUT_OF_RANGE:
         raise ValueError(f"{batch.source or 'batch'}: row {row}: feature index {int(indices[pos])} >= "
                          f"model n_features {len(w)}")

@@ -8,6 +8,14 @@ in files of the same shape beside it (``accum.npy``, ``scale.npy``, ``ftrl_n.npy
 ``ftrl_z.npy``: see ``OPTIMIZER_STATE``), memory-mapped, checkpointed and resumed with it. ``model.json`` holds everything else: format version,
 n_features, loss, intercept, hyper-parameters, the data schema and the training history.
 Never pickle.
+
+Format 2 (``"state_layout": "records"`` in model.json): a vector model trained by the
+``normalized`` rule keeps each coordinate's weight and state side by side, one 16-byte record
+(``RECORD_DTYPE``: w, acc, scale, pad) per coordinate in ``weights.npy`` itself, so that one
+cache line serves a non-zero where three files took three (issue 15; benchmarks/
+default_speed.md). ``np.load(path)["w"]`` is the weight vector; ``Model.weights`` and
+``optimizer_state`` are strided views of the fields, so NumPy-level code reads them as it
+reads the separate files of format 1 (which every other model keeps, and which still opens).
 """
 from __future__ import annotations
 
@@ -25,7 +33,15 @@ from ..errors import ConfigError, ModelError
 from ..losses import LOSSES
 from .heads import head_for
 
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
+#: Versions this code opens: 1 (every array in its own file), 2 (adds the record layout).
+READABLE_FORMAT_VERSIONS = (1, 2)
+#: One coordinate's weight and normalized-rule state in a format-2 record file; 16 bytes, so
+#: a record never straddles a cache line (.npy data starts 64-byte aligned).
+RECORD_DTYPE = np.dtype([("w", "<f4"), ("acc", "<f4"), ("scale", "<f4"), ("pad", "<f4")])
+#: The record fields holding each OPTIMIZER_STATE entry.
+RECORD_FIELDS = {"accum": "acc", "scale": "scale"}
+RECORDS = "records"
 WEIGHTS = "weights.npy"
 META = "model.json"
 OPTIMIZERS = ("sgd", "adagrad", "normalized", "ftrl")
@@ -84,6 +100,43 @@ def _load_array(path: Path, mode: str, shape: tuple, dtype: np.dtype, what: str)
     return arr
 
 
+def _record_views(records: np.memmap) -> tuple[np.memmap, dict]:
+    """The weights and the optimizer state (OPTIMIZER_STATE["normalized"] order) as views of
+    the records' fields: strided memory maps (stride 16 bytes)."""
+    return records["w"], {name: records[field] for name, field in RECORD_FIELDS.items()}
+
+
+def _create_arrays(path: Path, shape: tuple, optimizer: str, loss: str, dtype) -> tuple:
+    """A new model's (weights, state, records) memory maps, zero: one record file
+    (``uses_records``) or a file per array. open_memmap extends a file with a seek: no page is
+    written, the file stays sparse; small ones are then allocated (``_reserve``)."""
+    records = None
+    if uses_records(optimizer, loss, dtype):
+        records = np.lib.format.open_memmap(path / WEIGHTS, mode="w+", dtype=RECORD_DTYPE, shape=shape)
+        weights, state = _record_views(records)
+    else:
+        weights = np.lib.format.open_memmap(path / WEIGHTS, mode="w+", dtype=np.dtype(dtype), shape=shape)
+        state = {name: np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=np.float32, shape=shape)
+                 for name in OPTIMIZER_STATE[optimizer]}
+    for f in [path / WEIGHTS] + ([] if records is not None else [path / f"{name}.npy" for name in state]):
+        _reserve(f)
+    return weights, state, records
+
+
+def _open_arrays(path: Path, meta: dict, mode: str, shape: tuple) -> tuple:
+    """An existing model's (weights, state, records) memory maps, as model.json describes them."""
+    if meta.get("state_layout", "files") == RECORDS:
+        if meta.get("format_version", 1) < 2 or meta.get("optimizer") != "normalized" or len(shape) != 1:
+            raise ModelError(f"{path / META}: state_layout {RECORDS!r} is only defined for format 2 vector models "
+                             f"of the normalized optimizer")
+        records = _load_array(path / WEIGHTS, mode, shape, RECORD_DTYPE, "weights and optimizer state (records)")
+        return (*_record_views(records), records)
+    weights = _load_array(path / WEIGHTS, mode, shape, np.dtype(meta.get("dtype", "float32")), "weights")
+    state = {name: _load_array(path / f"{name}.npy", mode, shape, np.float32, "optimizer state")
+             for name in OPTIMIZER_STATE.get(meta.get("optimizer", "sgd"), ())}
+    return weights, state, None
+
+
 def write_json_atomic(path: Path, obj) -> None:
     """Write JSON under a temporary name, fsync, rename: a reader sees the old or the new file."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -95,15 +148,26 @@ def write_json_atomic(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-class Model:
-    """A linear model in a directory. ``weights`` is a writable or read-only memory map."""
+def uses_records(optimizer: str, loss: str, dtype) -> bool:
+    """Whether a new model keeps its weights and state as records (format 2): the normalized
+    rule on a vector model of float32 weights. (Softmax keeps separate files: the engine needs
+    its (n_features, K) state flat, which a strided field view of a matrix is not.)"""
+    return optimizer == "normalized" and loss != "softmax" and np.dtype(dtype) == np.float32
 
-    def __init__(self, path: Path, meta: dict, weights: np.memmap, state: dict | None = None):
+
+class Model:
+    """A linear model in a directory. ``weights`` is a writable or read-only memory map (a
+    strided view of the records in format 2's record layout)."""
+
+    def __init__(self, path: Path, meta: dict, weights: np.memmap, state: dict | None = None,
+                 records: np.memmap | None = None):
         self.path = Path(path)
         self.meta = meta
         self.weights = weights
         #: The optimizer's per-coordinate state: file stem -> memory map (OPTIMIZER_STATE order).
         self.optimizer_state = state or {}
+        #: The record memory map (RECORD_DTYPE) behind ``weights`` and the state, or None.
+        self.records = records
         #: What the loss makes of the weights: margins, predictions, metrics (model/heads.py).
         self.head = head_for(meta["loss"], meta.get("n_classes"))
 
@@ -127,14 +191,11 @@ class Model:
         shape = head.weights_shape(n_features)
         path = Path(path)
         path.mkdir(exist_ok=True)
-        # open_memmap extends the file with a seek: no page is written, the file stays sparse.
-        weights = np.lib.format.open_memmap(path / WEIGHTS, mode="w+", dtype=np.dtype(dtype), shape=shape)
-        state = {name: np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=np.float32, shape=shape)
-                 for name in OPTIMIZER_STATE[optimizer]}
-        for f in [path / WEIGHTS] + [path / f"{name}.npy" for name in state]:
-            _reserve(f)
+        weights, state, records = _create_arrays(path, shape, optimizer, loss, dtype)
         meta = {
             "format_version": MODEL_FORMAT_VERSION,
+            # "records": weights.npy holds RECORD_DTYPE records; "files": one file per array
+            "state_layout": RECORDS if records is not None else "files",
             "kind": "linear",
             "n_features": int(n_features),
             "dtype": str(np.dtype(dtype)),
@@ -152,7 +213,7 @@ class Model:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "streamhog_version": __version__,
         }
-        model = cls(path, meta, weights, state)
+        model = cls(path, meta, weights, state, records)
         model.save_meta()
         return model
 
@@ -172,16 +233,13 @@ class Model:
         if not isinstance(meta, dict):
             raise ModelError(f"{meta_path}: not a streamhog model description (a {type(meta).__name__}, not an object)")
         version = meta.get("format_version")
-        if version != MODEL_FORMAT_VERSION:
+        if version not in READABLE_FORMAT_VERSIONS:
             raise ModelError(f"{meta_path}: model format_version {version!r} is not supported by this streamhog")
         try:
             shape = head_for(meta["loss"], meta.get("n_classes")).weights_shape(int(meta["n_features"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{meta_path}: not a usable model description ({type(exc).__name__}: {exc})") from None
-        weights = _load_array(path / WEIGHTS, mode, shape, np.dtype(meta.get("dtype", "float32")), "weights")
-        state = {name: _load_array(path / f"{name}.npy", mode, shape, np.float32, "optimizer state")
-                 for name in OPTIMIZER_STATE.get(meta.get("optimizer", "sgd"), ())}
-        return cls(path, meta, weights, state)
+        return cls(path, meta, *_open_arrays(path, meta, mode, shape))
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -211,8 +269,17 @@ class Model:
         return self.meta.get("hash_bits")
 
     def files(self) -> list[Path]:
-        """The arrays of the model: weights.npy, then the optimizer's state files."""
+        """The arrays of the model: weights.npy, then the optimizer's state files (none in the
+        record layout: weights.npy holds the state)."""
+        if self.records is not None:
+            return [self.path / WEIGHTS]
         return [self.path / WEIGHTS] + [self.path / f"{name}.npy" for name in self.optimizer_state]
+
+    def file_maps(self) -> list[tuple[Path, np.memmap]]:
+        """Each file of :meth:`files` with the memory map of its whole content."""
+        if self.records is not None:
+            return [(self.path / WEIGHTS, self.records)]
+        return list(zip(self.files(), (self.weights, *self.optimizer_state.values())))
 
     @property
     def unfinished(self) -> str | None:
@@ -255,7 +322,7 @@ class Model:
         inside ``_fs.atomic.scratch_writes`` (the page cache already shows them to readers)."""
         if not durable():
             return
-        for arr in (self.weights, *self.optimizer_state.values()):
+        for _, arr in self.file_maps():
             if isinstance(arr, np.memmap) and arr.mode != "r":
                 arr.flush()
 

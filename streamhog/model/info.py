@@ -14,7 +14,8 @@ def model_info(path, chunk: int = 1 << 22) -> dict:
     model = Model.open(path)
     header = model.weights.offset  # the .npy header precedes the data
     w = model.weights.reshape(-1)  # softmax: the (n_features, K) matrix, row-major
-    itemsize = w.dtype.itemsize
+    # A file entry: a weight, or a record (weight and state: format 2's record layout).
+    itemsize = (model.records if model.records is not None else w).dtype.itemsize
     nonzero = 0
     norm2 = 0.0
     for offset, length in data_extents(model.path / WEIGHTS):
@@ -29,6 +30,7 @@ def model_info(path, chunk: int = 1 << 22) -> dict:
     intercept = model.intercept
     info = {"kind": "model", "path": str(model.path), "loss": model.loss, "n_features": model.n_features,
             **({"n_classes": model.n_classes} if model.n_classes else {}), "optimizer": model.optimizer,
+            "format_version": meta.get("format_version"), "state_layout": meta.get("state_layout", "files"),
             **({"hash_bits": model.hash_bits} if model.hash_bits is not None else {}),
             "nonzero_weights": nonzero, "weight_l2_norm": norm2 ** 0.5,
             "intercept": intercept.tolist() if model.n_classes else intercept,

@@ -70,8 +70,7 @@ def finish_zeroing(run) -> None:
     if not run.state.refit_zero_pending:
         return
     run.model.flush()
-    arrays = (run.model.weights, *run.model.optimizer_state.values())
-    for f, arr in zip(run.model.files(), arrays):
+    for f, arr in run.model.file_maps():
         sparse_files.zero_data(f, arr.offset)  # the .npy header stays; the maps read zeros afterwards
     run.bstate[:] = run.state.bstate
     run.engine.load_hot()  # the hot coordinates' copies: zeros too (a checkpoint stores them)
