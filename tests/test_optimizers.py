@@ -131,6 +131,37 @@ def test_kernel_matches_numpy_reference(rng, opt, loss, schedule, binary, weight
     assert out.flags == 0 and out.n_nonfinite == 0
 
 
+def _logistic_move_truth(m0: float, hs: float) -> float:
+    """d > 0 with d + e^m0 expm1(d) = hs, by bisection in float64 on the cancellation-free
+    form (an independent check of kernels/invariant.py's solve)."""
+    e0 = math.exp(m0)
+    lo, hi = 0.0, hs / (1.0 + e0)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid + e0 * math.expm1(mid) > hs:
+            hi = mid
+        else:
+            lo = mid
+    return 0.5 * (lo + hi)
+
+
+@pytest.mark.parametrize("m0", [-8.0, -1.0, 0.0, 2.0, 12.0, 20.0, 29.0])
+@pytest.mark.parametrize("hs", [2e-6, 1e-3, 0.3, 1.5, 6.0, 40.0])
+def test_logistic_invariant_step_is_exact_also_for_small_moves_on_large_margins(m0, hs):
+    """The logistic importance-invariant step moves the margin by the solution of the flow's
+    closed form to ~1e-13, also when that move is tiny next to the margin (m0 = 20, a move of
+    1e-14: solving for the margin itself, m0's digits swamped the move's and gave 0)."""
+    from streamhog.kernels.invariant import invariant_gradient
+    from streamhog.kernels.losses import LOGISTIC, loss_and_dloss
+
+    h, s, y = hs / 2.0, 2.0, 1.0
+    _, d = loss_and_dloss(LOGISTIC, m0, y)
+    g = invariant_gradient(LOGISTIC, m0, y, d, s, h)
+    want = -_logistic_move_truth(m0, hs) / h
+    assert g == pytest.approx(want, rel=1e-12, abs=0.0)
+    assert abs(g) <= abs(s * d) * (1 + 1e-12)  # never more than the plain step
+
+
 @pytest.mark.parametrize("opt", ["adagrad", "normalized", "ftrl"])
 def test_lock_baseline_equals_lock_free_on_one_thread(rng, opt):
     batch = random_batch(rng, 300, 40, max_nnz=8)

@@ -13,7 +13,8 @@ many fresh features (h large), the plain step would overshoot the label, this on
 does. Closed forms for the binary losses (y in {-1, +1}; squared: any target):
 
     squared   (z - y)^2 / 2:   z(s) = y + (z - y) e^{-h s}
-    logistic  log(1 + e^{-yz}): m = yz solves m + e^m = m0 + e^{m0} + h s  (a Lambert W; Newton)
+    logistic  log(1 + e^{-yz}): m = yz solves m + e^m = m0 + e^{m0} + h s  (a Lambert W: Halley's
+              iteration on the move m - m0, Newton on m for very large steps)
     hinge     max(0, 1 - yz):   z moves by y h s until yz reaches 1
     huber     (delta 1):        r = z - y moves by -sign(r) h per unit weight while |r| > 1,
                                 then decays as the squared loss's: r e^{-h s}
@@ -35,6 +36,35 @@ SMALL_STEP = 1e-6
 #: step moves the margins further, always towards the label's class).
 SOFTMAX_SUBSTEPS = 32
 _SOFTMAX_STEP = 0.25  # the wanted largest h_k dtau of one softmax step
+
+
+#: Up to this u = hs / (1 + e^m0) (the explicit step, right of the solution) the logistic
+#: solve works on the move d = m - m0 itself: Halley's iteration from the series start, two
+#: or three expm1 calls where Newton on m took four to six exp calls (and lost d's digits to
+#: m0's when the move was small next to the margin).
+HALLEY_STEP = 2.0
+
+
+@njit(inline="always", cache=True)
+def _logistic_move(e0, hs, u):
+    """d = m - m0 > 0 with m + e^m = m0 + e^m0 + hs, for u = hs / (1 + e0) <= HALLEY_STEP.
+    g(d) = d + e0 expm1(d) - hs is increasing and convex with its root in (0, u]; the start is
+    the root's series d = u - k u^2 / 2 + (k^2 / 2 - k / 6) u^3 (k = e0 / (1 + e0)), clamped
+    into (0, u], and Halley's iteration converges cubically from it."""
+    k = e0 / (1.0 + e0)
+    d = u * (1.0 + u * (-0.5 * k + u * (0.5 * k * k - k / 6.0)))
+    if not 0.0 < d <= u:
+        d = u
+    for _ in range(20):
+        em1 = math.expm1(d)
+        g = d + e0 * em1 - hs
+        g2 = e0 * (1.0 + em1)
+        g1 = 1.0 + g2
+        step = g * g1 / (g1 * g1 - 0.5 * g * g2)
+        d -= step
+        if abs(step) <= 1e-14 * d:
+            break
+    return d
 
 
 @njit(inline="always", cache=True)
@@ -67,7 +97,11 @@ def invariant_gradient(loss_id, z, y, d, s, h):
         m0 = y * z
         if m0 > 30.0:  # a step of at most h s e^-30: the plain one is exact to rounding
             return s * d
-        return -y * (_logistic_margin_after(m0, math.exp(m0), h * s) - m0) / h
+        e0 = math.exp(m0)
+        u = h * s / (1.0 + e0)
+        if u <= HALLEY_STEP:
+            return -y * _logistic_move(e0, h * s, u) / h
+        return -y * (_logistic_margin_after(m0, e0, h * s) - m0) / h
     if loss_id == HINGE:
         return -y * min(s, (1.0 - y * z) / h)
     if loss_id == HUBER:
