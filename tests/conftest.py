@@ -35,3 +35,15 @@ def pytest_collection_modifyitems(config, items):
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def a9a_train_test(tmp_path_factory):
+    """a9a's train and test sets as Parquet (4,096-row groups): (train path, test path)."""
+    import streamhog
+    from streamhog.datasets import a9a
+
+    d = tmp_path_factory.mktemp("a9a-train-test")
+    streamhog.convert(a9a("train"), d / "train.parquet", rows_per_group=4096)
+    streamhog.convert(a9a("test"), d / "test.parquet", n_features=123)
+    return d / "train.parquet", d / "test.parquet"

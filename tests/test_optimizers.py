@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import streamhog
-from streamhog.datasets import a9a
 from streamhog.model.info import model_info
 from streamhog.errors import TrainingInterrupted
 from streamhog.kernels.losses import LOSS_IDS
@@ -193,17 +192,9 @@ def test_normalized_is_invariant_to_feature_scale(rng):
     np.testing.assert_allclose(ws[1] * scale, ws[0], rtol=1e-3, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def a9a_parquet(tmp_path_factory):
-    d = tmp_path_factory.mktemp("a9a")
-    streamhog.convert(a9a("train"), d / "train.parquet", rows_per_group=4096)
-    streamhog.convert(a9a("test"), d / "test.parquet", n_features=123)
-    return d / "train.parquet", d / "test.parquet"
-
-
 @pytest.mark.parametrize("opt", ["adagrad", "normalized", "ftrl"])
-def test_resume_is_bit_exact_with_every_optimizer(a9a_parquet, tmp_path, opt):
-    train, _ = a9a_parquet
+def test_resume_is_bit_exact_with_every_optimizer(a9a_train_test, tmp_path, opt):
+    train, _ = a9a_train_test
     kw = dict(optimizer=opt, threads=1, epochs=2, quiet=True, seed=3, l1=0.5 if opt == "ftrl" else 0.0)
     whole = streamhog.train(train, tmp_path / "whole", **kw)
     with pytest.raises(TrainingInterrupted):
@@ -218,8 +209,8 @@ def test_resume_is_bit_exact_with_every_optimizer(a9a_parquet, tmp_path, opt):
     assert [h["train_loss"] for h in whole.meta["history"]] == [h["train_loss"] for h in parts.meta["history"]]
 
 
-def test_ftrl_sparsity_grows_with_l1(a9a_parquet, tmp_path):
-    train, test = a9a_parquet
+def test_ftrl_sparsity_grows_with_l1(a9a_train_test, tmp_path):
+    train, test = a9a_train_test
     nonzero, losses = [], []
     for l1 in (0.0, 3.0, 30.0, 100.0):
         model = streamhog.train(train, tmp_path / f"l1-{l1}", optimizer="ftrl", l1=l1, epochs=1, threads=1, quiet=True)
@@ -233,8 +224,8 @@ def test_ftrl_sparsity_grows_with_l1(a9a_parquet, tmp_path):
 
 
 @pytest.mark.parametrize("opt", ["sgd", "adagrad", "normalized", "ftrl"])
-def test_every_optimizer_learns_a9a_in_one_pass(a9a_parquet, tmp_path, opt):
-    train, test = a9a_parquet
+def test_every_optimizer_learns_a9a_in_one_pass(a9a_train_test, tmp_path, opt):
+    train, test = a9a_train_test
     model = streamhog.train(train, tmp_path / "m", optimizer=opt, epochs=1, quiet=True)
     assert model.optimizer == opt
     # normalized: the state lives in the weights' records (format 2); the others: one file each
@@ -245,8 +236,8 @@ def test_every_optimizer_learns_a9a_in_one_pass(a9a_parquet, tmp_path, opt):
     assert list(reopened.optimizer_state) == list(OPTIMIZER_STATE[opt])
 
 
-def test_snapshots_and_rollback_carry_the_optimizer_state(a9a_parquet, tmp_path):
-    train, _ = a9a_parquet
+def test_snapshots_and_rollback_carry_the_optimizer_state(a9a_train_test, tmp_path):
+    train, _ = a9a_train_test
     m = streamhog.train(train, tmp_path / "m", optimizer="ftrl", epochs=2, keep_snapshots=1, threads=1,
                         early_stopping=0, quiet=True)  # the model in place is the last epoch's
     snap = next((tmp_path / "m" / "snapshots").iterdir())
@@ -254,8 +245,8 @@ def test_snapshots_and_rollback_carry_the_optimizer_state(a9a_parquet, tmp_path)
         assert np.array_equal(np.load(snap / f"{name}.npy"), np.load(m.path / f"{name}.npy")), name
 
 
-def test_warm_start_carries_or_derives_the_state(a9a_parquet, tmp_path):
-    train, test = a9a_parquet
+def test_warm_start_carries_or_derives_the_state(a9a_train_test, tmp_path):
+    train, test = a9a_train_test
     src = streamhog.train(train, tmp_path / "src", optimizer="adagrad", epochs=2, threads=1, quiet=True)
     same = streamhog.train(train, tmp_path / "same", optimizer="adagrad", warm_start=src.path, epochs=1, lr=1e-9,
                            threads=1, quiet=True)

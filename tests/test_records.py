@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import streamhog
-from streamhog.datasets import a9a
 from streamhog._fs.sparse_files import digest
 from streamhog.errors import TrainingInterrupted
 from streamhog.kernels.block import ModelArrays, UpdateRule, train_block
@@ -22,14 +21,6 @@ from streamhog.model.info import model_info
 from streamhog.training.checkpoint import has_checkpoint, read_checkpoint, write_checkpoint
 
 from conftest import random_batch
-
-
-@pytest.fixture(scope="module")
-def a9a_parquet(tmp_path_factory):
-    d = tmp_path_factory.mktemp("a9a")
-    streamhog.convert(a9a("train"), d / "train.parquet", rows_per_group=4096)
-    streamhog.convert(a9a("test"), d / "test.parquet", n_features=123)
-    return d / "train.parquet", d / "test.parquet"
 
 
 def write_v1(model_dir) -> None:
@@ -103,8 +94,8 @@ def test_the_kernel_on_records_equals_the_kernel_on_three_arrays(rng):
     assert not rec["pad"].any()
 
 
-def test_a_format_1_model_scores_resumes_and_warm_starts_as_before(a9a_parquet, tmp_path):
-    train, test = a9a_parquet
+def test_a_format_1_model_scores_resumes_and_warm_starts_as_before(a9a_train_test, tmp_path):
+    train, test = a9a_train_test
     kw = dict(threads=1, epochs=2, quiet=True, seed=5)
     for name in ("v1", "v2"):
         with pytest.raises(TrainingInterrupted):
@@ -134,9 +125,9 @@ def test_a_format_1_model_scores_resumes_and_warm_starts_as_before(a9a_parquet, 
     assert np.array_equal(np.load(warm[0].files()[0]), np.load(warm[1].files()[0]))
 
 
-def test_records_survive_early_stopping_refit_and_snapshots(a9a_parquet, tmp_path):
+def test_records_survive_early_stopping_refit_and_snapshots(a9a_train_test, tmp_path):
     """Restore-best copies, the refit's zeroing and snapshots handle the one record file."""
-    train, test = a9a_parquet
+    train, test = a9a_train_test
     m = streamhog.train(train, tmp_path / "m", epochs=3, threads=1, keep_snapshots=1, quiet=True)
     assert m.records is not None and sorted(p.name for p in m.path.glob("*.npy")) == ["weights.npy"]
     snap = next((tmp_path / "m" / "snapshots").iterdir())
@@ -144,9 +135,9 @@ def test_records_survive_early_stopping_refit_and_snapshots(a9a_parquet, tmp_pat
     assert m.evaluate(test)["logloss"] <= 0.335
 
 
-def test_eight_threads_on_records_train_what_one_thread_trains(a9a_parquet, tmp_path):
+def test_eight_threads_on_records_train_what_one_thread_trains(a9a_train_test, tmp_path):
     """More threads than cores (Hogwild! on the record file, hot coordinates included)."""
-    train, test = a9a_parquet
+    train, test = a9a_train_test
     one = streamhog.train(train, tmp_path / "one", epochs=1, threads=1, quiet=True)
     eight = streamhog.train(train, tmp_path / "eight", epochs=1, threads=8, quiet=True)
     assert eight.records is not None
