@@ -14,6 +14,11 @@ runs side by side, interleaved (the order alternates each repeat), for each opti
   by the trainer's own epoch clock (model.json history: read, decode, train);
 * the kernel alone: benchmarks/workers.py's in-memory epoch (no I/O), wall and CPU time.
 
+``--baseline-tree DIR`` adds a third side, "adagrad@base": AdaGrad end to end as the
+streamhog checked out in DIR runs it (``git worktree add --detach DIR bd7261a``: the AdaGrad
+of the day issue 15 set its target against), interleaved with the other two; the kernel
+alone is not measured for it (its kernels' Python API differs).
+
 Medians and speed ratios (adagrad's time / normalized's) go to
 benchmarks/output/default_speed.json and stdout.
 """
@@ -38,11 +43,17 @@ WORKERS = str(HERE / "workers.py")
 OPTIMIZERS = ("adagrad", "normalized")
 
 
-def e2e(data: Data, work: Path, opt: str, epochs: int, threads: int) -> dict:
+BASE = "adagrad@base"
+
+
+def e2e(data: Data, work: Path, opt: str, epochs: int, threads: int, base_tree: Path | None = None) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     extra = ("--holdout", 0, "--early-stopping", 0) if epochs > 1 else ()
-    p = check(measure(streamhog_cmd("train", data.train_parquet, "--model", work, "--quiet", "--epochs", epochs,
-                                    "--optimizer", opt, "--threads", threads, *extra)), f"train {opt}")
+    cmd = streamhog_cmd("train", data.train_parquet, "--model", work, "--quiet", "--epochs", epochs,
+                        "--optimizer", opt.split("@")[0], "--threads", threads, *extra)
+    if opt == BASE:  # the same command run by the streamhog in base_tree
+        cmd = ["env", f"PYTHONPATH={base_tree}", *cmd]
+    p = check(measure(cmd), f"train {opt}")
     meta = json.loads((work / "model.json").read_text())
     shutil.rmtree(work)
     return {"wall_s": p.wall_s, "cpu_s": p.cpu_s, "engine_s": sum(h["seconds"] for h in meta["history"]),
@@ -60,26 +71,30 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--baseline-tree", type=Path, help="a streamhog checkout whose AdaGrad is also timed")
     args = ap.parse_args(argv)
+    sides = OPTIMIZERS + ((BASE,) if args.baseline_tree else ())
     data = Data(OUTPUT / f"data-{args.rows}", args.rows, max(args.rows // 9, 50_000))
     prepare(data)
     tiny = Data(OUTPUT / "data-1000", 1_000, 1_000)  # the start-up twin (benchmarks/run.py's)
     prepare(tiny, test_rows_exact=False)
     work = OUTPUT / "speed-work"
-    cases = {"1 epoch": lambda o: e2e(data, work, o, 1, args.threads),
-             "5 epochs, --holdout 0": lambda o: e2e(data, work, o, 5, args.threads),
-             "start-up twin: 1 epoch, 1,000 rows": lambda o: e2e(tiny, work, o, 1, args.threads),
+    base = args.baseline_tree
+    cases = {"1 epoch": lambda o: e2e(data, work, o, 1, args.threads, base),
+             "5 epochs, --holdout 0": lambda o: e2e(data, work, o, 5, args.threads, base),
+             "start-up twin: 1 epoch, 1,000 rows": lambda o: e2e(tiny, work, o, 1, args.threads, base),
              "kernel alone, 1 epoch": lambda o: kernel(data, o, args.threads)}
-    for o in OPTIMIZERS:  # warm-up (numba's cache), not recorded
+    for o in sides:  # warm-up (numba's cache), not recorded
         cases["1 epoch"](o)
-    runs = {c: {o: [] for o in OPTIMIZERS} for c in cases}
+    runs = {c: {o: [] for o in (OPTIMIZERS if c == "kernel alone, 1 epoch" else sides)} for c in cases}
     for r in range(args.repeats):
         for case, fn in cases.items():
-            for o in (OPTIMIZERS if r % 2 == 0 else OPTIMIZERS[::-1]):
+            order = list(runs[case])
+            for o in (order if r % 2 == 0 else order[::-1]):
                 runs[case][o].append(fn(o))
                 print(f"  {case:22} {o:10} {runs[case][o][-1]['engine_s']:.3f} s", file=sys.stderr, flush=True)
     twin = "start-up twin: 1 epoch, 1,000 rows"
-    start = {o: {k: statistics.median(x[k] for x in runs[twin][o]) for k in ("wall_s", "cpu_s")} for o in OPTIMIZERS}
+    start = {o: {k: statistics.median(x[k] for x in runs[twin][o]) for k in ("wall_s", "cpu_s")} for o in sides}
     summary = {}
     for case, by in runs.items():
         if case == twin:
@@ -89,17 +104,24 @@ def main(argv=None) -> int:
         for clock in (("engine_s",) if case == "kernel alone, 1 epoch" else ("engine_s", "wall_s", "cpu_s")):
             adjust = case != "kernel alone, 1 epoch" and clock != "engine_s"
             med = {o: statistics.median(x[clock] for x in by[o]) - (start[o][clock] if adjust else 0.0)
-                   for o in OPTIMIZERS}
+                   for o in by}
             row[clock] = {"median_s": med, "speed_vs_adagrad": med["adagrad"] / med["normalized"]}
+            if BASE in med:
+                row[clock]["speed_vs_base"] = med[BASE] / med["normalized"]
         summary[case] = row
     out = {"machine": machine_info(), "rows": args.rows, "repeats": args.repeats, "threads": args.threads,
+           "baseline_tree": str(base) if base else None,
            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_up": start, "summary": summary, "runs": runs}
     (OUTPUT / "default_speed.json").write_text(json.dumps(out, indent=1) + "\n")
-    print("| case | clock | adagrad s | normalized s | normalized speed / adagrad's |\n|---|---|---:|---:|---:|")
+    print("| case | clock | adagrad s | normalized s | normalized speed / adagrad's |"
+          + (" adagrad@base s | normalized speed / adagrad@base's |\n" if base else "\n")
+          + "|---|---|---:|---:|---:|" + ("---:|---:|" if base else ""))
     for case, row in summary.items():
         for clock, r in row.items():
+            extra = (f" {r['median_s'][BASE]:.3f} | {r['speed_vs_base']:.2f} |" if "speed_vs_base" in r
+                     else (" | |" if base else ""))
             print(f"| {case} | {clock} | {r['median_s']['adagrad']:.3f} | {r['median_s']['normalized']:.3f} | "
-                  f"{r['speed_vs_adagrad']:.2f} |")
+                  f"{r['speed_vs_adagrad']:.2f} |{extra}")
     return 0
 
 

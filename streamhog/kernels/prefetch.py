@@ -37,7 +37,12 @@ def prefetch(typingctx, array, index):
     return sig, codegen
 
 
-@njit(inline="always", cache=True)
+# Compiled without numba's reference counting and called, not inlined at numba's level: as an
+# inlined function its array arguments each cost an atomic increment and decrement per row
+# (perf: 6% of the normalized kernel's samples in NRT_decref); LLVM still inlines the call.
+# Kernels' AdaGrad 102 -> 114-118M nnz/s, normalized on records 65 -> 70-74
+# (benchmarks/normalized_layouts.py, one thread). It allocates nothing: nothing to count.
+@njit(cache=True, _nrt=False)
 def prefetch_rows_ahead(indptr, indices, values, has_values, rows, k, n):
     """The training kernels' look-ahead on the data: the first 48 entries (3 cache lines) of
     row ``rows[k + 4]`` and the offsets of ``rows[k + 8]``, so that they are in cache when
