@@ -176,33 +176,55 @@ def markdown(res: dict) -> str:
 
 def speed_section() -> list[str]:
     """The default's end-to-end speed against the AdaGrad default it replaced, from the last
-    benchmarks/default_speed.py run (benchmarks/output/default_speed.json), if any."""
+    benchmarks/default_speed.py run (benchmarks/output/default_speed.json), if any: against
+    today's AdaGrad and, run with --baseline-tree, the AdaGrad of the checkout named there."""
     path = OUTPUT / "default_speed.json"
     if not path.exists():
         return ["", "## Speed", "", "No `benchmarks/default_speed.py` run yet."]
     sp = json.loads(path.read_text())
     m = sp["machine"]
+    base = sp.get("baseline_tree")
+    load = m.get("load_avg_start")
     L = ["", "## The default's speed against the previous default (item 2)", "",
-         f"`python benchmarks/default_speed.py --rows {sp['rows']} --repeats {sp['repeats']}` — {sp['date']}, "
-         f"{m['nproc']} cores shared with other work (provisional), streamhog at {m['git']['commit']}; "
+         f"`python benchmarks/default_speed.py --rows {sp['rows']} --repeats {sp['repeats']}"
+         + (" --baseline-tree DIR" if base else "") + f"` — {sp['date']}, {m['nproc']} cores"
+         + (f" (load average {load[0]:.1f} at the start)" if load else "") + f", streamhog at {m['git']['commit']}"
+         + (f"; DIR a checkout of {_commit_of(base)}" if base else "") + "; "
          f"benchmarks/run.py's synthetic data ({sp['rows']:,} rows), {sp['threads']} threads, medians, runs "
          "interleaved. *engine*: the trainer's epoch clock; *wall*, *CPU*: the process's, minus those of the "
          "same command on a 1,000-row twin (start-up). Speed = AdaGrad's time / normalized's (target: ≥ 0.8 end "
-         "to end).", "", "| run | clock | adagrad s | normalized s | speed | ≥ 0.8 |", "|---|---|---:|---:|---:|---|"]
+         "to end)" + ("; *base*: AdaGrad as DIR's streamhog runs it (the AdaGrad of the day the target was set)"
+                      if base else "") + ".", "",
+         "| run | clock | adagrad s | normalized s | speed | ≥ 0.8 |" + (" base s | speed vs base | ≥ 0.8 |" if base else ""),
+         "|---|---|---:|---:|---:|---|" + ("---:|---:|---|" if base else "")]
     for case, row in sp["summary"].items():
         kernel = case.startswith("kernel")
         for clock, r in row.items():
             if kernel and clock != "engine_s":  # the worker's process times include loading the data
                 continue
             x = r["speed_vs_adagrad"]
-            L.append(f"| {case} | {clock.replace('_s', '')} | {r['median_s']['adagrad']:.2f} | "
-                     f"{r['median_s']['normalized']:.2f} | {x:.2f} | "
-                     f"{'' if kernel else 'PASS' if x >= 0.8 else 'MISS'} |")
-    L += ["", "The rule reads three values per non-zero (weight, accumulator, scale), three arrays and three "
-          "cache lines with today's model files, where AdaGrad reads two: `benchmarks/normalized_layouts.py` "
-          "measures its kernel on one record per coordinate, the state layout that closes the gap (README, "
-          "\"The default's speed\")."]
+            line = (f"| {case} | {clock.replace('_s', '')} | {r['median_s']['adagrad']:.2f} | "
+                    f"{r['median_s']['normalized']:.2f} | {x:.2f} | {'' if kernel else 'PASS' if x >= 0.8 else 'MISS'} |")
+            if base:
+                xb = r.get("speed_vs_base")
+                line += (f" {r['median_s']['adagrad@base']:.2f} | {xb:.2f} | {'PASS' if xb >= 0.8 else 'MISS'} |"
+                         if xb is not None else " | | |")
+            L.append(line)
+    L += ["", "Model format 2 keeps the rule's three values per coordinate (weight, accumulator, scale) in one "
+          "record, one cache line per non-zero; what remains is arithmetic (README, \"The default's speed\"; "
+          "benchmarks/default_speed.md)."]
     return L
+
+
+def _commit_of(tree: str) -> str:
+    """The commit checked out in ``tree`` (a git worktree), or the path when git cannot say."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return tree
 
 
 def rewrite(out: Path, publish: bool) -> None:
