@@ -35,7 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common.data import Data, prepare, streamhog_cmd  # noqa: E402
-from common.metering import check, last_json, machine_info, measure  # noqa: E402
+from common.metering import check, git_state, last_json, machine_info, measure  # noqa: E402
 from common.paths import OUTPUT, PY  # noqa: E402
 
 WORKERS = str(HERE / "workers.py")
@@ -111,6 +111,7 @@ def main(argv=None) -> int:
         summary[case] = row
     out = {"machine": machine_info(), "rows": args.rows, "repeats": args.repeats, "threads": args.threads,
            "baseline_tree": str(base) if base else None,
+           "baseline_git": git_state(base) if base else None,  # recorded now: the checkout may go
            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_up": start, "summary": summary, "runs": runs}
     (OUTPUT / "default_speed.json").write_text(json.dumps(out, indent=1) + "\n")
     print("| case | clock | adagrad s | normalized s | normalized speed / adagrad's |"

@@ -189,7 +189,7 @@ def speed_section() -> list[str]:
          f"`python benchmarks/default_speed.py --rows {sp['rows']} --repeats {sp['repeats']}"
          + (" --baseline-tree DIR" if base else "") + f"` — {sp['date']}, {m['nproc']} cores"
          + (f" (load average {load[0]:.1f} at the start)" if load else "") + f", streamhog at {m['git']['commit']}"
-         + (f"; DIR a checkout of {_commit_of(base)}" if base else "") + "; "
+         + (f"; DIR a checkout of {(sp.get('baseline_git') or {}).get('commit') or base}" if base else "") + "; "
          f"benchmarks/run.py's synthetic data ({sp['rows']:,} rows), {sp['threads']} threads, medians, runs "
          "interleaved. *engine*: the trainer's epoch clock; *wall*, *CPU*: the process's, minus those of the "
          "same command on a 1,000-row twin (start-up). Speed = AdaGrad's time / normalized's (target: ≥ 0.8 end "
@@ -214,17 +214,6 @@ def speed_section() -> list[str]:
           "record, one cache line per non-zero; what remains is arithmetic (README, \"The default's speed\"; "
           "benchmarks/default_speed.md)."]
     return L
-
-
-def _commit_of(tree: str) -> str:
-    """The commit checked out in ``tree`` (a git worktree), or the path when git cannot say."""
-    import subprocess
-
-    try:
-        return subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return tree
 
 
 def rewrite(out: Path, publish: bool) -> None:

@@ -100,9 +100,11 @@ def machine_info() -> dict:
             "versions": versions, "git": git_state(), "load_avg_start": os.getloadavg()}
 
 
-def git_state() -> dict:
+def git_state(root: Path = ROOT) -> dict:
+    """The commit checked out in ``root`` (this project by default) and whether its engine
+    has uncommitted changes."""
     def git(*a):
-        r = subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)
+        r = subprocess.run(["git", *a], cwd=root, capture_output=True, text=True)
         return r.stdout.strip() if r.returncode == 0 else None
 
     return {"commit": git("rev-parse", "--short", "HEAD"),
