@@ -144,7 +144,7 @@ def _logistic_move_truth(m0: float, hs: float) -> float:
     return 0.5 * (lo + hi)
 
 
-@pytest.mark.parametrize("m0", [-8.0, -1.0, 0.0, 2.0, 12.0, 20.0, 29.0])
+@pytest.mark.parametrize("m0", [-25.0, -18.5, -8.0, -1.0, 0.0, 2.0, 12.0, 18.5, 20.0, 29.0])
 @pytest.mark.parametrize("hs", [2e-6, 1e-3, 0.3, 1.5, 6.0, 40.0])
 def test_logistic_invariant_step_is_exact_also_for_small_moves_on_large_margins(m0, hs):
     """The logistic importance-invariant step moves the margin by the solution of the flow's
