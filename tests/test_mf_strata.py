@@ -19,6 +19,7 @@ from streamhog.factorization.parse import RatingsReader
 from streamhog.factorization.synthetic import low_rank_ratings, make_truth
 from streamhog.factorization.train import training_mean
 from streamhog.io.stream import block_order
+from streamhog.training.checkpoint import read_checkpoint, write_checkpoint
 from streamhog.training.early_stopping import holdout_mask
 
 from test_mf_kernels import numpy_train
@@ -202,6 +203,19 @@ def test_movielens_quality_equals_hogwild(tmp_path):
                          for s in (0, 1)]
     assert max(got["strata"]) < 0.87, got  # Surprise's SVD: 0.874-0.875
     assert abs(np.mean(got["strata"]) - np.mean(got["hogwild"])) < 0.005, got
+
+
+def test_the_default_schedule_depends_on_the_optimizer_and_old_runs_resume_as_hogwild(data, tmp_path):
+    assert MFConfig().resolved().schedule == "strata" and MFConfig(optimizer="sgd").resolved().schedule == "hogwild"
+    opts = dict(rank=4, epochs=2, threads=2, holdout=0.0, schedule="hogwild")
+    once = train_mf(data / "train.parquet", tmp_path / "once", **opts)  # a reference run for the record's schedule
+    with pytest.raises(TrainingInterrupted):
+        train_mf(data / "train.parquet", tmp_path / "old", stop_after_blocks=4, **{**opts, "threads": 1})
+    record, _ = read_checkpoint(tmp_path / "old")
+    del record["config"]["schedule"]  # as written before --schedule existed
+    write_checkpoint(tmp_path / "old", record)
+    run = train_mf(data / "train.parquet", tmp_path / "old", resume=True, threads=2)
+    assert run.meta["hyper_parameters"]["schedule"] == "hogwild" == once.meta["hyper_parameters"]["schedule"]
 
 
 def test_the_cli_takes_schedule(data, tmp_path, capsys):

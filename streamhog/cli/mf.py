@@ -70,7 +70,7 @@ def run_convert_ratings(args) -> int:
 # -- train -----------------------------------------------------------------------------------
 
 def add_mf_train_arguments(p: argparse.ArgumentParser) -> None:
-    from ..factorization.config import DEFAULT_INIT_SCALE, SCHEDULES, MFConfig
+    from ..factorization.config import DEFAULT_INIT_SCALE, DEFAULT_SCHEDULE, SCHEDULES, MFConfig
 
     d = MFConfig()
     g = p.add_argument_group("Matrix factorization (--loss mf: interaction data from --input-format ratings; "
@@ -85,8 +85,8 @@ def add_mf_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", choices=SCHEDULES,
                    help="how --threads share the work: hogwild, each thread trains whole blocks against shared "
                         "rows without locks; strata, they train each block together on a grid of cells that "
-                        f"share no user and no item (no contention; deterministic for a seed and --threads) "
-                        f"(default {d.schedule})")
+                        "share no user and no item (no contention; deterministic for a seed and --threads) "
+                        f"(default per optimizer: {', '.join(f'{k} {v}' for k, v in DEFAULT_SCHEDULE.items())})")
     g.add_argument("--n-users", type=_positive_int, help="user factor rows (default: the data's largest id + 1; "
                                                         "sparse on disk, unused rows cost nothing)")
     g.add_argument("--n-items", type=_positive_int, help="item factor rows (default: the data's largest id + 1)")
