@@ -69,10 +69,12 @@ def main(argv=None) -> int:
     mu = float(R.mean())
     empty = ro(np.zeros(0, np.float32))
 
+    from mf_workers import zeros64  # aligned on cache lines, as the trainer's memory maps
+
     def arrays():
-        base = [np.zeros((ds.n_users, a.rank), np.float32), np.zeros((ds.n_items, a.rank), np.float32),
-                np.zeros(ds.n_users, np.float32), np.zeros(ds.n_items, np.float32)]
-        return base + [np.zeros_like(x) for x in base]
+        base = [zeros64((ds.n_users, a.rank)), zeros64((ds.n_items, a.rank)), zeros64((ds.n_users,)),
+                zeros64((ds.n_items,))]
+        return base + [zeros64(x.shape) for x in base]
 
     cells, starts = np.empty(len(R), np.int64), np.empty(5, np.int64)
     S.strata_cells(U, I, np.uint64(0), 0.0, 0, 2, cells, starts)

@@ -37,6 +37,16 @@ def load(path, limit=None):
             t.column("rating").to_numpy().astype(np.float64))
 
 
+def zeros64(shape) -> np.ndarray:
+    """float32 zeros starting on a 64-byte cache line, as the trainer's memory-mapped .npy
+    files do (numpy pads their header to 64 bytes): np.zeros' large arrays start 16 or 32
+    bytes into a line, so a line of 16 biases would hold two runs of 16 ids."""
+    n = int(np.prod(shape))
+    raw = np.zeros(n + 16, np.float32)
+    skip = (-raw.ctypes.data % 64) // 4
+    return raw[skip:skip + n].reshape(shape)
+
+
 def rmse(pred, truth) -> float:
     return float(np.sqrt(np.mean((np.asarray(pred, np.float64) - truth) ** 2)))
 
@@ -148,11 +158,11 @@ def run_kernel(a) -> dict:
     r = np.concatenate([b.ratings for b in blocks]).astype(np.float64)
     h = kernel_hyper(cfg, float(r.std()))
     mu = float(r.mean())
-    P = np.zeros((ds.n_users, a.rank), np.float32)
-    Q = np.zeros((ds.n_items, a.rank), np.float32)
-    bu, bi = np.zeros(ds.n_users, np.float32), np.zeros(ds.n_items, np.float32)
+    P = zeros64((ds.n_users, a.rank))
+    Q = zeros64((ds.n_items, a.rank))
+    bu, bi = zeros64((ds.n_users,)), zeros64((ds.n_items,))
     if cfg.optimizer == "adagrad":
-        state = (np.zeros_like(P), np.zeros_like(Q), np.zeros_like(bu), np.zeros_like(bi))
+        state = (zeros64(P.shape), zeros64(Q.shape), zeros64(bu.shape), zeros64(bi.shape))
     else:
         state = (np.zeros((0, a.rank), np.float32),) * 2 + (np.zeros(0, np.float32),) * 2
     kernel = K.TRAIN_KERNELS[K.OPTIMIZER_IDS[cfg.optimizer]]
