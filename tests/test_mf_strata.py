@@ -5,6 +5,8 @@ run of the same cells bit for bit, that serial order against the NumPy reference
 update rule, one thread = the Hogwild! path, exact resume, MovieLens quality, the CLI."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -18,6 +20,7 @@ from streamhog.factorization.config import MFConfig, kernel_hyper
 from streamhog.factorization.parse import RatingsReader
 from streamhog.factorization.synthetic import low_rank_ratings, make_truth
 from streamhog.factorization.train import training_mean
+from streamhog.factorization.trainer import MFDivergenceError
 from streamhog.io.stream import block_order
 from streamhog.training.checkpoint import read_checkpoint, write_checkpoint
 from streamhog.training.early_stopping import holdout_mask
@@ -233,3 +236,13 @@ def test_the_cli_takes_schedule(data, tmp_path, capsys):
     assert main(["train", str(data / "train.parquet"), "--model", str(tmp_path / "d"), "--loss", "logistic",
                  "--schedule", "strata"]) == 1
     assert "--schedule apply to --loss mf only" in capsys.readouterr().err
+
+
+def test_divergence_and_bad_options_with_strata(data, tmp_path):
+    with pytest.raises(MFDivergenceError, match="lower --lr"):
+        train_mf(data / "train.parquet", tmp_path / "m", optimizer="sgd", lr=50.0, l2=0.0, l2_bias=0.0, epochs=3,
+                 threads=8, schedule="strata", holdout=0.0)
+    assert read_checkpoint(tmp_path / "m")[0]["status"] == "diverged"
+    assert not [t for t in threading.enumerate() if t.name.startswith("streamhog-mf-strata")]  # the team is gone
+    with pytest.raises(ValueError, match="--schedule must be one of hogwild, strata"):
+        train_mf(data / "train.parquet", tmp_path / "m2", schedule="fpsgd")
