@@ -27,8 +27,8 @@ DEFAULT_INIT_SCALE = {"adagrad": 0.003, "sgd": 0.03}
 SCHEDULES = ("hogwild", "strata")
 #: The schedule of each optimizer when not given (benchmarks/mf_schedule.md, 2 threads on 2
 #: cores): with AdaGrad strata trained faster than Hogwild! in every run, end to end on both
-#: sets (MovieLens 1.25-1.26x one thread against 1.07-1.18x, synthetic 1.44-1.46x against
-#: 1.31-1.33x), at the same RMSE; sgd's cheaper updates gain nothing from it (a block's
+#: sets (MovieLens 1.25-1.36x one thread against 1.07-1.18x, synthetic 1.43-1.46x against
+#: 1.28-1.33x), at the same RMSE; sgd's cheaper updates gain nothing from it (a block's
 #: barriers weigh more), so it stays Hogwild!. Hogwild! is the better choice on a machine
 #: other work shares: a preempted thread stalls strata's round.
 DEFAULT_SCHEDULE = {"adagrad": "strata", "sgd": "hogwild"}
