@@ -12,6 +12,10 @@ file, one epoch at a time, alternating schedules:
 - ``shared, items split``: each thread the rows of its own items (odd, even);
 - ``shared, items split by lines of 16 biases``: the same with items in runs of 16, so that
   no cache line of the item biases (16 float32) is written by both threads either;
+- ``strata``: the stratified schedule (streamhog/factorization/strata.py): the ratings cut
+  into 2 x 2 cells by user group and item group (runs of 16 ids), thread j on cell (j, j) then
+  (j, 1 - j), a barrier between the two rounds: shared arrays, but no row or line written
+  by both;
 - ``private``: each thread the whole epoch on its own copy of the arrays (no sharing at all:
   what two cores give when nothing is shared; its per-thread CPU time should equal one
   thread's).
@@ -39,6 +43,7 @@ import numpy as np
 def main(argv=None) -> int:
     from streamhog.factorization import InteractionDataset, MFConfig
     from streamhog.factorization import kernels as K
+    from streamhog.factorization import strata as S
     from streamhog.factorization.config import kernel_hyper
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,12 +69,23 @@ def main(argv=None) -> int:
     mu = float(R.mean())
     empty = ro(np.zeros(0, np.float32))
 
+    from mf_workers import zeros64  # aligned on cache lines, as the trainer's memory maps
+
     def arrays():
-        base = [np.zeros((ds.n_users, a.rank), np.float32), np.zeros((ds.n_items, a.rank), np.float32),
-                np.zeros(ds.n_users, np.float32), np.zeros(ds.n_items, np.float32)]
-        return base + [np.zeros_like(x) for x in base]
+        base = [zeros64((ds.n_users, a.rank)), zeros64((ds.n_items, a.rank)), zeros64((ds.n_users,)),
+                zeros64((ds.n_items,))]
+        return base + [zeros64(x.shape) for x in base]
+
+    cells, starts = np.empty(len(R), np.int64), np.empty(5, np.int64)
+    S.strata_cells(U, I, np.uint64(0), 0.0, 0, 2, cells, starts)
+    rank_of = np.empty(len(R), np.int64)
 
     def parts(kind, perm):
+        if kind == "strata":  # the cells' rows in the epoch's order: perm's order inside each cell
+            rank_of[perm] = np.arange(len(perm))
+            cell = [cells[starts[c]:starts[c + 1]] for c in range(4)]
+            cell = [c[np.argsort(rank_of[c], kind="stable")] for c in cell]
+            return [(cell[0], cell[1]), (cell[3], cell[2])]  # thread j: round 0 cell (j, j), round 1 (j, 1 - j)
         if kind == "one":
             return [perm]
         if kind in ("random", "private"):
@@ -81,23 +97,30 @@ def main(argv=None) -> int:
 
     kinds = {"one": "1 thread", "random": "shared, random halves", "users": "shared, users split",
              "items": "shared, items split", "items16": "shared, items split by lines of 16 biases",
-             "private": "private arrays, a whole epoch each"}
+             "strata": "strata: 2 x 2 cells, 2 rounds", "private": "private arrays, a whole epoch each"}
     state = {k: [arrays()] for k in kinds}
     state["private"] = [arrays(), arrays()]
     results = {k: [] for k in kinds}
     for epoch in range(a.epochs):
         perm = np.random.default_rng(epoch).permutation(len(R)).astype(np.int64)
         for kind in kinds:
-            work = [ro(x) for x in parts(kind, perm)]
+            work = [tuple(ro(y) for y in x) if isinstance(x, tuple) else (ro(x),) for x in parts(kind, perm)]
             arrs = state[kind]
             cpu = [0.0] * len(work)
+            barrier = threading.Barrier(len(work))
 
-            def run(t, work=work, arrs=arrs, cpu=cpu):
+            def run(t, work=work, arrs=arrs, cpu=cpu, barrier=barrier):
                 c = time.thread_time()
                 A = arrs[t] if len(arrs) > 1 else arrs[0]
-                K.train_block_adagrad(U, I, R, empty, False, work[t], *A, mu, h["lr"], h["lr_bias"], h["l2"],
-                                      h["l2_bias"], h["beta"], h["beta_bias"], h["init_scale"], np.uint64(0))
-                cpu[t] = time.thread_time() - c
+                for rows in work[t]:  # strata: its two rounds, the others: one
+                    K.train_block_adagrad(U, I, R, empty, False, rows, *A, mu, h["lr"], h["lr_bias"], h["l2"],
+                                          h["l2_bias"], h["beta"], h["beta_bias"], h["init_scale"], np.uint64(0))
+                    if len(work[t]) > 1:
+                        cpu[t] += time.thread_time() - c
+                        barrier.wait()
+                        c = time.thread_time()
+                if len(work[t]) == 1:
+                    cpu[t] = time.thread_time() - c
 
             threads = [threading.Thread(target=run, args=(t,)) for t in range(len(work))]
             start = time.perf_counter()

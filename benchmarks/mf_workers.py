@@ -8,7 +8,7 @@ and the test RMSE.
     python benchmarks/mf_workers.py streamhog TRAIN TEST --rank 100 --epochs 20 --threads 2 --fixed
     python benchmarks/mf_workers.py surprise TRAIN TEST --rank 100 --epochs 20 --seed 0 [--limit N]
     python benchmarks/mf_workers.py libmf TRAIN TEST --rank 100 --epochs 20 --threads 2
-    python benchmarks/mf_workers.py kernel TRAIN --rank 32 --epochs 1 --threads 2
+    python benchmarks/mf_workers.py kernel TRAIN --rank 32 --epochs 1 --threads 2 [--schedule strata]
     python benchmarks/mf_workers.py bigmodel TRAIN --n-users 2147483648 --rank 16
 """
 from __future__ import annotations
@@ -37,6 +37,16 @@ def load(path, limit=None):
             t.column("rating").to_numpy().astype(np.float64))
 
 
+def zeros64(shape) -> np.ndarray:
+    """float32 zeros starting on a 64-byte cache line, as the trainer's memory-mapped .npy
+    files do (numpy pads their header to 64 bytes): np.zeros' large arrays start 16 or 32
+    bytes into a line, so a line of 16 biases would hold two runs of 16 ids."""
+    n = int(np.prod(shape))
+    raw = np.zeros(n + 16, np.float32)
+    skip = (-raw.ctypes.data % 64) // 4
+    return raw[skip:skip + n].reshape(shape)
+
+
 def rmse(pred, truth) -> float:
     return float(np.sqrt(np.mean((np.asarray(pred, np.float64) - truth) ** 2)))
 
@@ -54,6 +64,8 @@ def run_streamhog(a) -> dict:
         opts.update(holdout=0.0, early_stopping=0)
     if a.optimizer:
         opts["optimizer"] = a.optimizer
+    if a.schedule:
+        opts["schedule"] = a.schedule
     try:
         # Start-up excluded, as benchmarks/run.py does for the linear models: a first run on
         # 1,000 ratings loads numba's cached machine code (about 0.1-0.2 s), which a long job
@@ -134,6 +146,7 @@ def run_kernel(a) -> dict:
     from a shared list, as the trainer's consumers do (same row orders, hyper-parameters)."""
     from streamhog.factorization import InteractionDataset, MFConfig
     from streamhog.factorization import kernels as K
+    from streamhog.factorization import strata as S
     from streamhog.factorization.config import kernel_hyper
     from streamhog.io.stream import block_order
 
@@ -145,16 +158,16 @@ def run_kernel(a) -> dict:
     r = np.concatenate([b.ratings for b in blocks]).astype(np.float64)
     h = kernel_hyper(cfg, float(r.std()))
     mu = float(r.mean())
-    P = np.zeros((ds.n_users, a.rank), np.float32)
-    Q = np.zeros((ds.n_items, a.rank), np.float32)
-    bu, bi = np.zeros(ds.n_users, np.float32), np.zeros(ds.n_items, np.float32)
+    P = zeros64((ds.n_users, a.rank))
+    Q = zeros64((ds.n_items, a.rank))
+    bu, bi = zeros64((ds.n_users,)), zeros64((ds.n_items,))
     if cfg.optimizer == "adagrad":
-        state = (np.zeros_like(P), np.zeros_like(Q), np.zeros_like(bu), np.zeros_like(bi))
+        state = (zeros64(P.shape), zeros64(Q.shape), zeros64(bu.shape), zeros64(bi.shape))
     else:
         state = (np.zeros((0, a.rank), np.float32),) * 2 + (np.zeros(0, np.float32),) * 2
     kernel = K.TRAIN_KERNELS[K.OPTIMIZER_IDS[cfg.optimizer]]
     empty = np.zeros(0, np.float32)
-    seconds, cpu_seconds, ratings = 0.0, 0.0, 0
+    seconds, cpu_seconds, ratings, cuts = 0.0, 0.0, 0, {}
     for epoch in range(a.epochs):
         order = block_order(ds.n_blocks, epoch=epoch, seed=0).tolist()
         rows = {}
@@ -165,6 +178,12 @@ def run_kernel(a) -> dict:
         lock = threading.Lock()
         cpu = []
 
+        def train(b, rows):
+            x = blocks[b]
+            return kernel(x.users, x.items, x.ratings, empty, False, rows, P, Q, bu, bi, *state, mu, h["lr"],
+                          h["lr_bias"], h["l2"], h["l2_bias"], h["beta"], h["beta_bias"], h["init_scale"],
+                          np.uint64(0))
+
         def work():
             t0 = time.thread_time()  # this thread's CPU time: a figure the machine's load does not inflate
             while True:
@@ -173,10 +192,33 @@ def run_kernel(a) -> dict:
                         cpu.append(time.thread_time() - t0)
                         return
                     b = order.pop()
-                x = blocks[b]
-                kernel(x.users, x.items, x.ratings, empty, False, rows[b], P, Q, bu, bi, *state, mu, h["lr"],
-                       h["lr_bias"], h["l2"], h["l2_bias"], h["beta"], h["beta_bias"], h["init_scale"], np.uint64(0))
+                train(b, rows[b])
 
+        if a.schedule == "strata" and a.threads > 1:
+            # The trainer's stratified schedule: the blocks one at a time, each cut into the
+            # threads' grid of cells (in the first epoch) and each cell shuffled (timed, unlike
+            # the Hogwild! row orders above: they are part of the schedule's cost), trained by
+            # the team round by round. CPU: the process's (the team's threads and this one).
+            start, cpu0 = time.perf_counter(), time.process_time()
+            team = S.StrataTeam(a.threads)
+            for b in order:
+                x = blocks[b]
+                if b not in cuts:  # cut in the first epoch, kept: as the trainer does for data in memory
+                    cuts[b] = (np.empty(x.n_rows, np.int64), np.empty(a.threads ** 2 + 1, np.int64))
+                    S.strata_cells(x.users, x.items, np.uint64(0), 0.0, x.row_start, a.threads, *cuts[b])
+                cells, starts = cuts[b]
+                rows_b = np.empty(x.n_rows, np.int64)
+
+                def cell(c, lo, hi, b=b, cells=cells, rows_b=rows_b):
+                    S.shuffle_cell(np.uint64(0), np.uint64(epoch), np.uint64(b), c, cells[lo:hi], rows_b[lo:hi])
+                    return train(b, rows_b[lo:hi])
+
+                team.run(cell, starts)
+            team.close()
+            seconds += time.perf_counter() - start
+            cpu_seconds += time.process_time() - cpu0
+            ratings += ds.n_rows
+            continue
         threads = [threading.Thread(target=work) for _ in range(a.threads)]
         start = time.perf_counter()
         for t in threads:
@@ -214,6 +256,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--optimizer")
+    p.add_argument("--schedule", choices=("hogwild", "strata"), help="streamhog, kernel: how threads share blocks")
     p.add_argument("--fixed", action="store_true", help="streamhog: no holdout, no early stopping")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="surprise: the first N training rows only")

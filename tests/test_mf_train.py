@@ -168,11 +168,12 @@ def test_valid_data_is_watched_when_given(synthetic, tmp_path):
     assert model.history[-1]["examples"] == 30_000  # every row trains
 
 
-def test_eight_threads_reach_the_quality_of_one(synthetic, tmp_path):
+@pytest.mark.parametrize("schedule", ["hogwild", "strata"])
+def test_eight_threads_reach_the_quality_of_one(synthetic, tmp_path, schedule):
     one = evaluate(train_mf(synthetic / "train.parquet", tmp_path / "a", rank=8, threads=1, readers=1),
                    synthetic / "test.parquet")
-    eight = evaluate(train_mf(synthetic / "train.parquet", tmp_path / "b", rank=8, threads=8, readers=2),
-                     synthetic / "test.parquet")
+    eight = evaluate(train_mf(synthetic / "train.parquet", tmp_path / "b", rank=8, threads=8, readers=2,
+                              schedule=schedule), synthetic / "test.parquet")
     assert eight["rmse"] == pytest.approx(one["rmse"], rel=0.03)
     assert one["rmse"] < 0.4  # noise 0.2 on a rank-4 signal of variance about 1.3: it learns the truth
 

@@ -70,7 +70,7 @@ def run_convert_ratings(args) -> int:
 # -- train -----------------------------------------------------------------------------------
 
 def add_mf_train_arguments(p: argparse.ArgumentParser) -> None:
-    from ..factorization.config import DEFAULT_INIT_SCALE, MFConfig
+    from ..factorization.config import DEFAULT_INIT_SCALE, DEFAULT_SCHEDULE, SCHEDULES, MFConfig
 
     d = MFConfig()
     g = p.add_argument_group("Matrix factorization (--loss mf: interaction data from --input-format ratings; "
@@ -82,6 +82,11 @@ def add_mf_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init-scale", type=float,
                    help="standard deviation of a factor row's seeded start, in standardized rating units "
                         f"(default per optimizer: {', '.join(f'{k} {v:g}' for k, v in DEFAULT_INIT_SCALE.items())})")
+    g.add_argument("--schedule", choices=SCHEDULES,
+                   help="how --threads share the work: hogwild, each thread trains whole blocks against shared "
+                        "rows without locks; strata, they train each block together on a grid of cells that "
+                        "share no user and no item (no contention; deterministic for a seed and --threads) "
+                        f"(default per optimizer: {', '.join(f'{k} {v}' for k, v in DEFAULT_SCHEDULE.items())})")
     g.add_argument("--n-users", type=_positive_int, help="user factor rows (default: the data's largest id + 1; "
                                                         "sparse on disk, unused rows cost nothing)")
     g.add_argument("--n-items", type=_positive_int, help="item factor rows (default: the data's largest id + 1)")
@@ -94,10 +99,10 @@ _LINEAR_ONLY = (("lr_schedule", "--lr-schedule", None), ("power_t", "--power-t",
                 ("sync", "--sync", None), ("warm_start", "--warm-start", None), ("cluster", "--cluster", None),
                 ("keep_snapshots", "--keep-snapshots", 0), ("cache", "--no-cache", None),
                 ("keep_cache", "--keep-cache", False), ("refit", "--refit/--no-refit", None))
-_MF_ONLY = ("rank", "l2_bias", "init_scale", "n_users", "n_items")
+_MF_ONLY = ("rank", "l2_bias", "init_scale", "schedule", "n_users", "n_items")
 #: The train options that are MFConfig fields.
 _MF_HYPER = ("rank", "epochs", "optimizer", "lr", "lr_decay", "l2", "l2_bias", "initial_accumulator", "init_scale",
-             "holdout", "early_stopping", "seed", "threads", "readers")
+             "holdout", "early_stopping", "seed", "threads", "readers", "schedule")
 
 
 def wants_mf(args) -> bool:

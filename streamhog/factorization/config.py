@@ -24,6 +24,14 @@ from .model import OPTIMIZERS
 #: wins on every panel set; sgd's best start is larger).
 DEFAULT_LR = {"adagrad": 0.1, "sgd": 0.02}
 DEFAULT_INIT_SCALE = {"adagrad": 0.003, "sgd": 0.03}
+SCHEDULES = ("hogwild", "strata")
+#: The schedule of each optimizer when not given (benchmarks/mf_schedule.md, 2 threads on 2
+#: cores): with AdaGrad strata trained faster than Hogwild! in every run, end to end on both
+#: sets (MovieLens 1.25-1.36x one thread against 1.07-1.18x, synthetic 1.43-1.46x against
+#: 1.28-1.33x), at the same RMSE; sgd's cheaper updates gain nothing from it (a block's
+#: barriers weigh more), so it stays Hogwild!. Hogwild! is the better choice on a machine
+#: other work shares: a preempted thread stalls strata's round.
+DEFAULT_SCHEDULE = {"adagrad": "strata", "sgd": "hogwild"}
 DEFAULT_HOLDOUT = 0.1  # as the linear models: with more than one epoch and no validation data
 
 
@@ -48,6 +56,11 @@ class MFConfig:
     clip: bool = True                # clip predictions to the training ratings' range
     seed: int = 0
     threads: int = 0                 # 0: one per core
+    # How the threads share the work: "hogwild", each trains whole blocks against the shared
+    # rows without locks; "strata", they train each block together on cells that share no
+    # user and no item (strata.py: no contention, deterministic for a seed and thread count).
+    # None: DEFAULT_SCHEDULE[optimizer].
+    schedule: str | None = None
     readers: int = 0                 # 0: one per core
     capacity: int = 0                # blocks buffered between readers and consumers; 0: 2 per reader
 
@@ -57,6 +70,8 @@ class MFConfig:
             cfg.lr = DEFAULT_LR[cfg.optimizer]
         if cfg.init_scale is None and cfg.optimizer in DEFAULT_INIT_SCALE:
             cfg.init_scale = DEFAULT_INIT_SCALE[cfg.optimizer]
+        if cfg.schedule is None and cfg.optimizer in DEFAULT_SCHEDULE:
+            cfg.schedule = DEFAULT_SCHEDULE[cfg.optimizer]
         if cfg.holdout is None:
             cfg.holdout = DEFAULT_HOLDOUT if cfg.epochs > 1 else 0.0
         cores = os.cpu_count() or 1
@@ -90,6 +105,8 @@ class MFConfig:
             raise ConfigError(f"sgd needs l2 * lr < 1 (l2 {self.l2}, l2-bias {self.l2_bias}, lr {self.lr})")
         if self.holdout is not None and not 0 <= self.holdout < 1:
             raise ConfigError(f"--holdout must be in [0, 1), got {self.holdout}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.early_stopping < 0:
             raise ConfigError(f"--early-stopping must be >= 0 epochs, got {self.early_stopping}")
         if self.threads < 1 or self.readers < 1 or self.capacity < 1:
@@ -117,7 +134,8 @@ def kernel_hyper(cfg: MFConfig, sigma: float) -> dict:
 
 
 #: What may change when a run is resumed (the rest is the run's identity).
-RESUMABLE = ("lr", "lr_decay", "l2", "l2_bias", "early_stopping", "clip", "threads", "readers", "capacity")
+RESUMABLE = ("lr", "lr_decay", "l2", "l2_bias", "early_stopping", "clip", "threads", "readers", "capacity",
+             "schedule")
 
 
 @dataclass

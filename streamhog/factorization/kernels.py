@@ -295,6 +295,30 @@ def error_sums(pred, ratings, weights, has_weights, select, has_select):
     return se, ae, ws
 
 
+@njit(inline="always", cache=True, error_model="numpy")
+def is_held(r, offset, holdout):
+    """Whether row r of a block (offset: holdout_offset's) is held out."""
+    if holdout <= 0.0:
+        return False
+    return np.float64(_mix(np.uint64(r) + offset) >> np.uint64(11)) * (2.0 ** -53) < holdout
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def holdout_offset(seed, row_start):
+    return (seed + np.uint64(1)) * _GOLDEN + np.uint64(row_start)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def shuffle_in_place(out, state):
+    """Fisher-Yates on a SplitMix64 stream from ``state``."""
+    for r in range(out.shape[0] - 1, 0, -1):
+        state += _GOLDEN
+        j = np.int64(_mix(state) % np.uint64(r + 1))
+        t = out[r]
+        out[r] = out[j]
+        out[j] = t
+
+
 @njit([_i64(types.uint64, types.uint64, types.uint64, types.float64, types.int64, _rw(types.boolean), _rw(_i64))],
       nogil=True, cache=True, error_model="numpy")
 def shuffled_rows(seed, epoch, block_key, holdout, row_start, held, out):
@@ -304,21 +328,11 @@ def shuffled_rows(seed, epoch, block_key, holdout, row_start, held, out):
     ``out[:n]`` the rows not held out, in a seeded order (Fisher-Yates on a SplitMix64
     stream keyed by (seed, epoch, block)): a pure function of those, without the GIL."""
     n = out.shape[0]
-    offset = (seed + np.uint64(1)) * _GOLDEN + np.uint64(row_start)
+    offset = holdout_offset(seed, row_start)
     for r in range(n):
-        if holdout > 0.0:
-            x = _mix(np.uint64(r) + offset)
-            held[r] = np.float64(x >> np.uint64(11)) * (2.0 ** -53) < holdout
-        else:
-            held[r] = False
+        held[r] = is_held(r, offset, holdout)
         out[r] = r
-    state = _mix(_mix(seed * _GOLDEN + epoch) + block_key * _GOLDEN)
-    for r in range(n - 1, 0, -1):
-        state += _GOLDEN
-        j = np.int64(_mix(state) % np.uint64(r + 1))
-        t = out[r]
-        out[r] = out[j]
-        out[j] = t
+    shuffle_in_place(out, _mix(_mix(seed * _GOLDEN + epoch) + block_key * _GOLDEN))
     kept = 0
     for r in range(n):
         if not held[out[r]]:

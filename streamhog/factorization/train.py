@@ -88,7 +88,7 @@ def _resume(model_dir: Path, ds: InteractionDataset, hyper: dict, say,
     if record.get("status") == "diverged":
         raise MFTrainingError(f"{model_dir}: this run diverged and its factors are not usable; start again with "
                               "--overwrite and a lower --lr")
-    saved = MFConfig(**record["config"])
+    saved = MFConfig(**{"schedule": "hogwild", **record["config"]})  # a run from before schedules: Hogwild!
     for key in _IDENTITY:
         if key in hyper and hyper[key] != getattr(saved, key):
             flag = "--" + key.replace("_", "-")

@@ -4,6 +4,10 @@
 Each consumer takes a block, draws its row order and holdout mask in the kernel
 (``shuffled_rows``: a function of (seed, epoch, block)), and trains it. With one consumer
 the stream delivers blocks in the epoch's order, so a run is deterministic for a seed.
+With ``schedule="strata"`` (and more than one thread) one consumer leads a team of
+``threads`` that trains each block together on cells that share no user and no item
+(strata.py): the blocks come in the epoch's order and a run is deterministic for a seed
+and a thread count.
 
 Checkpoints (streamhog/checkpoint.py's records, with MFState's fields) are taken at block
 boundaries: at an epoch end when EPOCH_CHECKPOINT_S have passed since the last one, every
@@ -45,6 +49,7 @@ from .config import MFConfig, MFState, kernel_hyper
 from .copies import BEST, BestEpochCopies
 from .model import MFModel
 from .score import evaluate
+from .strata import StrataConsumer
 
 #: An epoch end writes a checkpoint when this long has passed since the last one (and always
 #: at the end, on a stop, and when early stopping restores): fsyncing the factor files after
@@ -105,7 +110,8 @@ def _epoch_source(dataset, order: list, cfg: MFConfig, held: _HeldData):
     (in order with one consumer)."""
     if held.complete:
         return _HeldBlocks(held.blocks, order)
-    return BatchStream(dataset, order, readers=cfg.readers, capacity=cfg.capacity, ordered=cfg.threads == 1)
+    ordered = cfg.threads == 1 or cfg.schedule == "strata"  # one consumer: blocks in the epoch's order
+    return BatchStream(dataset, order, readers=cfg.readers, capacity=cfg.capacity, ordered=ordered)
 
 
 def _held_copy(batch):
@@ -160,7 +166,37 @@ class _Control(RunControl):
         state.epoch_seconds += seconds
 
 
-class MFTrainer:
+class _BlockWork:
+    """The work on one block both schedules share (MFTrainer's: the run's arrays, config,
+    hyper-parameters and held data): its row order, the kernel call, the checks after it."""
+
+    def _block_rows(self, batch, epoch: int) -> np.ndarray:
+        """The block's rows to train this epoch, in their seeded order (holdout rows out)."""
+        self.held.keep(batch)
+        held = np.empty(batch.n_rows, bool)
+        rows = np.empty(batch.n_rows, np.int64)
+        kept = K.shuffled_rows(self.seed, np.uint64(epoch), np.uint64(batch.block), self.cfg.holdout,
+                               batch.row_start, held, rows)
+        return rows[:kept]
+
+    def _train_rows(self, batch, rows: np.ndarray, lr: float) -> tuple:
+        h, w = self.hyper, batch.weights
+        decay = lr / self.cfg.lr  # lr_decay^epoch, applied to both step sizes
+        return self.kernel(batch.users, batch.items, batch.ratings, _EMPTY_F32 if w is None else w, w is not None,
+                           rows, *self.arrays, self.state.mu, h["lr"] * decay, h["lr_bias"] * decay, h["l2"],
+                           h["l2_bias"], h["beta"], h["beta_bias"], h["init_scale"], self.seed)
+
+    def _finish_block(self, ctl: _Control, batch, epoch: int, lr: float, kept: int, result: tuple) -> None:
+        loss, weight, n_bad, n_out = result
+        if n_out:
+            raise DataFormatError(batch.source, "an id is beyond the model's factor matrices; the block was refused")
+        if n_bad or not math.isfinite(loss):
+            raise MFDivergenceError(f"training diverged in epoch {epoch + 1}, {batch.source}: a prediction "
+                                    f"became NaN or infinite; lower --lr (now {lr:g})")
+        if ctl.block_done(batch.block, kept, loss, weight):
+            self.signal_received = self.signal_received or signal.SIGINT  # a clean stop, as on Ctrl-C
+
+class MFTrainer(_BlockWork):
     """Runs (or continues) the epochs of one run on an open model."""
 
     def __init__(self, model: MFModel, dataset, config: MFConfig, state: MFState, *, valid=None,
@@ -180,34 +216,20 @@ class MFTrainer:
         self.watched = None if not config.early_stopping else (
             "holdout" if config.holdout else ("valid" if valid is not None else None))
         self.held = _HeldData(dataset, config.epochs - state.epoch)
+        # One thread: the strata schedule is the Hogwild! one (a 1 x 1 grid: the block's order).
+        self.strata = StrataConsumer(self) if config.schedule == "strata" and config.threads > 1 else None
         model.meta.update(mu=state.mu, sigma=state.sigma, rating_range=state.rating_range)  # what scoring uses
 
     # -- consumers ---------------------------------------------------------------------------
     def _consume(self, stream, ctl: _Control, epoch: int, lr: float) -> None:
-        cfg, h, exc = self.cfg, self.hyper, None
-        decay = lr / cfg.lr  # lr_decay^epoch, applied to both step sizes
+        """Hogwild!: each consumer trains whole blocks against the shared arrays."""
+        exc = None
         try:
             while (batch := stream.next_batch()) is not None:
                 if not ctl.at_block_boundary():
                     return
-                self.held.keep(batch)
-                held = np.empty(batch.n_rows, bool)
-                rows = np.empty(batch.n_rows, np.int64)
-                kept = K.shuffled_rows(self.seed, np.uint64(epoch), np.uint64(batch.block), cfg.holdout,
-                                       batch.row_start, held, rows)
-                w = batch.weights
-                loss, weight, n_bad, n_out = self.kernel(
-                    batch.users, batch.items, batch.ratings, _EMPTY_F32 if w is None else w, w is not None,
-                    rows[:kept], *self.arrays, self.state.mu, h["lr"] * decay, h["lr_bias"] * decay, h["l2"],
-                    h["l2_bias"], h["beta"], h["beta_bias"], h["init_scale"], self.seed)
-                if n_out:
-                    raise DataFormatError(batch.source, "an id is beyond the model's factor matrices; the block "
-                                                        "was refused")
-                if n_bad or not math.isfinite(loss):
-                    raise MFDivergenceError(f"training diverged in epoch {epoch + 1}, {batch.source}: a prediction "
-                                            f"became NaN or infinite; lower --lr (now {lr:g})")
-                if ctl.block_done(batch.block, kept, loss, weight):
-                    self.signal_received = self.signal_received or signal.SIGINT  # a clean stop, as on Ctrl-C
+                rows = self._block_rows(batch, epoch)
+                self._finish_block(ctl, batch, epoch, lr, len(rows), self._train_rows(batch, rows, lr))
         except BaseException as e:  # noqa: BLE001 - reported by the main thread
             exc = e
         finally:
@@ -222,8 +244,9 @@ class MFTrainer:
         order = [b for b in block_order(ds.n_blocks, epoch=epoch, seed=cfg.seed).tolist() if b not in done]
         start = time.perf_counter()
         with _epoch_source(ds, order, cfg, self.held) as stream:
-            consumers = [threading.Thread(target=self._consume, args=(stream, ctl, epoch, lr),
-                                          name=f"streamhog-mf-train-{i}", daemon=True) for i in range(cfg.threads)]
+            target, n = (self.strata.consume, 1) if self.strata else (self._consume, cfg.threads)
+            consumers = [threading.Thread(target=target, args=(stream, ctl, epoch, lr),
+                                          name=f"streamhog-mf-train-{i}", daemon=True) for i in range(n)]
             for t in consumers:
                 t.start()
             poll = min(0.2, self.checkpoint_every or 0.2)
@@ -258,7 +281,7 @@ class MFTrainer:
             self._save_best()
             self.checkpoint("running")
         while st.epoch < cfg.epochs and not st.stopped_early:
-            ctl = _Control(st, cfg.threads, self.stop_after_blocks)
+            ctl = _Control(st, 1 if self.strata else cfg.threads, self.stop_after_blocks)
             try:
                 complete = self._run_epoch(ctl)
             except MFDivergenceError:

@@ -1,0 +1,240 @@
+"""The stratified schedule of factorization training (``schedule="strata"``; FPSGD, Chin,
+Zhuang, Juan & Lin, ACM TIST 2015): T threads train each block together, never two of
+them on the same row.
+
+A block's rows (holdout rows out, by the rule of kernels.shuffled_rows) are cut by a nogil
+counting sort into a T x T grid of cells by (user group, item group). Ids are grouped by
+runs of 16 (id >> 4): 16 float32 biases are one 64-byte line and 16 factor rows a whole
+number of lines, so no line is written by two groups (no false sharing). The runs are
+hashed into BUCKETS buckets, and the buckets dealt to the T groups largest first, each to
+the group with the fewest of the block's rows so far: the groups get about equal work even
+when a few users or items hold much of the block (a plain hash mod 2 gave the synthetic
+set's item groups 39% and 61%). Thread j trains cell (j, (j + r) mod T) in round r, first
+shuffling its rows (a seeded order of (seed, epoch, block, cell), so the shuffle runs in
+parallel too; the cut itself depends on no epoch, and the trainer keeps it for the blocks
+of small data it keeps in memory), with a barrier between rounds: the cells of a round share no user group
+and no item group, so the threads read and write disjoint rows, and the result is that of
+one thread training the cells round 0's first, then round 1's, ... bit for bit, whatever
+the threads' timing (tests/test_mf_strata.py: 8 threads on 2 cores). The per-cell losses
+are summed in cell order, so the epoch figures are deterministic too.
+
+Blocks are trained one at a time, in the epoch's order (the stream is ordered), so a run
+is deterministic for a seed and a thread count, and a resume after a clean stop is exact.
+A block too small to share (fewer than MIN_CELL_ROWS rows a cell on average) is trained by
+one thread in kernels.shuffled_rows' order: T barrier waits would cost more than its work.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from numba import njit, types
+
+from .kernels import _GOLDEN, _mix, holdout_offset, is_held, shuffle_in_place
+
+#: Below this many rows a cell on average, a block is trained by one thread.
+MIN_CELL_ROWS = 64
+#: Ids in a run of 2^GROUP_SHIFT share a group: one 64-byte line of float32 biases.
+GROUP_SHIFT = 4
+#: Runs of ids are hashed into this many buckets, which are dealt to the groups.
+BUCKETS = 1024
+_SALT_USER, _SALT_ITEM, _SALT_CELL = (np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344),
+                                      np.uint64(0xA4093822299F31D0))
+
+_ro = lambda dt: types.Array(dt, 1, "C", readonly=True)  # noqa: E731
+_rw = lambda dt: types.Array(dt, 1, "C")  # noqa: E731
+_u64, _i64 = types.uint64, types.int64
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _bucket(x, salt):
+    return np.int64(_mix((np.uint64(x) >> np.uint64(GROUP_SHIFT)) * _GOLDEN + salt) % np.uint64(BUCKETS))
+
+
+@njit(cache=True, error_model="numpy")
+def _deal(counts, t, group):
+    """group[b] for each bucket: largest first, to the least-loaded group (ties: the lowest)."""
+    order = np.argsort(-counts, kind="mergesort")
+    loads = np.zeros(t, np.int64)
+    for b in order:
+        g = 0
+        for j in range(1, t):
+            if loads[j] < loads[g]:
+                g = j
+        group[b] = g
+        loads[g] += counts[b]
+
+
+def _cells_signature(id_type):
+    return _i64(_ro(id_type), _ro(id_type), _u64, types.float64, _i64, _i64, _rw(_i64), _rw(_i64))
+
+
+@njit([_cells_signature(types.uint32), _cells_signature(types.uint64)], nogil=True, cache=True,
+      error_model="numpy")
+def strata_cells(users, items, seed, holdout, row_start, t, out, starts):
+    """Cut a block into t x t cells; returns the rows kept (not held out). ``out[starts[c]:
+    starts[c + 1]]`` are the rows of cell c = user group * t + item group, in row order
+    (shuffle_cell gives them their epoch's order)."""
+    n = users.shape[0]
+    offset = holdout_offset(seed, row_start)
+    cu = np.zeros(BUCKETS, np.int64)
+    ci = np.zeros(BUCKETS, np.int64)
+    code = np.empty(n, np.int32)  # the row's user bucket * BUCKETS + item bucket; -1: held out
+    for r in range(n):
+        if is_held(r, offset, holdout):
+            code[r] = -1
+            continue
+        bu = _bucket(users[r], _SALT_USER)
+        bi = _bucket(items[r], _SALT_ITEM)
+        cu[bu] += 1
+        ci[bi] += 1
+        code[r] = bu * BUCKETS + bi
+    gu = np.empty(BUCKETS, np.int64)
+    gi = np.empty(BUCKETS, np.int64)
+    _deal(cu, t, gu)
+    _deal(ci, t, gi)
+    n_cells = t * t
+    for c in range(n_cells + 1):
+        starts[c] = 0
+    for r in range(n):
+        k = code[r]
+        if k >= 0:
+            c = gu[k // BUCKETS] * t + gi[k % BUCKETS]
+            code[r] = c
+            starts[c + 1] += 1
+    for c in range(n_cells):
+        starts[c + 1] += starts[c]
+    fill = starts[:n_cells].copy()
+    for r in range(n):
+        c = code[r]
+        if c >= 0:
+            out[fill[c]] = r
+            fill[c] += 1
+    return starts[n_cells]
+
+
+@njit([types.void(_u64, _u64, _u64, _i64, _ro(_i64), _rw(_i64))], nogil=True, cache=True, error_model="numpy")
+def shuffle_cell(seed, epoch, block_key, cell, src, dst):
+    """dst = a cell's rows ``src`` (strata_cells' row order) in their seeded order for the
+    epoch: a function of the four keys and src only, so a cut kept from an earlier epoch
+    gives what a fresh one would."""
+    dst[:] = src
+    shuffle_in_place(dst, _mix(_mix(_mix(seed * _GOLDEN + epoch) + block_key * _GOLDEN) + np.uint64(cell) * _GOLDEN
+                               + _SALT_CELL))
+
+
+def cell_schedule(t: int) -> list[list[int]]:
+    """The cells of each round: round r, thread j trains cell (j, (j + r) mod t)."""
+    return [[j * t + (j + r) % t for j in range(t)] for r in range(t)]
+
+
+class StrataTeam:
+    """T threads (the caller's, the leader, and T - 1 helpers) that train one block's cells
+    together, round by round. ``train(cell, lo, hi)`` shuffles and trains rows out[lo:hi]
+    of the block (cell ``cell``) and returns the kernel's 4 figures."""
+
+    def __init__(self, threads: int, name: str = "streamhog-mf-strata"):
+        self.t = threads
+        self.rounds = cell_schedule(threads)
+        self.barrier = threading.Barrier(threads)
+        self._job = None
+        self._error: BaseException | None = None
+        self.results = np.zeros((threads * threads, 4))
+        self._helpers = [threading.Thread(target=self._helper, args=(j,), name=f"{name}-{j}", daemon=True)
+                         for j in range(1, threads)]
+        for h in self._helpers:
+            h.start()
+
+    def run(self, train, starts: np.ndarray) -> np.ndarray:
+        """Train every cell (``starts``: strata_cells' bounds); returns the per-cell results."""
+        self._job = (train, starts)
+        self.barrier.wait()  # the helpers start
+        self._rounds(0, train, starts)
+        if self._error is not None:
+            raise self._error
+        return self.results
+
+    def _rounds(self, j: int, train, starts) -> None:
+        for cells in self.rounds:
+            c = cells[j]
+            try:
+                if starts[c + 1] > starts[c]:
+                    self.results[c] = train(c, starts[c], starts[c + 1])
+                else:
+                    self.results[c] = 0.0
+            except BaseException as e:  # noqa: BLE001 - the leader raises it
+                self._error = self._error or e
+            self.barrier.wait()
+
+    def _helper(self, j: int) -> None:
+        try:
+            while True:
+                self.barrier.wait()
+                if self._job is None:
+                    return
+                self._rounds(j, *self._job)
+        except threading.BrokenBarrierError:
+            return
+
+    def close(self) -> None:
+        """Let the helpers go (also after an error: a broken barrier releases them)."""
+        self._job = None
+        if self._helpers:
+            try:  # the helpers wait at the top of their loop: this releases them
+                self.barrier.wait()
+            except threading.BrokenBarrierError:
+                pass
+            for h in self._helpers:
+                h.join()
+
+
+class StrataConsumer:
+    """The one consumer of a strata run (trainer.MFTrainer's, whose block helpers it uses:
+    _block_rows, _train_rows, _finish_block): it leads a team of cfg.threads that trains
+    each block's cells round by round, blocks one at a time in the epoch's order. The cut of
+    a block depends on no epoch: it is kept for the blocks of small data held in memory."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.cuts: dict = {}  # block -> (its rows in cell order, the cells' bounds)
+
+    def consume(self, stream, ctl, epoch: int, lr: float) -> None:
+        tr = self.trainer
+        t, exc, team = tr.cfg.threads, None, None
+        try:
+            team = StrataTeam(t)
+            starts = np.empty(t * t + 1, np.int64)
+            while (batch := stream.next_batch()) is not None:
+                if not ctl.at_block_boundary():
+                    return
+                cells, kept = self._cut(batch, t, starts)
+                if kept < MIN_CELL_ROWS * t * t:  # too small to share: one thread, the Hogwild! path's order
+                    result = tr._train_rows(batch, tr._block_rows(batch, epoch), lr)
+                else:
+                    tr.held.keep(batch)
+                    key, ep, order = np.uint64(batch.block), np.uint64(epoch), np.empty(kept, np.int64)
+
+                    def train(c, lo, hi, batch=batch, cells=cells, key=key, ep=ep, order=order):
+                        shuffle_cell(tr.seed, ep, key, c, cells[lo:hi], order[lo:hi])
+                        return tr._train_rows(batch, order[lo:hi], lr)
+
+                    result = tuple(float(x) for x in team.run(train, starts).sum(axis=0))  # cell order: deterministic
+                tr._finish_block(ctl, batch, epoch, lr, kept, result)
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            exc = e
+        finally:
+            if team is not None:
+                team.close()
+            ctl.consumer_exit(exc)
+
+    def _cut(self, batch, t: int, starts: np.ndarray) -> tuple[np.ndarray, int]:
+        """The block's rows in cell order (``starts`` filled with the bounds), and how many."""
+        if (cut := self.cuts.get(batch.block)) is not None:
+            starts[:] = cut[1]
+            return cut[0], len(cut[0])
+        tr = self.trainer
+        cells = np.empty(batch.n_rows, np.int64)
+        kept = strata_cells(batch.users, batch.items, tr.seed, tr.cfg.holdout, batch.row_start, t, cells, starts)
+        if tr.held.on:
+            self.cuts[batch.block] = (cells[:kept], starts.copy())
+        return cells[:kept], kept
