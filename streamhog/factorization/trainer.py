@@ -196,6 +196,7 @@ class _BlockWork:
         if ctl.block_done(batch.block, kept, loss, weight):
             self.signal_received = self.signal_received or signal.SIGINT  # a clean stop, as on Ctrl-C
 
+
 class MFTrainer(_BlockWork):
     """Runs (or continues) the epochs of one run on an open model."""
 
