@@ -18,13 +18,13 @@ from streamhog.factorization import kernels as K
 from streamhog.factorization import strata as S
 from streamhog.factorization.config import MFConfig, kernel_hyper
 from streamhog.factorization.parse import RatingsReader
-from streamhog.factorization.synthetic import low_rank_ratings, make_truth
 from streamhog.factorization.train import training_mean
 from streamhog.factorization.trainer import MFDivergenceError
 from streamhog.io.stream import block_order
 from streamhog.training.checkpoint import read_checkpoint, write_checkpoint
 from streamhog.training.early_stopping import holdout_mask
 
+from mf_data import write_low_rank_split
 from test_mf_kernels import numpy_train
 
 
@@ -32,13 +32,8 @@ from test_mf_kernels import numpy_train
 def data(tmp_path_factory):
     """Blocks of 6,000 rows: with 8 threads, 64 cells of about 90 rows (above MIN_CELL_ROWS),
     so every block is shared; the last, smaller block (2,000 rows) is trained by one thread."""
-    d = tmp_path_factory.mktemp("strata")
-    truth = make_truth(700, 500, 4, seed=11)
-    for name, stream, n in (("train", 0, 20_000), ("test", 1, 3_000)):
-        u, i, r = next(low_rank_ratings(700, 500, n, rank=4, scale="real", noise=0.2, seed=11, stream=stream,
-                                        truth=truth))
-        write_interactions(d / f"{name}.parquet", u, i, 3.0 + r, rows_per_group=6_000)
-    return d
+    return write_low_rank_split(tmp_path_factory.mktemp("strata"), 700, 500, 4, 20_000, 3_000,
+                                seed=11, rows_per_group=6_000)
 
 
 def hot_ids(rng, n, n_ids):

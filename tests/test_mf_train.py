@@ -16,11 +16,12 @@ from streamhog.datasets import movielens_small
 from streamhog.factorization import (InteractionDataset, MFModel, evaluate, model_files, predict, predict_to_parquet,
                                      train_mf, write_interactions)
 from streamhog.factorization.parse import RatingsReader
-from streamhog.factorization.synthetic import low_rank_ratings, make_truth
 from streamhog.factorization.trainer import MFDivergenceError, MFTrainingError
 from streamhog.training.early_stopping import holdout_mask
 from streamhog.errors import TrainingInterrupted
 from streamhog._fs.sparse_files import allocated_bytes
+
+from mf_data import write_low_rank_split
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +39,8 @@ def movielens(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    d = tmp_path_factory.mktemp("syn")
-    truth = make_truth(400, 300, 4, seed=7)
-    for name, stream, n in (("train", 0, 30_000), ("test", 1, 3_000)):
-        u, i, r = next(low_rank_ratings(400, 300, n, rank=4, scale="real", noise=0.2, seed=7, stream=stream,
-                                        truth=truth))
-        write_interactions(d / f"{name}.parquet", u, i, 3.0 + r, rows_per_group=2_000)
-    return d
+    return write_low_rank_split(tmp_path_factory.mktemp("syn"), 400, 300, 4, 30_000, 3_000,
+                                seed=7, rows_per_group=2_000)
 
 
 def biases_baseline(train, test, lam) -> float:
