@@ -12,19 +12,17 @@ import pytest
 
 from streamhog.cli import main
 from streamhog.errors import TrainingInterrupted
-from streamhog.datasets import movielens_small
-from streamhog.factorization import InteractionDataset, MFModel, evaluate, train_mf, write_interactions
+from streamhog.factorization import InteractionDataset, MFModel, evaluate, train_mf
 from streamhog.factorization import kernels as K
 from streamhog.factorization import strata as S
 from streamhog.factorization.config import MFConfig, kernel_hyper
-from streamhog.factorization.parse import RatingsReader
 from streamhog.factorization.train import training_mean
 from streamhog.factorization.trainer import MFDivergenceError
 from streamhog.io.stream import block_order
 from streamhog.training.checkpoint import read_checkpoint, write_checkpoint
 from streamhog.training.early_stopping import holdout_mask
 
-from mf_data import write_low_rank_split
+from mf_data import stopped_and_resumed, write_low_rank_split, write_movielens_split
 from test_mf_kernels import numpy_train
 
 
@@ -171,11 +169,7 @@ def test_one_thread_is_the_hogwild_path(data, tmp_path):
 def test_resume_after_clean_stops_is_bit_identical(data, tmp_path, threads, stops):
     """With the holdout and early stopping on: every figure, the arrays, exactly."""
     opts = dict(rank=5, epochs=4, threads=threads, schedule="strata", early_stopping=1)
-    ref = train_mf(data / "train.parquet", tmp_path / "ref", **opts)
-    for k, n in enumerate(stops):
-        with pytest.raises(TrainingInterrupted):
-            train_mf(data / "train.parquet", tmp_path / "run", resume=k > 0, stop_after_blocks=n, **opts)
-    run = train_mf(data / "train.parquet", tmp_path / "run", resume=True, **opts)
+    ref, run = stopped_and_resumed(data / "train.parquet", tmp_path, stops, **opts)
     assert run.meta["training"] == ref.meta["training"]
     for name in ref.arrays:
         np.testing.assert_array_equal(np.asarray(ref.arrays[name]), np.asarray(run.arrays[name]), err_msg=name)
@@ -188,12 +182,7 @@ def test_resume_after_clean_stops_is_bit_identical(data, tmp_path, threads, stop
 def test_movielens_quality_equals_hogwild(tmp_path):
     """Defaults, 2 threads: strata's test RMSE within noise of Hogwild!'s (seeds 0 and 1),
     on the issue's split."""
-    parts = list(RatingsReader(movielens_small()))
-    u, i, r = (np.concatenate([p[k] for p in parts]) for k in range(3))
-    perm = np.random.default_rng(0).permutation(len(r))
-    test, train = perm[: len(r) // 5], perm[len(r) // 5:]
-    write_interactions(tmp_path / "train.parquet", u[train], i[train], r[train])
-    write_interactions(tmp_path / "test.parquet", u[test], i[test], r[test])
+    write_movielens_split(tmp_path)
     got = {}
     for schedule in ("hogwild", "strata"):
         got[schedule] = [evaluate(train_mf(tmp_path / "train.parquet", tmp_path / f"{schedule}{s}", threads=2,

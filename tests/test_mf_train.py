@@ -12,29 +12,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from streamhog.training.checkpoint import read_checkpoint
-from streamhog.datasets import movielens_small
 from streamhog.factorization import (InteractionDataset, MFModel, evaluate, model_files, predict, predict_to_parquet,
                                      train_mf, write_interactions)
-from streamhog.factorization.parse import RatingsReader
 from streamhog.factorization.trainer import MFDivergenceError, MFTrainingError
 from streamhog.training.early_stopping import holdout_mask
 from streamhog.errors import TrainingInterrupted
 from streamhog._fs.sparse_files import allocated_bytes
 
-from mf_data import write_low_rank_split
+from mf_data import stopped_and_resumed, write_low_rank_split, write_movielens_split
 
 
 @pytest.fixture(scope="module")
 def movielens(tmp_path_factory):
     """The issue's split of ml-latest-small: rng(0).permutation, the first fifth is test."""
-    d = tmp_path_factory.mktemp("ml")
-    parts = list(RatingsReader(movielens_small()))
-    u, i, r = (np.concatenate([p[k] for p in parts]) for k in range(3))
-    perm = np.random.default_rng(0).permutation(len(r))
-    test, train = perm[: len(r) // 5], perm[len(r) // 5:]
-    write_interactions(d / "train.parquet", u[train], i[train], r[train])
-    write_interactions(d / "test.parquet", u[test], i[test], r[test])
-    return d, (u[train], i[train], r[train]), (u[test], i[test], r[test])
+    return write_movielens_split(tmp_path_factory.mktemp("ml"))
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +115,7 @@ def test_resume_after_clean_stops_is_bit_identical(synthetic, tmp_path, optimize
     opts = dict(rank=5, epochs=5, threads=1, optimizer=optimizer, early_stopping=early_stopping)
     if early_stopping:  # overfits after 4 epochs: stops after the 5th and restores the 4th
         opts.update(rank=32, epochs=8, lr=0.3, l2=0.0, l2_bias=0.0)
-    ref = train_mf(synthetic / "train.parquet", tmp_path / "ref", **opts)
-    for k, n in enumerate(stops):
-        with pytest.raises(TrainingInterrupted):
-            train_mf(synthetic / "train.parquet", tmp_path / "run", resume=k > 0, stop_after_blocks=n, **opts)
-    run = train_mf(synthetic / "train.parquet", tmp_path / "run", resume=True, **opts)
+    ref, run = stopped_and_resumed(synthetic / "train.parquet", tmp_path, stops, **opts)
     assert run.meta["training"] == ref.meta["training"]
     assert ref.meta["training"]["stopped_early"] == bool(early_stopping)
     for name in ref.arrays:
