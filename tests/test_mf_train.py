@@ -302,3 +302,13 @@ def test_small_data_held_in_memory_trains_exactly_as_streamed(synthetic, tmp_pat
     for name in held.arrays:
         np.testing.assert_array_equal(held.arrays[name], streamed.arrays[name], err_msg=name)
     assert [h["train_rmse"] for h in held.history] == [h["train_rmse"] for h in streamed.history]
+
+
+def test_evaluate_is_the_same_to_the_last_bit_with_any_thread_count(tmp_path):
+    """Each block's error sums are added up in block order, whichever thread scored it
+    (per-thread running sums differed in the last bit from run to run)."""
+    d = write_low_rank_split(tmp_path, 400, 300, 4, 12_000, 1_000, seed=3, rows_per_group=150)
+    model = train_mf(d / "train.parquet", tmp_path / "m", rank=4, epochs=1, threads=1)
+    want = evaluate(model, d / "train.parquet", threads=1)
+    for threads in (2, 3, 8, 8, 8):
+        assert evaluate(model, d / "train.parquet", threads=threads) == want

@@ -106,9 +106,11 @@ def evaluate(model: MFModel, data, *, threads: int | None = None, rows: Callable
     ds.require_ratings("evaluation")
     threads = n_threads(threads)
     score = _Scorer(model, clip)
-    sums = [[0.0, 0.0, 0.0, 0] for _ in range(threads)]
+    # Each block's sums, added up in block order at the end: the figures do not depend on
+    # which thread scored which block (per-thread running sums differed in the last bit).
+    parts: list[dict] = [{} for _ in range(threads)]
 
-    def worker(acc: list) -> Callable:
+    def worker(done: dict) -> Callable:
         def work(batch) -> None:
             pred = score(batch)
             select = rows(batch) if rows is not None else None
@@ -116,14 +118,15 @@ def evaluate(model: MFModel, data, *, threads: int | None = None, rows: Callable
             se, ae, ws = K.error_sums(_readonly(pred), batch.ratings, w if w is not None else _EMPTY_F32,
                                       w is not None, select if select is not None else _EMPTY_BOOL,
                                       select is not None)
-            acc[0] += se
-            acc[1] += ae
-            acc[2] += ws
-            acc[3] += int(select.sum()) if select is not None else batch.n_rows
+            done[batch.block] = (se, ae, ws, int(select.sum()) if select is not None else batch.n_rows)
         return work
 
-    run_consumers(open_stream(ds, threads), [worker(acc) for acc in sums])
-    se, ae, ws, n = (sum(a[k] for a in sums) for k in range(4))
+    run_consumers(open_stream(ds, threads), [worker(done) for done in parts])
+    blocks = {b: v for done in parts for b, v in done.items()}
+    se = ae = ws = 0.0
+    n = 0
+    for b in sorted(blocks):
+        se, ae, ws, n = se + blocks[b][0], ae + blocks[b][1], ws + blocks[b][2], n + blocks[b][3]
     return metrics_from_sums(se, ae, ws, n)
 
 
