@@ -73,6 +73,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--baseline-tree", type=Path, help="a streamhog checkout whose AdaGrad is also timed")
     args = ap.parse_args(argv)
+    machine = machine_info()  # before the runs: its load average is the one they started under
     sides = OPTIMIZERS + ((BASE,) if args.baseline_tree else ())
     data = Data(OUTPUT / f"data-{args.rows}", args.rows, max(args.rows // 9, 50_000))
     prepare(data)
@@ -109,7 +110,7 @@ def main(argv=None) -> int:
             if BASE in med:
                 row[clock]["speed_vs_base"] = med[BASE] / med["normalized"]
         summary[case] = row
-    out = {"machine": machine_info(), "rows": args.rows, "repeats": args.repeats, "threads": args.threads,
+    out = {"machine": machine, "rows": args.rows, "repeats": args.repeats, "threads": args.threads,
            "baseline_tree": str(base) if base else None,
            "baseline_git": git_state(base) if base else None,  # recorded now: the checkout may go
            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_up": start, "summary": summary, "runs": runs}
