@@ -315,7 +315,8 @@ def test_softmax_on_the_cluster(client, tmp_path):
         w.write(SparseBatch(X.indptr.astype(np.int64), X.indices.astype(np.uint32), None, y, row_start=k * 1000))
     w.close(30)
     data = str(tmp_path / "mc.parquet")
-    one = streamhog.train(data, tmp_path / "one", epochs=3, loss="softmax", threads=2, quiet=True)
+    # One thread: the reference is deterministic (with two, Hogwild! moved it by +-0.3%).
+    one = streamhog.train(data, tmp_path / "one", epochs=3, loss="softmax", threads=1, quiet=True)
     single = one.evaluate(data)["logloss"]
     for mode in ("average", "async"):  # the defaults (normalized, lr 0.7): issue 17's 2% for async
         m = train_on_cluster(data, tmp_path / mode, cluster=client, epochs=3, loss="softmax", threads=1, quiet=True,
@@ -326,7 +327,9 @@ def test_softmax_on_the_cluster(client, tmp_path):
     # the old rule (full steps within the bound) sums two workers' stale steps, which overshoots
     # at the default lr. With both workers slowed alike their steps overlap as on a real
     # cluster (staleness 1 for one push of each pair): old +5-8%, every push scaled by
-    # 1/(1 + staleness) within 1.5% (benchmarks/cluster.md).
+    # 1/(1 + staleness) within 1.5% (benchmarks/cluster.md). Both take a few discrete values,
+    # by how the pushes interleave: over 20 runs here the old rule +2.0% to +7.8%, the new
+    # -0.7% to +1.6% (a CI run gave the old one +1.9% against a two-thread reference).
     got = {}
     for scaling in ("every", "beyond-bound"):
         m = train_on_cluster(data, tmp_path / scaling, cluster=client, epochs=3, loss="softmax", threads=1, quiet=True,
@@ -334,7 +337,7 @@ def test_softmax_on_the_cluster(client, tmp_path):
                                                                  "delays": {0: 0.05, 1: 0.05}})
         assert m.meta["history"][-1]["cluster"]["stale_scaling"] == scaling
         got[scaling] = m.evaluate(data)["logloss"]
-    assert got["every"] <= single * 1.02 < got["beyond-bound"], (single, got)
+    assert got["every"] <= single * 1.02 and single * 1.015 < got["beyond-bound"] > got["every"], (single, got)
 
 
 def _scaled_copy(src: Path, dst: Path, c: np.ndarray) -> str:
