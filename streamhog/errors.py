@@ -3,8 +3,6 @@ is, or the option at fault. The command line catches these (and only these, with
 file errors) and prints one line; anything else is a bug and shows its traceback."""
 from __future__ import annotations
 
-from pickle import PicklingError
-
 
 class StreamhogError(Exception):
     """Base class of every error streamhog raises on purpose."""
@@ -98,9 +96,10 @@ class MissingDependencyError(StreamhogError, ImportError):
     that installs it (``pip install 'streamhog[plot]'``)."""
 
 
-class ModelTooLargeError(StreamhogError, PicklingError):
+class ModelTooLargeError(StreamhogError, TypeError):
     """A model too large to travel inside a pickle (``joblib.dump`` of a fitted estimator):
-    says to keep the model directory instead."""
+    says to keep the model directory instead. A TypeError, as Python's own "cannot pickle"
+    errors are (the package imports no pickle module: its files are .npy + JSON)."""
 
 
 class OutputError(StreamhogError, OSError):
