@@ -271,15 +271,14 @@ class Model:
     def files(self) -> list[Path]:
         """The arrays of the model: weights.npy, then the optimizer's state files (none in the
         record layout: weights.npy holds the state)."""
-        if self.records is not None:
-            return [self.path / WEIGHTS]
-        return [self.path / WEIGHTS] + [self.path / f"{name}.npy" for name in self.optimizer_state]
+        return [f for f, _ in self.file_maps()]
 
     def file_maps(self) -> list[tuple[Path, np.memmap]]:
         """Each file of :meth:`files` with the memory map of its whole content."""
         if self.records is not None:
             return [(self.path / WEIGHTS, self.records)]
-        return list(zip(self.files(), (self.weights, *self.optimizer_state.values())))
+        return [(self.path / WEIGHTS, self.weights)] + [(self.path / f"{name}.npy", arr)
+                                                        for name, arr in self.optimizer_state.items()]
 
     @property
     def unfinished(self) -> str | None:
