@@ -8,7 +8,10 @@ On benchmarks/run.py's synthetic data (benchmarks/output/data-<rows>, reused or 
 runs side by side, interleaved (the order alternates each repeat), for each optimizer:
 
 * end to end: `streamhog train DATA --epochs E --optimizer X` (E = 1; and 5 with --holdout 0
-  --early-stopping 0, the same work for both), timed as benchmarks/run.py times it (the
+  --early-stopping 0, the same work for both), and the defaults run (every option at its
+  default but the optimizer: 5 epochs at most, a 10% holdout scored after each, early
+  stopping; the two may stop after different epochs, so that case is compared per epoch
+  trained: each clock divided by the run's epochs), timed as benchmarks/run.py times it (the
   process's wall time minus that of the same command on a 1,000-row twin: start-up), by the
   process's CPU time minus the twin's (less sensitive to other load on a shared machine), and
   by the trainer's own epoch clock (model.json history: read, decode, train);
@@ -44,20 +47,26 @@ OPTIMIZERS = ("adagrad", "normalized")
 
 
 BASE = "adagrad@base"
+DEFAULTS = "defaults, per epoch"
 
 
-def e2e(data: Data, work: Path, opt: str, epochs: int, threads: int, base_tree: Path | None = None) -> dict:
+def e2e(data: Data, work: Path, opt: str, epochs: int | None, threads: int, base_tree: Path | None = None) -> dict:
+    """One ``streamhog train`` run; ``epochs`` None: the defaults (no --epochs, holdout or
+    early-stopping option)."""
     shutil.rmtree(work, ignore_errors=True)
-    extra = ("--holdout", 0, "--early-stopping", 0) if epochs > 1 else ()
-    cmd = streamhog_cmd("train", data.train_parquet, "--model", work, "--quiet", "--epochs", epochs,
+    extra = ("--holdout", 0, "--early-stopping", 0) if epochs is not None and epochs > 1 else ()
+    extra += ("--epochs", epochs) if epochs is not None else ()
+    cmd = streamhog_cmd("train", data.train_parquet, "--model", work, "--quiet",
                         "--optimizer", opt.split("@")[0], "--threads", threads, *extra)
     if opt == BASE:  # the same command run by the streamhog in base_tree
         cmd = ["env", f"PYTHONPATH={base_tree}", *cmd]
     p = check(measure(cmd), f"train {opt}")
     meta = json.loads((work / "model.json").read_text())
     shutil.rmtree(work)
-    return {"wall_s": p.wall_s, "cpu_s": p.cpu_s, "engine_s": sum(h["seconds"] for h in meta["history"]),
-            "train_loss": meta["history"][-1]["train_loss"]}
+    # A refit (small data: training/refit.py) keeps its first phase's epochs under "refit".
+    history = meta.get("refit", {}).get("first_phase", []) + meta["history"]
+    return {"wall_s": p.wall_s, "cpu_s": p.cpu_s, "engine_s": sum(h["seconds"] for h in history),
+            "train_loss": meta["history"][-1]["train_loss"], "epochs": len(history)}
 
 
 def kernel(data: Data, opt: str, threads: int) -> dict:
@@ -83,6 +92,7 @@ def main(argv=None) -> int:
     base = args.baseline_tree
     cases = {"1 epoch": lambda o: e2e(data, work, o, 1, args.threads, base),
              "5 epochs, --holdout 0": lambda o: e2e(data, work, o, 5, args.threads, base),
+             DEFAULTS: lambda o: e2e(data, work, o, None, args.threads, base),
              "start-up twin: 1 epoch, 1,000 rows": lambda o: e2e(tiny, work, o, 1, args.threads, base),
              "kernel alone, 1 epoch": lambda o: kernel(data, o, args.threads)}
     for o in sides:  # warm-up (numba's cache), not recorded
@@ -104,11 +114,15 @@ def main(argv=None) -> int:
         # The kernel worker's wall and CPU time include loading the data: only its own clock counts.
         for clock in (("engine_s",) if case == "kernel alone, 1 epoch" else ("engine_s", "wall_s", "cpu_s")):
             adjust = case != "kernel alone, 1 epoch" and clock != "engine_s"
-            med = {o: statistics.median(x[clock] for x in by[o]) - (start[o][clock] if adjust else 0.0)
+            # The defaults case: each run's time (less the start-up) per epoch it trained.
+            per = (lambda x: x.get("epochs", 1)) if case == DEFAULTS else (lambda x: 1)
+            med = {o: statistics.median((x[clock] - (start[o][clock] if adjust else 0.0)) / per(x) for x in by[o])
                    for o in by}
             row[clock] = {"median_s": med, "speed_vs_adagrad": med["adagrad"] / med["normalized"]}
             if BASE in med:
                 row[clock]["speed_vs_base"] = med[BASE] / med["normalized"]
+        if case == DEFAULTS:
+            row["epochs"] = {o: [x["epochs"] for x in by[o]] for o in by}
         summary[case] = row
     out = {"machine": machine, "rows": args.rows, "repeats": args.repeats, "threads": args.threads,
            "baseline_tree": str(base) if base else None,
@@ -120,10 +134,15 @@ def main(argv=None) -> int:
           + "|---|---|---:|---:|---:|" + ("---:|---:|" if base else ""))
     for case, row in summary.items():
         for clock, r in row.items():
+            if clock == "epochs":
+                continue
             extra = (f" {r['median_s'][BASE]:.3f} | {r['speed_vs_base']:.2f} |" if "speed_vs_base" in r
                      else (" | |" if base else ""))
             print(f"| {case} | {clock} | {r['median_s']['adagrad']:.3f} | {r['median_s']['normalized']:.3f} | "
                   f"{r['speed_vs_adagrad']:.2f} |{extra}")
+    if DEFAULTS in summary:
+        print("defaults: epochs trained per run: " + "; ".join(
+            f"{o} {', '.join(map(str, e))}" for o, e in summary[DEFAULTS]["epochs"].items()))
     return 0
 
 
