@@ -66,6 +66,8 @@ def run_streamhog(a) -> dict:
         opts["optimizer"] = a.optimizer
     if a.schedule:
         opts["schedule"] = a.schedule
+    if a.seed:  # the factors' start (and the order of the rows); 0 is MFConfig's default
+        opts["seed"] = a.seed
     try:
         # Start-up excluded, as benchmarks/run.py does for the linear models: a first run on
         # 1,000 ratings loads numba's cached machine code (about 0.1-0.2 s), which a long job
