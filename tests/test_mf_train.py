@@ -14,6 +14,7 @@ import pytest
 from streamhog.training.checkpoint import read_checkpoint
 from streamhog.factorization import (InteractionDataset, MFModel, evaluate, model_files, predict, predict_to_parquet,
                                      train_mf, write_interactions)
+from streamhog.factorization.score import RepeatedScorer
 from streamhog.factorization.trainer import MFDivergenceError, MFTrainingError
 from streamhog.training.early_stopping import holdout_mask
 from streamhog.errors import TrainingInterrupted
@@ -312,3 +313,35 @@ def test_evaluate_is_the_same_to_the_last_bit_with_any_thread_count(tmp_path):
     want = evaluate(model, d / "train.parquet", threads=1)
     for threads in (2, 3, 8, 8, 8):
         assert evaluate(model, d / "train.parquet", threads=threads) == want
+
+
+def test_scoring_after_each_epoch_from_memory_is_evaluate_to_the_last_bit(tmp_path):
+    """The trainer's RepeatedScorer reads the holdout once and then scores it from memory (or,
+    beyond its cap, from the files every time): each call gives evaluate()'s figures exactly,
+    with more threads than cores too, and those are NumPy's on the held rows."""
+    d = write_low_rank_split(tmp_path, 400, 300, 4, 12_000, 1_000, seed=3, rows_per_group=150)
+    data = d / "train.parquet"
+    first = train_mf(data, tmp_path / "a", rank=4, epochs=1, threads=1, holdout=0.0)
+    second = train_mf(data, tmp_path / "b", rank=4, epochs=2, threads=1, holdout=0.0)
+
+    def rows(b):
+        return holdout_mask(b.row_start, b.n_rows, 0.1, 0)
+
+    want = {m: evaluate(m, data, threads=1, rows=rows) for m in (first, second)}
+    r = pq.read_table(data).column("rating").to_numpy().astype(np.float64)
+    held = holdout_mask(0, len(r), 0.1, 0)
+    for m in (first, second):
+        pred = np.clip(predict(m, data), *m.clip_range(True))
+        assert want[m]["n_examples"] == held.sum() > 1000
+        assert want[m]["rmse"] == pytest.approx(np.sqrt(np.mean((pred[held] - r[held]) ** 2)), rel=1e-9)
+    for threads in (1, 8):
+        kept = RepeatedScorer(data, threads=threads, rows=rows)
+        assert kept(first) == want[first] and kept.in_memory
+        assert kept(first) == want[first]  # from memory
+        assert kept(second) == want[second]  # another model, the same rows
+        spilled = RepeatedScorer(data, threads=threads, rows=rows, cap_bytes=1_000)
+        assert spilled(first) == want[first] and not spilled.in_memory
+        assert spilled(second) == want[second]
+    whole = RepeatedScorer(d / "test.parquet", threads=3)  # validation data: every row
+    assert whole(first) == evaluate(first, d / "test.parquet", threads=1) and whole.in_memory
+    assert whole(second) == evaluate(second, d / "test.parquet", threads=1)

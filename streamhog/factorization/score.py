@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -21,7 +22,7 @@ from .._fs.atomic import atomic_output
 from ..io.outputs import check_predictions_path, predictions_problem
 from ..io.stream import BatchStream, block_order
 from . import kernels as K
-from .format import InteractionDataset
+from .format import InteractionBatch, InteractionDataset
 from .model import PARAMETERS, MFModel, _readonly
 
 #: Columns of :func:`predict_to_parquet`'s output, one row per input row, in input order.
@@ -30,6 +31,10 @@ _EMPTY_BOOL = np.zeros(0, bool)
 _EMPTY_F32 = np.zeros(0, np.float32)
 for _a in (_EMPTY_BOOL, _EMPTY_F32):
     _a.flags.writeable = False
+#: What a :class:`RepeatedScorer` keeps in memory at most: the scored rows of a holdout (or
+#: validation data) up to this size are read from the files once per run, not after every
+#: epoch. 256 MiB: about 20M ratings with 32-bit ids.
+SCORED_ROWS_CACHE_BYTES = 256 << 20
 
 
 def n_threads(threads: int | None) -> int:
@@ -97,6 +102,51 @@ def metrics_from_sums(se: float, ae: float, ws: float, n: int) -> dict:
     return {"rmse": math.sqrt(se / ws) if ws else math.nan, "mae": ae / ws if ws else math.nan, "n_examples": n}
 
 
+def _selected(batch: InteractionBatch, select: np.ndarray | None) -> InteractionBatch:
+    """The batch's rows where ``select`` (all when None), as read-only arrays."""
+    if select is None:
+        return batch
+    w = batch.weights
+    return replace(batch, users=_readonly(batch.users[select]), items=_readonly(batch.items[select]),
+                   ratings=_readonly(batch.ratings[select]), weights=None if w is None else _readonly(w[select]))
+
+
+def _block_sums(score: "_Scorer", batch: InteractionBatch) -> tuple:
+    """(sum s e², sum s |e|, sum s, rows) of every row of ``batch``."""
+    w = batch.weights
+    se, ae, ws = K.error_sums(_readonly(score(batch)), batch.ratings, w if w is not None else _EMPTY_F32,
+                              w is not None, _EMPTY_BOOL, False)
+    return se, ae, ws, batch.n_rows
+
+
+def _score_blocks(model: MFModel, stream, threads: int, clip: bool, rows: Callable | None = None,
+                  keep: Callable | None = None) -> dict:
+    """The metrics of ``model`` on every batch of ``stream`` (only the rows ``rows(batch)``
+    selects, when given); ``keep(batch)`` sees each batch's scored rows."""
+    score = _Scorer(model, clip)
+    # Each block's sums, added up in block order at the end: the figures do not depend on
+    # which thread scored which block (per-thread running sums differed in the last bit),
+    # nor on whether the rows came from the files or from a RepeatedScorer's memory.
+    parts: list[dict] = [{} for _ in range(threads)]
+
+    def worker(done: dict) -> Callable:
+        def work(batch) -> None:
+            # Only the selected rows are predicted: a 10% holdout costs a tenth of the block.
+            batch = _selected(batch, rows(batch) if rows is not None else None)
+            if keep is not None:
+                keep(batch)
+            done[batch.block] = _block_sums(score, batch)
+        return work
+
+    run_consumers(stream, [worker(done) for done in parts])
+    blocks = {b: v for done in parts for b, v in done.items()}
+    se = ae = ws = 0.0
+    n = 0
+    for b in sorted(blocks):
+        se, ae, ws, n = se + blocks[b][0], ae + blocks[b][1], ws + blocks[b][2], n + blocks[b][3]
+    return metrics_from_sums(se, ae, ws, n)
+
+
 def evaluate(model: MFModel, data, *, threads: int | None = None, rows: Callable | None = None,
              clip: bool = True) -> dict:
     """RMSE and MAE (importance-weighted when the data has weights) of ``model`` on ``data``
@@ -105,29 +155,77 @@ def evaluate(model: MFModel, data, *, threads: int | None = None, rows: Callable
     ds = data if isinstance(data, InteractionDataset) else InteractionDataset(data)
     ds.require_ratings("evaluation")
     threads = n_threads(threads)
-    score = _Scorer(model, clip)
-    # Each block's sums, added up in block order at the end: the figures do not depend on
-    # which thread scored which block (per-thread running sums differed in the last bit).
-    parts: list[dict] = [{} for _ in range(threads)]
+    return _score_blocks(model, open_stream(ds, threads), threads, clip, rows)
 
-    def worker(done: dict) -> Callable:
-        def work(batch) -> None:
-            pred = score(batch)
-            select = rows(batch) if rows is not None else None
-            w = batch.weights
-            se, ae, ws = K.error_sums(_readonly(pred), batch.ratings, w if w is not None else _EMPTY_F32,
-                                      w is not None, select if select is not None else _EMPTY_BOOL,
-                                      select is not None)
-            done[batch.block] = (se, ae, ws, int(select.sum()) if select is not None else batch.n_rows)
-        return work
 
-    run_consumers(open_stream(ds, threads), [worker(done) for done in parts])
-    blocks = {b: v for done in parts for b, v in done.items()}
-    se = ae = ws = 0.0
-    n = 0
-    for b in sorted(blocks):
-        se, ae, ws, n = se + blocks[b][0], ae + blocks[b][1], ws + blocks[b][2], n + blocks[b][3]
-    return metrics_from_sums(se, ae, ws, n)
+class _MemoryStream:
+    """Kept batches handed out one at a time, as a BatchStream does (run_consumers' interface)."""
+
+    def __init__(self, batches: list):
+        self._batches = iter(batches)
+        self._lock = threading.Lock()
+
+    def next_batch(self):
+        with self._lock:
+            return next(self._batches, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._batches = iter(())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class RepeatedScorer:
+    """:func:`evaluate` of the same data, or the same selected rows of it (a holdout), after
+    every epoch. The first call reads the files as evaluate() does and keeps each block's
+    scored rows while all of them fit in ``cap_bytes``; the later calls score those from
+    memory, without reading or decoding anything: on a 5M-rating set with a 10% holdout the
+    scoring after each epoch cost a third of the epoch. The figures are evaluate()'s to the
+    last bit (the same rows, the same per-block sums added in block order). Data whose scored
+    rows exceed the cap is read again every time, in bounded memory."""
+
+    def __init__(self, data, *, threads: int | None = None, rows: Callable | None = None, clip: bool = True,
+                 cap_bytes: int = SCORED_ROWS_CACHE_BYTES):
+        self.dataset = data if isinstance(data, InteractionDataset) else InteractionDataset(data)
+        self.dataset.require_ratings("evaluation")
+        self.threads, self.rows, self.clip, self.cap_bytes = n_threads(threads), rows, clip, cap_bytes
+        self._kept: list[InteractionBatch] | None = None  # the scored rows, in block order
+        self._fits = cap_bytes > 0
+
+    @property
+    def in_memory(self) -> bool:
+        """The scored rows are held: the next call reads nothing."""
+        return self._kept is not None
+
+    def __call__(self, model: MFModel) -> dict:
+        if self._kept is not None:
+            return _score_blocks(model, _MemoryStream(self._kept), self.threads, self.clip)
+        kept: list[InteractionBatch] = []
+        size = [0]
+        lock = threading.Lock()
+
+        def keep(batch: InteractionBatch) -> None:
+            nbytes = sum(a.nbytes for a in (batch.users, batch.items, batch.ratings, batch.weights) if a is not None)
+            with lock:
+                if not self._fits:
+                    return
+                size[0] += nbytes
+                if size[0] > self.cap_bytes:
+                    self._fits = False  # too many rows: read them again each time
+                    kept.clear()
+                else:
+                    kept.append(batch)
+
+        metrics = _score_blocks(model, open_stream(self.dataset, self.threads), self.threads, self.clip,
+                                self.rows, keep if self._fits else None)
+        if self._fits:
+            self._kept = sorted(kept, key=lambda b: b.block)
+        return metrics
 
 
 def predict(model: MFModel, data, *, threads: int | None = None, clip: bool = True) -> np.ndarray:

@@ -48,7 +48,7 @@ from . import kernels as K
 from .config import MFConfig, MFState, kernel_hyper
 from .copies import BEST, BestEpochCopies
 from .model import MFModel
-from .score import evaluate
+from .score import RepeatedScorer
 from .strata import StrataConsumer
 
 #: An epoch end writes a checkpoint when this long has passed since the last one (and always
@@ -213,6 +213,16 @@ class MFTrainer(_BlockWork):
         self.data_schema = dataset.schema()
         self._last_checkpoint = time.monotonic()
         self.best = BestEpochCopies(model.path / BEST, model.files, state.best_slot)
+        # Scoring after each epoch: the validation data and the holdout rows are read once
+        # and kept in memory while they fit (score.RepeatedScorer).
+        holdout, seed = config.holdout, config.seed
+        self.scorers = {}
+        if valid is not None:
+            self.scorers["valid"] = RepeatedScorer(valid, threads=config.threads, clip=config.clip)
+        if holdout:
+            self.scorers["holdout"] = RepeatedScorer(
+                dataset, threads=config.threads, clip=config.clip,
+                rows=lambda b: holdout_mask(b.row_start, b.n_rows, holdout, seed))
         # What early stopping watches: the holdout, else --valid, else nothing.
         self.watched = None if not config.early_stopping else (
             "holdout" if config.holdout else ("valid" if valid is not None else None))
@@ -312,14 +322,10 @@ class MFTrainer(_BlockWork):
         record = {"epoch": st.epoch + 1, "examples": st.epoch_rows, "lr": self.cfg.epoch_lr(st.epoch),
                   "train_rmse": math.sqrt(mse) if mse == mse else None, "seconds": round(secs, 4),
                   "examples_per_s": round(st.epoch_rows / secs, 1) if secs else None}
-        if self.valid is not None or self.cfg.holdout:
+        if self.scorers:
             start = time.perf_counter()
-            if self.valid is not None:
-                record["valid"] = evaluate(self.model, self.valid, threads=self.cfg.threads, clip=self.cfg.clip)
-            if self.cfg.holdout:
-                record["holdout"] = evaluate(self.model, self.dataset, threads=self.cfg.threads, clip=self.cfg.clip,
-                                             rows=lambda b: holdout_mask(b.row_start, b.n_rows, self.cfg.holdout,
-                                                                         self.cfg.seed))
+            for key, score in self.scorers.items():
+                record[key] = score(self.model)
             record["scoring_seconds"] = round(time.perf_counter() - start, 4)
         return record
 
