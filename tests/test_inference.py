@@ -12,14 +12,15 @@ import pytest
 from scipy.special import expit
 from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, mean_squared_error, roc_auc_score
 
-from streamhog.io.batch import SparseBatch, concat_batches
+from streamhog.io.batch import SparseBatch, concat_batches, take_rows
 from streamhog.errors import DataFormatError, OutputExistsError, StreamhogError
 from streamhog.io.formats import create_writer, open_dataset
 from streamhog.errors import IncompatibleDataError
-from streamhog.model.inference import evaluate, predict, predict_to_parquet
+from streamhog.model.inference import RepeatedScorer, evaluate, predict, predict_to_parquet
 from streamhog.kernels.predict import batch_margins
 from streamhog.model.metrics import AUC_BINS, MetricAccumulator, margin_bin
 from streamhog.model.directory import Model
+from streamhog.training.early_stopping import holdout_mask
 
 from conftest import random_batch
 
@@ -120,6 +121,73 @@ def test_evaluate_classification_matches_sklearn(tmp_path, rng, fmt, weights, th
     assert got["logloss"] == pytest.approx(log_loss(y, expit(m), sample_weight=sw), rel=1e-9)
     assert got["accuracy"] == pytest.approx(accuracy_score(y > 0, m > 0, sample_weight=sw), rel=1e-9)
     assert got["auc"] == pytest.approx(roc_auc_score(y, m, sample_weight=sw), abs=1e-4)
+
+
+def test_take_rows_equals_scipy_row_selection(rng):
+    for binary, weights in ((False, True), (True, False)):
+        batch = make_data(rng, 300, binary=binary, weights=weights)
+        keep = rng.random(300) < 0.3
+        got = take_rows(batch, keep)
+        assert (got.to_scipy(N_FEATURES) != batch.to_scipy(N_FEATURES)[keep]).nnz == 0
+        assert np.array_equal(got.labels, batch.labels[keep]) and got.indptr[0] == 0
+        assert (got.weights is None) == (not weights) and (not weights or np.array_equal(got.weights, batch.weights[keep]))
+    assert take_rows(batch, np.zeros(300, bool)).n_rows == 0
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "zarr"])
+def test_scoring_a_holdout_after_each_epoch_from_memory(tmp_path, rng, fmt):
+    """A training run's RepeatedScorer reads the held rows once and then scores them from
+    memory (beyond its cap: from the files each time): the figures of evaluate(), and those
+    are scikit-learn's on the held rows, with more threads than cores."""
+    batch = make_data(rng, 900, weights=True)
+    data = write(fmt, tmp_path / f"d.{fmt}", batch, rows_per_group=37)
+    held = holdout_mask(0, 900, 0.2, 5)
+
+    def rows(b):
+        return holdout_mask(b.row_start, b.n_rows, 0.2, 5)
+
+    models = [make_model(tmp_path / f"m{k}", rng) for k in range(2)]
+    for model in models:
+        m, y, sw = reference_margins(model.path, batch)[held], batch.labels[held], batch.weights[held]
+        want = evaluate(model, data, threads=1, rows=rows)
+        assert want["n_examples"] == held.sum() > 100
+        assert want["logloss"] == pytest.approx(log_loss(y, expit(m), sample_weight=sw), rel=1e-9)
+        assert want["auc"] == pytest.approx(roc_auc_score(y, m, sample_weight=sw), abs=1e-4)
+    for threads in (1, 8):
+        for cap, in_memory in ((1 << 20, True), (1_000, False)):
+            score = RepeatedScorer(data, threads=threads, rows=rows, cap_bytes=cap)
+            for model in models + models:  # the second round: from memory, when kept
+                want = evaluate(model, data, threads=1, rows=rows)
+                got = score(model)
+                assert score.in_memory == in_memory
+                assert got["n_examples"] == want["n_examples"]
+                for k in ("logloss", "auc", "accuracy"):
+                    assert got[k] == pytest.approx(want[k], rel=1e-12), k
+    whole = RepeatedScorer(data, threads=3)  # validation data: every row
+    for model in models + models:
+        got, want = whole(model), evaluate(model, data, threads=1)
+        assert whole.in_memory and all(got[k] == pytest.approx(want[k], rel=1e-12) for k in want)
+
+
+def test_a_holdout_that_weighs_nothing_is_scored_from_memory_as_from_the_files(tmp_path, rng):
+    """evaluate() refuses data whose every weight is 0, but not a run's holdout rows (a small
+    set's holdout may be a few zero-weight rows): nor does the scorer that keeps them."""
+    b = make_data(rng, 60, weights=True)
+    b = SparseBatch(b.indptr, b.indices, b.values, b.labels, np.zeros(60, np.float32))
+    data = write("parquet", tmp_path / "d.parquet", b)
+    model = make_model(tmp_path / "m", rng)
+
+    def rows(batch):
+        return holdout_mask(batch.row_start, batch.n_rows, 0.2, 0)
+
+    want = evaluate(model, data, rows=rows)
+    score = RepeatedScorer(data, rows=rows)
+    for _ in range(2):
+        got = score(model)
+        assert got["n_examples"] == want["n_examples"] and np.isnan(got["logloss"]) == np.isnan(want["logloss"])
+    assert score.in_memory
+    with pytest.raises(DataFormatError, match="every importance weight is 0"):
+        evaluate(model, data)
 
 
 @pytest.mark.parametrize("loss", ["hinge", "logistic"])

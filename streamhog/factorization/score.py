@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from ..errors import ConfigError
 from .._fs.atomic import atomic_output
 from ..io.outputs import check_predictions_path, predictions_problem
-from ..io.stream import BatchStream, block_order
+from ..io.stream import BatchStream, KeptBatches, block_order
 from . import kernels as K
 from .format import InteractionBatch, InteractionDataset
 from .model import PARAMETERS, MFModel, _readonly
@@ -158,28 +158,6 @@ def evaluate(model: MFModel, data, *, threads: int | None = None, rows: Callable
     return _score_blocks(model, open_stream(ds, threads), threads, clip, rows)
 
 
-class _MemoryStream:
-    """Kept batches handed out one at a time, as a BatchStream does (run_consumers' interface)."""
-
-    def __init__(self, batches: list):
-        self._batches = iter(batches)
-        self._lock = threading.Lock()
-
-    def next_batch(self):
-        with self._lock:
-            return next(self._batches, None)
-
-    def close(self) -> None:
-        with self._lock:
-            self._batches = iter(())
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 class RepeatedScorer:
     """:func:`evaluate` of the same data, or the same selected rows of it (a holdout), after
     every epoch. The first call reads the files as evaluate() does and keeps each block's
@@ -204,7 +182,7 @@ class RepeatedScorer:
 
     def __call__(self, model: MFModel) -> dict:
         if self._kept is not None:
-            return _score_blocks(model, _MemoryStream(self._kept), self.threads, self.clip)
+            return _score_blocks(model, KeptBatches(self._kept), self.threads, self.clip)
         kept: list[InteractionBatch] = []
         size = [0]
         lock = threading.Lock()

@@ -335,6 +335,31 @@ class BatchStream:
         return len(self.order)
 
 
+class KeptBatches:
+    """Batches held in memory, handed to consumer threads one at a time through the interface
+    consumers take from a :class:`BatchStream` (``next_batch``, ``close``, a context manager):
+    the rows scored after every epoch, read from the files once (model/inference.py and
+    factorization/score.py, ``RepeatedScorer``)."""
+
+    def __init__(self, batches):
+        self._batches = iter(batches)
+        self._lock = threading.Lock()
+
+    def next_batch(self):
+        with self._lock:
+            return next(self._batches, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._batches = iter(())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def iter_epoch(
     dataset: Dataset,
     *,

@@ -56,6 +56,7 @@ class TrainingRun:
         self.disk_full: str | None = None  # why the run stopped for space, when it did
         self._blocks_left = stop_after_blocks
         self._last_checkpoint = time.monotonic()
+        self._scorers: dict | None = None  # built at the first epoch's scoring
 
     def stop(self, signum: int = signal.SIGINT) -> None:
         """Stop at the next block boundary, checkpoint and raise TrainingInterrupted (any thread)."""
@@ -135,18 +136,24 @@ class TrainingRun:
     def _score(self, record: dict) -> None:
         """Add the epoch's --valid and holdout metrics to its record, and the time they took
         (apart from the training ``seconds``)."""
-        from ..model.inference import evaluate
+        from ..model.inference import RepeatedScorer
 
         if self.valid is None and not self.cfg.holdout:
             return
         start = time.perf_counter()
         self.engine.store_hot()  # evaluate() scores the model's arrays and its meta's intercept
         self.model.meta["intercept"] = self._intercept()
-        if self.valid is not None:
-            record["valid"] = evaluate(self.model, self.valid, threads=self.cfg.threads)
-        if self.cfg.holdout:
-            record["holdout"] = evaluate(self.model, self.engine.source(self.dataset), threads=self.cfg.threads,
-                                         rows=self.engine.held_out)
+        # The validation data and the holdout rows are read once per run and scored from
+        # memory after the later epochs while they fit (inference.RepeatedScorer).
+        if self._scorers is None:
+            self._scorers = {}
+            if self.valid is not None:
+                self._scorers["valid"] = RepeatedScorer(self.valid, threads=self.cfg.threads)
+            if self.cfg.holdout:
+                self._scorers["holdout"] = RepeatedScorer(self.engine.source(self.dataset), threads=self.cfg.threads,
+                                                          rows=self.engine.held_out)
+        for key, score in self._scorers.items():
+            record[key] = score(self.model)
         record["scoring_seconds"] = round(time.perf_counter() - start, 4)
 
     # -- early stopping ----------------------------------------------------------------------
