@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from ..errors import ConfigError
 from .._fs.atomic import atomic_output
 from ..io.outputs import check_predictions_path, predictions_problem
-from ..io.stream import BatchStream, KeptBatches, block_order
+from ..io.stream import BatchKeeper, BatchStream, KeptBatches, block_order
 from . import kernels as K
 from .format import InteractionBatch, InteractionDataset
 from .model import PARAMETERS, MFModel, _readonly
@@ -183,26 +183,11 @@ class RepeatedScorer:
     def __call__(self, model: MFModel) -> dict:
         if self._kept is not None:
             return _score_blocks(model, KeptBatches(self._kept), self.threads, self.clip)
-        kept: list[InteractionBatch] = []
-        size = [0]
-        lock = threading.Lock()
-
-        def keep(batch: InteractionBatch) -> None:
-            nbytes = sum(a.nbytes for a in (batch.users, batch.items, batch.ratings, batch.weights) if a is not None)
-            with lock:
-                if not self._fits:
-                    return
-                size[0] += nbytes
-                if size[0] > self.cap_bytes:
-                    self._fits = False  # too many rows: read them again each time
-                    kept.clear()
-                else:
-                    kept.append(batch)
-
+        keeper = BatchKeeper(self.cap_bytes if self._fits else 0,
+                             lambda b: (b.users, b.items, b.ratings, b.weights))
         metrics = _score_blocks(model, open_stream(self.dataset, self.threads), self.threads, self.clip,
-                                self.rows, keep if self._fits else None)
-        if self._fits:
-            self._kept = sorted(kept, key=lambda b: b.block)
+                                self.rows, keeper if keeper.fits else None)
+        self._kept, self._fits = keeper.kept(), keeper.fits  # past the cap: read again each time
         return metrics
 
 

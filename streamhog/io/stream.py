@@ -360,6 +360,35 @@ class KeptBatches:
         self.close()
 
 
+class BatchKeeper:
+    """Collects batches (``keeper(batch)``, from any thread) while their arrays — those
+    ``arrays_of(batch)`` names — take at most ``cap_bytes`` in all; past the cap it lets go of
+    every one and keeps nothing more. ``kept()``: the batches in block order, or None when
+    they did not fit."""
+
+    def __init__(self, cap_bytes: int, arrays_of):
+        self.cap_bytes, self.arrays_of = cap_bytes, arrays_of
+        self.fits = cap_bytes > 0
+        self._batches: list = []
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, batch) -> None:
+        nbytes = sum(a.nbytes for a in self.arrays_of(batch) if a is not None)
+        with self._lock:
+            if not self.fits:
+                return
+            self._size += nbytes
+            if self._size > self.cap_bytes:
+                self.fits = False
+                self._batches.clear()
+            else:
+                self._batches.append(batch)
+
+    def kept(self) -> list | None:
+        return sorted(self._batches, key=lambda b: b.block) if self.fits else None
+
+
 def iter_epoch(
     dataset: Dataset,
     *,

@@ -22,7 +22,7 @@ from ..errors import DataFormatError, IncompatibleDataError, StreamhogError
 from ..io.formats import open_dataset
 from ..io.hashing import hash_batch
 from ..io.batch import take_rows
-from ..io.stream import BatchStream, KeptBatches, block_order
+from ..io.stream import BatchKeeper, BatchStream, KeptBatches, block_order
 from ..io.threads import Workers, default_readers, default_threads
 from .labels import check_scoring_data
 
@@ -148,27 +148,11 @@ class RepeatedScorer:
                             _n_consumers(self.threads, self._ds), picked=self.rows is not None)
         ds = self._ds = _dataset_for(model, self.data, require_labels=True, check_rows=self.rows is None,
                                      need_rows=True)
-        kept: list = []
-        size = [0]
-        lock = threading.Lock()
-
-        def keep(batch) -> None:
-            arrays = (batch.indptr, batch.indices, batch.values, batch.labels, batch.weights)
-            nbytes = sum(a.nbytes for a in arrays if a is not None)
-            with lock:
-                if not self._fits:
-                    return
-                size[0] += nbytes
-                if size[0] > self.cap_bytes:
-                    self._fits = False  # too many rows: read them again each time
-                    kept.clear()
-                else:
-                    kept.append(batch)
-
+        keeper = BatchKeeper(self.cap_bytes if self._fits else 0,
+                             lambda b: (b.indptr, b.indices, b.values, b.labels, b.weights))
         metrics = _metrics(model, ds, lambda works: _workers(ds, works, "eval", ordered=False, readers=self.readers),
-                           _n_consumers(self.threads, ds), self.rows, keep if self._fits else None)
-        if self._fits:
-            self._kept = sorted(kept, key=lambda b: b.block)
+                           _n_consumers(self.threads, ds), self.rows, keeper if keeper.fits else None)
+        self._kept, self._fits = keeper.kept(), keeper.fits  # past the cap: read again each time
         return metrics
 
 
