@@ -207,3 +207,32 @@ def test_extending_a_finished_run_keeps_its_best_model_as_the_one_to_beat(criteo
     assert len(history) == 4 and min(h["holdout"]["logloss"] for h in history[1:]) > history[0]["holdout"]["logloss"]
     assert m.meta["training"]["best_epoch"] == 1 and not (m.path / BEST).exists()
     assert (m.path / "weights.npy").read_bytes() == kept
+
+
+def test_the_holdout_is_read_once_and_scored_as_read_from_the_files(criteo, tmp_path, monkeypatch):
+    """The rows held out are read for the first epoch's scoring and kept: no later scoring
+    reads the data, and every epoch's holdout figures are those of a run that reads them from
+    the files each time (one thread: the same run), with three threads on 2 cores too; the
+    last equals NumPy's loss of the model on those rows."""
+    import streamhog.model.inference as inference
+
+    train = criteo / "train.parquet"
+    reads = []
+    real = inference._workers
+    monkeypatch.setattr(inference, "_workers",
+                        lambda ds, works, name, **kw: (reads.append(name), real(ds, works, name, **kw))[1])
+    kept = streamhog.train(train, tmp_path / "kept", epochs=3, early_stopping=0, seed=2, **ONE)
+    assert reads == ["eval"]
+    monkeypatch.setattr(inference, "SCORED_ROWS_CACHE_BYTES", 0)  # nothing kept: read every time
+    read = streamhog.train(train, tmp_path / "read", epochs=3, early_stopping=0, seed=2, **ONE)
+    assert reads == ["eval"] * 4
+    assert [h["holdout"] for h in kept.meta["history"]] == [h["holdout"] for h in read.meta["history"]]
+    monkeypatch.setattr(inference, "SCORED_ROWS_CACHE_BYTES", 256 << 20)
+    reads.clear()
+    m = streamhog.train(train, tmp_path / "threads", epochs=3, early_stopping=0, seed=2, quiet=True, refit=False,
+                        threads=3, readers=2)
+    assert reads == ["eval"]
+    held = holdout_mask(0, 8000, 0.1, seed=2)
+    last = m.meta["history"][-1]["holdout"]
+    assert last["n_examples"] == held.sum()
+    assert last["logloss"] == pytest.approx(_numpy_logloss(train, m, held), rel=1e-6)

@@ -168,12 +168,13 @@ class RepeatedScorer:
     rows exceed the cap is read again every time, in bounded memory."""
 
     def __init__(self, data, *, threads: int | None = None, rows: Callable | None = None, clip: bool = True,
-                 cap_bytes: int = SCORED_ROWS_CACHE_BYTES):
+                 cap_bytes: int | None = None):
         self.dataset = data if isinstance(data, InteractionDataset) else InteractionDataset(data)
         self.dataset.require_ratings("evaluation")
-        self.threads, self.rows, self.clip, self.cap_bytes = n_threads(threads), rows, clip, cap_bytes
+        self.threads, self.rows, self.clip = n_threads(threads), rows, clip
+        self.cap_bytes = SCORED_ROWS_CACHE_BYTES if cap_bytes is None else cap_bytes
         self._kept: list[InteractionBatch] | None = None  # the scored rows, in block order
-        self._fits = cap_bytes > 0
+        self._fits = self.cap_bytes > 0
 
     @property
     def in_memory(self) -> bool:

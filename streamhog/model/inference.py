@@ -131,11 +131,12 @@ class RepeatedScorer:
     threads took the blocks, so the last bits may differ between calls)."""
 
     def __init__(self, data, *, threads: int | None = None, readers: int | None = None,
-                 rows: Callable | None = None, cap_bytes: int = SCORED_ROWS_CACHE_BYTES):
-        self.data, self.threads, self.readers, self.rows, self.cap_bytes = data, threads, readers, rows, cap_bytes
+                 rows: Callable | None = None, cap_bytes: int | None = None):
+        self.data, self.threads, self.readers, self.rows = data, threads, readers, rows
+        self.cap_bytes = SCORED_ROWS_CACHE_BYTES if cap_bytes is None else cap_bytes
         self._ds = None
         self._kept: list | None = None  # the scored rows of every block, in block order
-        self._fits = cap_bytes > 0
+        self._fits = self.cap_bytes > 0
 
     @property
     def in_memory(self) -> bool:
