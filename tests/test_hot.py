@@ -234,13 +234,24 @@ def test_hot_features_are_refused_where_they_do_not_apply(zipf_data, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
-def test_auto_keeps_hot_features_for_the_default_rule_on_four_threads_or_more():
+def test_auto_keeps_hot_features_for_the_default_rule_on_four_running_threads_or_more(monkeypatch):
+    import streamhog.training.hot as hot
     from streamhog.training.config import TrainConfig
     from streamhog.training.hot import AUTO_LIMIT, hot_limit
 
+    import streamhog.training.config as config
+
+    monkeypatch.setattr(hot, "cpu_count", lambda: 16)
+    monkeypatch.setattr(config, "cpu_count", lambda: 16)  # the default --threads: one per core
     for opt in ("normalized", "adagrad", "sgd"):
         assert hot_limit(TrainConfig(optimizer=opt, threads=4).resolved())[0] == AUTO_LIMIT
         assert hot_limit(TrainConfig(optimizer=opt, threads=3).resolved())[0] == 0
     assert TrainConfig().optimizer == "normalized"
+    assert hot_limit(TrainConfig().resolved())[0] == AUTO_LIMIT  # one thread per core: 16
     assert hot_limit(TrainConfig(optimizer="ftrl", threads=16).resolved())[0] == 0
     assert hot_limit(TrainConfig(loss="softmax", threads=16).resolved())[0] == 0
+    # Threads beyond the cores take turns: on 2 cores 16 threads run 2 at a time.
+    monkeypatch.setattr(hot, "cpu_count", lambda: 2)
+    assert hot_limit(TrainConfig(threads=16).resolved())[0] == 0
+    monkeypatch.setattr(hot, "cpu_count", lambda: 4)
+    assert hot_limit(TrainConfig(threads=16).resolved())[0] == AUTO_LIMIT

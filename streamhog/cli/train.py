@@ -67,7 +67,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hot-features", type=_hot_features, metavar="N|auto",
                    help="keep the N features most rows hold per thread, published like the intercept: on skewed "
                         "data their cache lines otherwise bounce between the cores (default auto: with 4 or more "
-                        "threads and sgd, adagrad or normalized; 0: none)")
+                        "threads running at once, at most one per core, and sgd, adagrad or normalized; 0: none)")
     p.add_argument("--sync", choices=("none", "lock"),
                    help="none: lock-free Hogwild! (default); lock: a lock around each update (the baseline)")
     p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",

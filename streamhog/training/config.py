@@ -74,7 +74,7 @@ class TrainConfig:
     capacity: int | None = None  # blocks buffered between readers and consumers; None: 2 per reader
     # Features most rows hold, kept per thread and published like the intercept (issue 14:
     # their cache lines bounced between the cores): "auto" (training/hot.py: with 4 or more
-    # threads, sgd, adagrad or normalized), 0 (none) or how many at most.
+    # threads running at once, sgd, adagrad or normalized), 0 (none) or how many at most.
     hot_features: int | str = "auto"
     # normalized with a real-valued target (squared, huber): the labels' standard deviation,
     # the unit of the steps (training/targets.py; set by training.job from a pass over the

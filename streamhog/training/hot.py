@@ -30,14 +30,16 @@ import threading
 import numpy as np
 
 from ..io.hashing import hash_batch
+from ..io.threads import cpu_count
 from ..kernels.hot import HotSet
 from ..losses import get_loss
 
 #: Rows sampled (from the first blocks) to find the hot features.
 SAMPLE_ROWS = 200_000
 #: The automatic choice (``hot_features="auto"``): with at least AUTO_MIN_THREADS threads
-#: (below, the lines bounce between few cores and the local copies cost more than they
-#: save: benchmarks/scaling.md), at most AUTO_LIMIT features, each held by at least
+#: running at once — threads beyond the cores add none (below, the lines bounce between few
+#: cores and the local copies cost more than they save: benchmarks/scaling.md; 4 threads on
+#: 2 cores ran the default's kernel at 47M nnz/s with them, 69M without), at most AUTO_LIMIT features, each held by at least
 #: AUTO_MIN_SHARE of the rows (written by 16 threads at ~250K rows/s each, a feature in 1 row
 #: of 1,000 already keeps its cache line moving between cores).
 AUTO_MIN_THREADS = 4
@@ -54,7 +56,8 @@ def hot_limit(config) -> tuple[int, float]:
     if get_loss(config.loss).head != "vector":
         return 0, 0.0  # softmax: K weights per feature, not yet
     if config.hot_features == "auto":
-        on = config.threads >= AUTO_MIN_THREADS and config.optimizer in OPTIMIZERS and config.sync != "lock"
+        running = min(config.threads, cpu_count())  # oversubscribed threads take turns on the cores
+        on = running >= AUTO_MIN_THREADS and config.optimizer in OPTIMIZERS and config.sync != "lock"
         return (AUTO_LIMIT, AUTO_MIN_SHARE) if on else (0, 0.0)
     return int(config.hot_features), 0.0
 
