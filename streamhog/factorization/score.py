@@ -3,7 +3,8 @@
 Blocks come from a :class:`~streamhog.io.stream.BatchStream` (reader threads, bounded buffer)
 to ``threads`` consumer threads that run the nogil ``predict_block`` kernel against the
 shared memory-mapped factors. The first error anywhere stops every thread and is raised
-in the caller's thread.
+in the caller's thread. A training run's scoring after each epoch (:class:`RepeatedScorer`)
+streams its rows once and then hands the kept rows to the same consumers from memory.
 """
 from __future__ import annotations
 

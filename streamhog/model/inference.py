@@ -5,7 +5,9 @@ Every function streams the dataset's blocks with a :class:`~streamhog.io.stream.
 against the shared weights with the nogil margin kernels, through the model's head
 (model/heads.py: margins, predictions, metrics). The first error anywhere (a reader's
 ``DataFormatError``, a consumer's failure, Ctrl-C) stops the readers and every consumer,
-and is raised in the caller's thread; no thread is left running.
+and is raised in the caller's thread; no thread is left running. A training run's scoring
+after each epoch (:class:`RepeatedScorer`) streams its rows once and then hands the kept rows
+to the same consumers from memory.
 
 A dataset with more features than the model is refused before anything is read: the model
 has no weight for them (fewer features is fine: the missing ones simply never occur).
