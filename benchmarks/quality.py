@@ -35,6 +35,7 @@ import panel_data  # noqa: E402
 from panel_peers import SCORE, references  # noqa: E402
 from common.data import streamhog_cmd  # noqa: E402
 from common.metering import check, engine_hash, finite, last_json, machine_info, measure  # noqa: E402
+from default_speed import DEFAULTS as DEFAULTS_CASE  # noqa: E402 (the defaults case's name in its JSON)
 
 OUTPUT = HERE / "output"
 SEEDS = (0, 1, 2)
@@ -172,9 +173,6 @@ def markdown(res: dict) -> str:
               f"{r['vw'][r['vw_best_passes']]['accuracy']:.4f}; exact {r['exact']['accuracy']:.4f}."]
     L += speed_section()
     return "\n".join(L) + "\n"
-
-
-DEFAULTS_CASE = "defaults, per epoch"  # benchmarks/default_speed.py's
 
 
 def speed_section() -> list[str]:

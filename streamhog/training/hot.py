@@ -39,9 +39,11 @@ SAMPLE_ROWS = 200_000
 #: The automatic choice (``hot_features="auto"``): with at least AUTO_MIN_THREADS threads
 #: running at once — threads beyond the cores add none (below, the lines bounce between few
 #: cores and the local copies cost more than they save: benchmarks/scaling.md; 4 threads on
-#: 2 cores ran the default's kernel at 47M nnz/s with them, 69M without), at most AUTO_LIMIT features, each held by at least
-#: AUTO_MIN_SHARE of the rows (written by 16 threads at ~250K rows/s each, a feature in 1 row
-#: of 1,000 already keeps its cache line moving between cores).
+#: 2 cores ran the default's kernel at 47M nnz/s with them and 69M without, `python
+#: benchmarks/scaling.py --rows 300000 --zipf 1.1 --extra-threads 4`), at most AUTO_LIMIT
+#: features, each held by at least AUTO_MIN_SHARE of the rows (written by 16 threads at
+#: ~250K rows/s each, a feature in 1 row of 1,000 already keeps its cache line moving between
+#: cores).
 AUTO_MIN_THREADS = 4
 AUTO_LIMIT = 1024
 AUTO_MIN_SHARE = 1e-3
