@@ -31,12 +31,12 @@ WORKERS = str(HERE / "mf_workers.py")
 RUNS = (("1 thread", 1, "hogwild"), ("2 threads, hogwild", 2, "hogwild"), ("2 threads, strata", 2, "strata"))
 
 
-def configs(data: Path, sets: list[str]) -> list[dict]:
+def configs(data: Path, sets: list[str], optimizers=("adagrad", "sgd")) -> list[dict]:
     spec = {"synthetic": (data / "synthetic-1000000", 32, 3, 5), "movielens": (data / "movielens", 100, 20, 20)}
     out = []
     for name in sets:
         d, rank, kernel_epochs, epochs = spec[name]
-        for opt in ("adagrad", "sgd"):
+        for opt in optimizers:
             for label, t, sched in RUNS:
                 common = ["--rank", str(rank), "--threads", str(t), "--schedule", sched, "--optimizer", opt]
                 out.append({"set": name, "what": "kernel", "opt": opt, "run": label,
@@ -53,9 +53,10 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--data", type=Path, default=OUTPUT / "mf-bench")
     p.add_argument("--sets", nargs="+", default=["synthetic", "movielens"])
+    p.add_argument("--optimizers", nargs="+", default=["adagrad", "rowwise-adagrad", "sgd"])
     p.add_argument("--out", type=Path, default=OUTPUT / "mf-schedule.json")
     a = p.parse_args(argv)
-    cfgs = configs(a.data, a.sets)
+    cfgs = configs(a.data, a.sets, a.optimizers)
     loads = [os.getloadavg()[0]]
     env = dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for rep in range(a.repeats):

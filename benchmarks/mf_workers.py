@@ -156,7 +156,7 @@ def run_kernel(a) -> dict:
     reader = ds.open_reader()
     blocks = [reader.read(b) for b in range(ds.n_blocks)]
     reader.close()
-    cfg = MFConfig(rank=a.rank, optimizer=a.optimizer or "adagrad", holdout=0.0).resolved()
+    cfg = MFConfig(rank=a.rank, optimizer=a.optimizer or MFConfig.optimizer, holdout=0.0).resolved()
     r = np.concatenate([b.ratings for b in blocks]).astype(np.float64)
     h = kernel_hyper(cfg, float(r.std()))
     mu = float(r.mean())
@@ -165,6 +165,8 @@ def run_kernel(a) -> dict:
     bu, bi = zeros64((ds.n_users,)), zeros64((ds.n_items,))
     if cfg.optimizer == "adagrad":
         state = (zeros64(P.shape), zeros64(Q.shape), zeros64(bu.shape), zeros64(bi.shape))
+    elif cfg.optimizer == "rowwise-adagrad":  # one sum per row, (n, 1) as MFModel.kernel_arrays gives them
+        state = (zeros64((ds.n_users, 1)), zeros64((ds.n_items, 1)), zeros64(bu.shape), zeros64(bi.shape))
     else:
         state = (np.zeros((0, a.rank), np.float32),) * 2 + (np.zeros(0, np.float32),) * 2
     kernel = K.TRAIN_KERNELS[K.OPTIMIZER_IDS[cfg.optimizer]]

@@ -62,6 +62,12 @@ def numpy_train(users, items, ratings, weights, rows, P, Q, bu, bi, Pa, Qa, bua,
         if opt == "sgd":
             P[u] = p - f32(lr) * gp
             Q[i] = q - f32(lr) * gq
+        elif opt == "rowwise-adagrad":  # one sum per row: its mean squared gradient, float64
+            rank = len(p)
+            Pa[u, 0] = float(Pa[u, 0]) + float(np.sum(gp.astype(np.float64) ** 2)) / rank
+            Qa[i, 0] = float(Qa[i, 0]) + float(np.sum(gq.astype(np.float64) ** 2)) / rank
+            P[u] = p - f32(lr / np.sqrt(beta + float(Pa[u, 0]))) * gp
+            Q[i] = q - f32(lr / np.sqrt(beta + float(Qa[i, 0]))) * gq
         else:
             Pa[u] = Pa[u] + gp * gp
             Qa[i] = Qa[i] + gq * gq
@@ -84,25 +90,28 @@ def problem(rng, n=400, n_users=23, n_items=17, weights=False, id_type=np.uint32
     return users, items, ratings, w
 
 
-def arrays(n_users, n_items, rank, adagrad):
+def arrays(n_users, n_items, rank, opt):
     P, Q = np.zeros((n_users, rank), np.float32), np.zeros((n_items, rank), np.float32)
     bu, bi = np.zeros(n_users, np.float32), np.zeros(n_items, np.float32)
-    if adagrad:
+    if opt == "adagrad":
         state = (np.zeros_like(P), np.zeros_like(Q), np.zeros_like(bu), np.zeros_like(bi))
+    elif opt == "rowwise-adagrad":  # one sum per factor row: (n, 1), as MFModel.kernel_arrays passes them
+        state = (np.zeros((n_users, 1), np.float32), np.zeros((n_items, 1), np.float32), np.zeros_like(bu),
+                 np.zeros_like(bi))
     else:
         state = (np.zeros((0, rank), np.float32), np.zeros((0, rank), np.float32), np.zeros(0, np.float32),
                  np.zeros(0, np.float32))
     return [P, Q, bu, bi, *state]
 
 
-@pytest.mark.parametrize("opt", ["sgd", "adagrad"])
+@pytest.mark.parametrize("opt", ["sgd", "adagrad", "rowwise-adagrad"])
 @pytest.mark.parametrize("weights", [False, True])
 @pytest.mark.parametrize("id_type", [np.uint32, np.uint64])
 def test_kernel_matches_numpy_reference(rng, opt, weights, id_type):
     users, items, ratings, w = problem(rng, weights=weights, id_type=id_type)
     rank, mu, lr, l2, l2b, beta, scale, seed = 7, 3.1, (0.02 if opt == "sgd" else 0.1), 0.03, 0.01, 0.5, 0.1, 42
     lr_b, beta_b = lr * 0.7, beta * 2
-    kernel_arrays = arrays(23, 17, rank, opt == "adagrad")
+    kernel_arrays = arrays(23, 17, rank, opt)
     ref = [a.copy() for a in kernel_arrays]
     if opt == "sgd":  # the reference keeps its own (unused) state
         ref[4:] = [np.zeros((23, rank), np.float32), np.zeros((17, rank), np.float32),
@@ -118,8 +127,10 @@ def test_kernel_matches_numpy_reference(rng, opt, weights, id_type):
         np.testing.assert_allclose(got[:2], want, rtol=1e-5)
     # Factors agree within float32 rounding (the kernel's dot product sums in another order).
     names = ["P", "Q", "bu", "bi", "Pa", "Qa", "bua", "bia"]
-    for name, a, b in zip(names[:4] + (names[4:] if opt == "adagrad" else []), kernel_arrays, ref):
+    for name, a, b in zip(names[:4] + (names[4:] if opt != "sgd" else []), kernel_arrays, ref):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, err_msg=name)
+    if opt == "rowwise-adagrad":  # every touched row has its sum, the others none
+        assert np.array_equal(kernel_arrays[4][:, 0] > 0, np.isin(np.arange(23), users))
     assert np.count_nonzero(kernel_arrays[0].any(axis=1)) == len(np.unique(users))  # touched rows only
 
 
@@ -129,7 +140,7 @@ def test_lazy_start_is_seeded_and_only_for_untouched_rows():
     ratings = ro(np.array([4.0, 2.0], np.float32))
     rows = ro(np.array([0], np.int64))
     empty = ro(np.zeros(0, np.float32))
-    P, Q, bu, bi, *state = arrays(10, 8, 6, False)
+    P, Q, bu, bi, *state = arrays(10, 8, 6, "sgd")
     # lr 0: nothing moves, so the rows hold exactly their starts.
     K.train_block_sgd(users, items, ratings, empty, False, rows, P, Q, bu, bi, *state, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                       0.0, 0.25, np.uint64(9))
@@ -154,12 +165,26 @@ def test_an_id_beyond_the_matrices_stops_the_block_before_touching_it():
     users = ro(np.array([1, 12, 2], np.uint64))
     items = ro(np.array([1, 1, 1], np.uint64))
     ratings = ro(np.array([4.0, 2.0, 3.0], np.float32))
-    P, Q, bu, bi, *state = arrays(10, 8, 4, True)
+    P, Q, bu, bi, *state = arrays(10, 8, 4, "adagrad")
     out = K.train_block_adagrad(users, items, ratings, ro(np.zeros(0, np.float32)), False,
                                 ro(np.arange(3, dtype=np.int64)), P, Q, bu, bi, *state, 3.0, 0.1, 0.1, 0.0, 0.0, 1.0, 1.0,
                                 0.1, np.uint64(0))
     assert out[3] == 1.0 and out[1] == 1.0  # one row trained, then stopped
     assert P[1].any() and not P[2].any()
+
+
+@pytest.mark.parametrize("opt", ["adagrad", "rowwise-adagrad"])
+def test_state_of_another_shape_is_refused_before_any_write(opt):
+    """Each rule's state shape is checked: adagrad's per coordinate, rowwise-adagrad's one
+    per row; the other's is refused (flag 1.0) with nothing written."""
+    users, items, ratings = ro(np.array([1, 2], np.uint32)), ro(np.array([1, 1], np.uint32)), ro(np.ones(2, np.float32))
+    other = "rowwise-adagrad" if opt == "adagrad" else "adagrad"
+    P, Q, bu, bi, *state = arrays(10, 8, 4, other)
+    out = K.TRAIN_KERNELS[K.OPTIMIZER_IDS[opt]](users, items, ratings, ro(np.zeros(0, np.float32)), False,
+                                                ro(np.arange(2, dtype=np.int64)), P, Q, bu, bi, *state, 3.0, 0.1, 0.1,
+                                                0.0, 0.0, 1.0, 1.0, 0.1, np.uint64(0))
+    assert out == (0.0, 0.0, 0.0, 1.0)
+    assert not P.any() and not Q.any() and not bu.any()
 
 
 @pytest.mark.parametrize("holdout", [0.0, 0.25])
@@ -199,7 +224,7 @@ def test_error_sums_against_numpy(rng):
     np.testing.assert_allclose([se, ae, ws], [(w[sel] * e * e).sum(), (w[sel] * abs(e)).sum(), w[sel].sum()])
 
 
-@pytest.mark.parametrize("opt", ["sgd", "adagrad"])
+@pytest.mark.parametrize("opt", ["sgd", "adagrad", "rowwise-adagrad"])
 def test_sixteen_hogwild_threads_match_a_serial_run_in_quality(opt):
     """16 threads on this machine's cores (more threads than cores), lock-free on shared
     factors, against one thread over the same blocks: the training error
@@ -215,7 +240,7 @@ def test_sixteen_hogwild_threads_match_a_serial_run_in_quality(opt):
     empty = ro(np.zeros(0, np.float32))
 
     def run(threads):
-        state = arrays(n_users, n_items, rank, opt == "adagrad")
+        state = arrays(n_users, n_items, rank, opt)
         kernel = K.TRAIN_KERNELS[K.OPTIMIZER_IDS[opt]]
         for epoch in range(15):
             todo = list(range(32))

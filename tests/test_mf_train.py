@@ -86,6 +86,36 @@ def test_the_model_directory_holds_npy_files_and_json(synthetic, tmp_path):
     assert info["epochs_trained"] == 2 and info["training"]["status"] == "complete"
 
 
+@pytest.mark.parametrize("optimizer, state_shape", [("adagrad", "factors"), ("rowwise-adagrad", "rows"), ("sgd", None)])
+def test_each_optimizer_keeps_its_state_files(synthetic, tmp_path, optimizer, state_shape):
+    """adagrad keeps a sum per factor coordinate, rowwise-adagrad one per factor row (the
+    files a model of 10^8 users carries shrink by the rank), sgd none; every model opens
+    again; a rowwise model says format_version 2 (a streamhog that knows only 1 refuses it),
+    and one that claims version 1 is refused here."""
+    model = train_mf(synthetic / "train.parquet", tmp_path / "m", rank=6, epochs=2, threads=1, optimizer=optimizer)
+    names = sorted(p.name for p in (tmp_path / "m").glob("*.npy"))
+    accum = [n for n in names if n.endswith("_accum.npy")]
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    n_users, n_items = meta["n_users"], meta["n_items"]
+    if state_shape is None:
+        assert accum == []
+    else:
+        shapes = {n: np.load(tmp_path / "m" / n, mmap_mode="r").shape for n in accum}
+        factors = (n_users,) if state_shape == "rows" else (n_users, 6)
+        assert shapes["user_factors_accum.npy"] == factors and shapes["user_bias_accum.npy"] == (n_users,)
+        assert shapes["item_factors_accum.npy"] == (n_items,) + factors[1:]
+        trained = np.load(tmp_path / "m" / "user_factors.npy", mmap_mode="r").any(axis=1)
+        acc = np.load(tmp_path / "m" / "user_factors_accum.npy", mmap_mode="r")
+        assert np.array_equal(acc.reshape(n_users, -1).any(axis=1), trained)  # a sum where a row trained
+    assert meta["format_version"] == (2 if optimizer == "rowwise-adagrad" else 1)
+    assert MFModel.open(tmp_path / "m").optimizer == optimizer == model.optimizer
+    if optimizer == "rowwise-adagrad":
+        meta["format_version"] = 1
+        (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+        with pytest.raises(Exception, match="optimizer 'rowwise-adagrad' in a format_version 1 model"):
+            MFModel.open(tmp_path / "m")
+
+
 def test_unseen_ids_get_the_biases_they_have(synthetic, tmp_path):
     model = train_mf(synthetic / "train.parquet", tmp_path / "m", rank=4, epochs=2, threads=1, clip=False)
     bu, bi = model.arrays["user_bias"], model.arrays["item_bias"]
@@ -107,7 +137,8 @@ def test_predict_to_parquet_in_input_order(synthetic, tmp_path):
     assert t.column_names == ["user", "item", "prediction", "rating"]
 
 
-@pytest.mark.parametrize("optimizer, early_stopping", [("adagrad", 0), ("sgd", 0), ("adagrad", 1)])
+@pytest.mark.parametrize("optimizer, early_stopping", [("adagrad", 0), ("sgd", 0), ("rowwise-adagrad", 0),
+                                                      ("rowwise-adagrad", 1)])
 @pytest.mark.parametrize("stops", [[3], [5, 7], [15], [16, 14], [62, 5]])
 def test_resume_after_clean_stops_is_bit_identical(synthetic, tmp_path, optimizer, early_stopping, stops):
     """One thread, fixed seed: stopped after some blocks (mid-epoch, an epoch end), resumed,
@@ -195,7 +226,7 @@ def test_a_model_far_larger_than_ram_touches_only_what_the_stream_uses(tmp_path)
 def test_options_and_data_that_do_not_fit_are_refused(synthetic, tmp_path):
     with pytest.raises(ValueError, match="--rank must be"):
         train_mf(synthetic / "train.parquet", tmp_path / "m", rank=0)
-    with pytest.raises(ValueError, match="--optimizer must be one of adagrad, sgd"):
+    with pytest.raises(ValueError, match="--optimizer must be one of adagrad, rowwise-adagrad, sgd"):
         train_mf(synthetic / "train.parquet", tmp_path / "m", optimizer="ftrl")
     with pytest.raises(MFTrainingError, match="--n-users is 10"):
         train_mf(synthetic / "train.parquet", tmp_path / "m", n_users=10)
@@ -277,7 +308,7 @@ def test_training_mean_against_numpy(tmp_path, weighted, holdout):
     np.testing.assert_allclose([mu, sigma], [mean, std], rtol=1e-10)
 
 
-@pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
+@pytest.mark.parametrize("optimizer", ["adagrad", "rowwise-adagrad", "sgd"])
 def test_small_data_held_in_memory_trains_exactly_as_streamed(synthetic, tmp_path, monkeypatch, optimizer):
     """Small data is read once and its blocks served from memory in later epochs: one thread
     gives bit for bit the model of a run that streams every epoch from disk."""

@@ -74,7 +74,7 @@ def add_mf_train_arguments(p: argparse.ArgumentParser) -> None:
 
     d = MFConfig()
     g = p.add_argument_group("Matrix factorization (--loss mf: interaction data from --input-format ratings; "
-                             "--epochs, --threads, --optimizer adagrad|sgd, --lr, --lr-decay, --l2, "
+                             "--epochs, --threads, --optimizer adagrad|rowwise-adagrad|sgd, --lr, --lr-decay, --l2, "
                              "--initial-accumulator, --holdout, --early-stopping, --seed, --valid, --resume as above)")
     g.add_argument("--rank", type=_positive_int, help=f"factors per user and per item (default {d.rank})")
     g.add_argument("--l2-bias", type=float, help=f"L2 penalty on the touched biases, per observation "

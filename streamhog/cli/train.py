@@ -8,6 +8,7 @@ from .options import _hot_features, _non_negative_int, _open_data, _positive_int
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from ..factorization.model import OPTIMIZERS as MF_OPTIMIZERS
     from ..losses import LOSSES
     from ..model.directory import OPTIMIZERS
     from ..training.config import INITIAL_ACCUMULATOR_DEFAULTS, LR_SCHEDULES, OPTIMIZER_DEFAULTS, TrainConfig
@@ -26,10 +27,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, help="training threads (default: one per core)")
     p.add_argument("--readers", type=_positive_int,
                    help="reader threads (default: one per core; decoding bounds the throughput)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS,
+    p.add_argument("--optimizer", choices=OPTIMIZERS + tuple(o for o in MF_OPTIMIZERS if o not in OPTIMIZERS),
                    help=f"per-coordinate update rule: normalized (scale-free adaptive, importance-invariant "
                         f"steps, like Vowpal Wabbit's default), adagrad, ftrl (FTRL-Proximal, sparse models with "
-                        f"--l1), sgd (plain) (default {d.optimizer})")
+                        f"--l1), sgd (plain) (default {d.optimizer}); --loss mf: adagrad, rowwise-adagrad, sgd")
     defaults = ", ".join(f"{k} {lr:g} {sched}" for k, (lr, sched) in OPTIMIZER_DEFAULTS.items())
     p.add_argument("--lr", type=float, help=f"learning rate; FTRL's alpha (default per optimizer: {defaults})")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES,

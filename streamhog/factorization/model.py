@@ -6,7 +6,9 @@ MODEL/
   item_factors.npy        float32[n_items, rank]  Q: row i is q_i
   user_bias.npy           float32[n_users]        b_u
   item_bias.npy           float32[n_items]        b_i
-  *_accum.npy             adagrad only: the sums of squared gradients, one per file above
+  *_accum.npy             adagrad: the sums of squared gradients, one per file above, of its
+                          shape; rowwise-adagrad: the same, but one sum per factor row
+                          (user_factors_accum float32[n_users], item_factors_accum float32[n_items])
   model.json              kind "mf", rank, n_users, n_items, optimizer, mu (the global mean),
                           rating_range, hyper_parameters, data, history, training
 ```
@@ -38,9 +40,13 @@ from ..model.directory import write_json_atomic
 
 META = "model.json"
 KIND = "mf"
-MF_FORMAT_VERSION = 1
+#: 2: rowwise-adagrad's one sum per factor row. Models of the other optimizers keep 1, so
+#: that the streamhog that wrote them still reads them; one that knows only 1 refuses a
+#: rowwise model rather than train it without its state.
+MF_FORMAT_VERSION = 2
+FORMAT_VERSIONS = {"adagrad": 1, "sgd": 1, "rowwise-adagrad": 2}
 PARAMETERS = ("user_factors", "item_factors", "user_bias", "item_bias")
-OPTIMIZERS = ("adagrad", "sgd")
+OPTIMIZERS = ("adagrad", "rowwise-adagrad", "sgd")
 #: ext4's largest file: a factor matrix (rows x rank x 4 bytes) must fit in one.
 MAX_FILE_BYTES = 2**44
 
@@ -51,7 +57,7 @@ class MFModelError(ModelError):
 
 def state_names(optimizer: str) -> tuple[str, ...]:
     """The optimizer's state files (stems), in PARAMETERS' order."""
-    return tuple(f"{p}_accum" for p in PARAMETERS) if optimizer == "adagrad" else ()
+    return tuple(f"{p}_accum" for p in PARAMETERS) if optimizer in ("adagrad", "rowwise-adagrad") else ()
 
 
 def model_files(path, optimizer: str) -> list[Path]:
@@ -60,9 +66,15 @@ def model_files(path, optimizer: str) -> list[Path]:
     return [Path(path) / f"{name}.npy" for name in PARAMETERS + state_names(optimizer)]
 
 
-def _shapes(n_users: int, n_items: int, rank: int) -> dict:
-    return {"user_factors": (n_users, rank), "item_factors": (n_items, rank),
-            "user_bias": (n_users,), "item_bias": (n_items,)}
+def _shapes(n_users: int, n_items: int, rank: int, optimizer: str) -> dict:
+    """Every array file's shape (stem -> shape), the optimizer's state included."""
+    shapes = {"user_factors": (n_users, rank), "item_factors": (n_items, rank),
+              "user_bias": (n_users,), "item_bias": (n_items,)}
+    rowwise = {"user_factors": (n_users,), "item_factors": (n_items,)} if optimizer == "rowwise-adagrad" else {}
+    for name in state_names(optimizer):
+        base = name.removesuffix("_accum")
+        shapes[name] = rowwise.get(base, shapes[base])
+    return shapes
 
 
 class MFModel:
@@ -90,12 +102,12 @@ class MFModel:
                                    f"the largest file this supports ({MAX_FILE_BYTES // 2**40} TiB)")
         path = Path(path)
         path.mkdir(exist_ok=True)
-        shapes = _shapes(n_users, n_items, rank)
+        shapes = _shapes(n_users, n_items, rank, optimizer)
         arrays = {}
         for name in PARAMETERS + state_names(optimizer):
-            shape = shapes[name.removesuffix("_accum")]
-            arrays[name] = np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=np.float32, shape=shape)
-        meta = {"format_version": MF_FORMAT_VERSION, "kind": KIND, "loss": "mf", "rank": int(rank),
+            arrays[name] = np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=np.float32,
+                                                     shape=shapes[name])
+        meta = {"format_version": FORMAT_VERSIONS[optimizer], "kind": KIND, "loss": "mf", "rank": int(rank),
                 "n_users": n_users, "n_items": n_items, "optimizer": optimizer, "mu": 0.0, "rating_range": None,
                 "hyper_parameters": hyper_parameters or {}, "data": data or {}, "history": [],
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "streamhog_version": __version__}
@@ -115,9 +127,12 @@ class MFModel:
             raise MFModelError(f"{path / META}: unreadable ({exc})") from exc
         if meta.get("kind") != KIND:
             raise MFModelError(f"{path}: a {meta.get('kind', 'linear')} model, not a factorization model")
-        if meta.get("format_version") != MF_FORMAT_VERSION:
-            raise MFModelError(f"{path}: model format_version {meta.get('format_version')!r} is not supported")
-        shapes = _shapes(meta["n_users"], meta["n_items"], meta["rank"])
+        version, optimizer = meta.get("format_version"), meta.get("optimizer")
+        if version not in range(1, MF_FORMAT_VERSION + 1):
+            raise MFModelError(f"{path}: model format_version {version!r} is not supported")
+        if optimizer not in OPTIMIZERS or version < FORMAT_VERSIONS[optimizer]:
+            raise MFModelError(f"{path / META}: optimizer {optimizer!r} in a format_version {version} model")
+        shapes = _shapes(meta["n_users"], meta["n_items"], meta["rank"], optimizer)
         arrays = {}
         for name in PARAMETERS + state_names(meta["optimizer"]):
             f = path / f"{name}.npy"
@@ -125,9 +140,9 @@ class MFModel:
                 arr = np.load(f, mmap_mode=mode)
             except (OSError, ValueError) as exc:
                 raise MFModelError(f"{f}: missing or unreadable ({exc})") from exc
-            if arr.dtype != np.float32 or arr.shape != shapes[name.removesuffix("_accum")]:
+            if arr.dtype != np.float32 or arr.shape != shapes[name]:
                 raise MFModelError(f"{f}: holds {arr.dtype}{list(arr.shape)}, expected float32"
-                                   f"{list(shapes[name.removesuffix('_accum')])} (model.json)")
+                                   f"{list(shapes[name])} (model.json)")
             arrays[name] = arr
         return cls(path, meta, arrays)
 
@@ -152,10 +167,14 @@ class MFModel:
         return model_files(self.path, self.optimizer)
 
     def kernel_arrays(self) -> tuple:
-        """(P, Q, b_u, b_i, and the four AdaGrad sums or empty stand-ins) for the kernels."""
+        """(P, Q, b_u, b_i, and the four AdaGrad sums or empty stand-ins) for the kernels
+        (rowwise-adagrad's per-row sums as (n, 1) views)."""
         a = self.arrays
         if self.optimizer == "adagrad":
             state = tuple(a[n] for n in state_names("adagrad"))
+        elif self.optimizer == "rowwise-adagrad":
+            pa, qa, ba, ia = (a[n] for n in state_names("rowwise-adagrad"))
+            state = (pa.reshape(-1, 1), qa.reshape(-1, 1), ba, ia)
         else:
             empty2, empty1 = np.zeros((0, self.rank), np.float32), np.zeros(0, np.float32)
             state = (empty2, empty2, empty1, empty1)
