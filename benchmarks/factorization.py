@@ -21,11 +21,12 @@ threads, and with its own defaults (holdout, early stopping). Synthetic: a low-r
 (streamhog.factorization.synthetic) written in bounded memory; Surprise keeps every rating in
 Python objects, so it runs on the first SURPRISE_ROWS rows and streamhog runs on those too
 (the same-data comparison) and on the whole set. The kernel alone (blocks in memory) at 1 and
-2 threads gives the scaling. Every run uses its optimizer's default schedule (AdaGrad: strata,
-sgd: Hogwild!; streamhog/factorization/config.py) unless its name says --schedule: the other
-schedule's rows are context. The big model: 2^31 users x rank 16 (two 128 GiB sparse
-files with AdaGrad's state) trained on streams that touch about a million users, at two
-stream lengths: peak RssAnon must stay flat.
+2 threads gives the scaling. Every run uses its optimizer's default schedule (rowwise-adagrad,
+the default optimizer, and sgd: Hogwild!; adagrad: strata; streamhog/factorization/config.py)
+unless its name says --schedule: the other schedule's rows are context. The big model: 2^31
+users x rank 16 (a 128 GiB sparse factor file, its per-row state and the biases: 152 GiB)
+trained on streams that touch about a million users, at two stream lengths: peak RssAnon
+must stay flat.
 
 Writes benchmarks/output/factorization-<mode>.{json,md}; --publish copies the Markdown to
 benchmarks/factorization.md.
@@ -142,8 +143,8 @@ def configs(mode: dict, data: Path) -> list[dict]:
     add("movielens", "streamhog, defaults (holdout, early stopping), 2 threads", "streamhog", ml_train, ml_test,
         "--threads", 2)
     # The other schedule of each optimizer (after the default rows: targets() finds those by prefix).
-    add("movielens", "streamhog, rank 100, 20 epochs, 2 threads, --schedule hogwild", "streamhog", ml_train, ml_test,
-        "--rank", 100, "--epochs", 20, "--threads", 2, "--fixed", "--schedule", "hogwild")
+    add("movielens", "streamhog, rank 100, 20 epochs, 2 threads, --schedule strata", "streamhog", ml_train, ml_test,
+        "--rank", 100, "--epochs", 20, "--threads", 2, "--fixed", "--schedule", "strata")
     add("movielens", "streamhog, rank 100, 20 epochs, 2 threads, --optimizer sgd, --schedule strata", "streamhog",
         ml_train, ml_test, "--rank", 100, "--epochs", 20, "--threads", 2, "--fixed", "--optimizer", "sgd",
         "--schedule", "strata")
@@ -162,13 +163,13 @@ def configs(mode: dict, data: Path) -> list[dict]:
         add("synthetic", f"streamhog, rank {rk}, {ep} epochs, {t} thread{'s' * (t > 1)}, all rows", "streamhog",
             sy_train, sy_test, "--rank", rk, "--epochs", ep, "--threads", t, "--fixed")
         add("synthetic", f"kernel alone (in memory), rank {rk}, 1 epoch, {t} thread{'s' * (t > 1)}", "kernel",
-            sy_train, None, "--rank", rk, "--epochs", 1, "--threads", t, "--schedule", "strata")  # the default
+            sy_train, None, "--rank", rk, "--epochs", 1, "--threads", t, "--schedule", "hogwild")  # the default optimizer's
     add("synthetic", "streamhog, defaults (holdout, early stopping), 2 threads, all rows", "streamhog", sy_train,
         sy_test, "--threads", 2)
-    add("synthetic", f"streamhog, rank {rk}, {ep} epochs, 2 threads, all rows, --schedule hogwild", "streamhog",
-        sy_train, sy_test, "--rank", rk, "--epochs", ep, "--threads", 2, "--fixed", "--schedule", "hogwild")
-    add("synthetic", f"kernel alone (in memory), rank {rk}, 1 epoch, 2 threads, --schedule hogwild", "kernel",
-        sy_train, None, "--rank", rk, "--epochs", 1, "--threads", 2, "--schedule", "hogwild")
+    add("synthetic", f"streamhog, rank {rk}, {ep} epochs, 2 threads, all rows, --schedule strata", "streamhog",
+        sy_train, sy_test, "--rank", rk, "--epochs", ep, "--threads", 2, "--fixed", "--schedule", "strata")
+    add("synthetic", f"kernel alone (in memory), rank {rk}, 1 epoch, 2 threads, --schedule strata", "kernel",
+        sy_train, None, "--rank", rk, "--epochs", 1, "--threads", 2, "--schedule", "strata")
     add("synthetic", f"streamhog, rank {rk}, {ep} epochs, 2 threads, all rows, --optimizer adagrad", "streamhog",
         sy_train, sy_test, "--rank", rk, "--epochs", ep, "--threads", 2, "--fixed", "--optimizer", "adagrad")
     add("synthetic", f"kernel alone (in memory), rank {rk}, 1 epoch, 2 threads, --optimizer adagrad", "kernel",
@@ -252,20 +253,20 @@ def targets(rows, mode) -> list[tuple]:
     e1, e2 = (_find(rows, "synthetic", f"streamhog, rank {mode['synth_rank']}, {mode['synth_epochs']} epochs, {t} "
                                        f"thread{'s' * (t > 1)}, all rows") for t in (1, 2))
     out.append(("synthetic: end to end 2 threads / 1 thread (context)", e2["rate"] / e1["rate"], None))
-    mh = _find(rows, "movielens", "streamhog, rank 100, 20 epochs, 2 threads, --schedule hogwild")
+    mh = _find(rows, "movielens", "streamhog, rank 100, 20 epochs, 2 threads, --schedule strata")
     mg = _find(rows, "movielens", "streamhog, rank 100, 20 epochs, 2 threads, --optimizer sgd, --schedule strata")
-    kh = _find(rows, "synthetic", "kernel alone (in memory), rank 32, 1 epoch, 2 threads, --schedule hogwild")
+    kh = _find(rows, "synthetic", "kernel alone (in memory), rank 32, 1 epoch, 2 threads, --schedule strata")
     eh = _find(rows, "synthetic", f"streamhog, rank {mode['synth_rank']}, {mode['synth_epochs']} epochs, 2 threads, "
-                                  "all rows, --schedule hogwild")
+                                  "all rows, --schedule strata")
     if mh and mg and kh and eh:  # the schedule that is not the optimizer's default (context)
-        out.append(("--schedule hogwild (the default optimizer), MovieLens: 2 threads / Surprise ratings per second (test RMSE "
+        out.append(("--schedule strata (the default optimizer), MovieLens: 2 threads / Surprise ratings per second (test RMSE "
                     f"{mh['test_rmse']:.4f})", mh["rate"] / sur_rate, None))
         out.append((f"--schedule strata, MovieLens, --optimizer sgd: 2 threads / Surprise (test RMSE "
                     f"{mg['test_rmse']:.4f})", mg["rate"] / sur_rate, None))
-        out.append(("--schedule hogwild, synthetic: kernel 2 threads / 1 thread", kh["rate"] / k1["rate"], None))
-        out.append(("--schedule hogwild, synthetic: kernel ratings per CPU-second, 2 threads / 1",
+        out.append(("--schedule strata, synthetic: kernel 2 threads / 1 thread", kh["rate"] / k1["rate"], None))
+        out.append(("--schedule strata, synthetic: kernel ratings per CPU-second, 2 threads / 1",
                     kh["cpu_rate"] / k1["cpu_rate"], None))
-        out.append(("--schedule hogwild, synthetic: end to end 2 threads / 1 thread", eh["rate"] / e1["rate"], None))
+        out.append(("--schedule strata, synthetic: end to end 2 threads / 1 thread", eh["rate"] / e1["rate"], None))
     ma = _find(rows, "movielens", "streamhog, rank 100, 20 epochs, 2 threads, --optimizer adagrad")
     ea = _find(rows, "synthetic", f"streamhog, rank {mode['synth_rank']}, {mode['synth_epochs']} epochs, 2 threads, "
                                   "all rows, --optimizer adagrad")

@@ -175,6 +175,8 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(converted, ratings, tmp_path,
                    match="--optimizer must be one of")
     one_line_error(capsys, "train", sparse, "--model", tmp_path / "m5", "--loss", "logistic", "--rank", 4,
                    match="--rank apply to --loss mf only")
+    one_line_error(capsys, "train", sparse, "--model", tmp_path / "m5", "--optimizer", "rowwise-adagrad",
+                   match="got 'rowwise-adagrad' (a factorization's: --loss mf)")
     one_line_error(capsys, "train", train, "--model", tmp_path / "m6", "--loss", "mf", "--lr", -1,
                    match="--lr must be a positive number")
     assert not any((tmp_path / f"m{k}").exists() for k in range(1, 7))

@@ -191,7 +191,8 @@ def test_movielens_quality_equals_hogwild(tmp_path):
 
 
 def test_the_default_schedule_depends_on_the_optimizer_and_old_runs_resume_as_hogwild(data, tmp_path):
-    assert MFConfig().resolved().schedule == "strata" and MFConfig(optimizer="sgd").resolved().schedule == "hogwild"
+    assert MFConfig(optimizer="adagrad").resolved().schedule == "strata"
+    assert MFConfig().resolved().schedule == MFConfig(optimizer="sgd").resolved().schedule == "hogwild"
     opts = dict(rank=4, epochs=2, threads=2, holdout=0.0, schedule="hogwild")
     once = train_mf(data / "train.parquet", tmp_path / "once", **opts)  # a reference run for the record's schedule
     with pytest.raises(TrainingInterrupted):

@@ -70,18 +70,23 @@ def run_convert_ratings(args) -> int:
 # -- train -----------------------------------------------------------------------------------
 
 def add_mf_train_arguments(p: argparse.ArgumentParser) -> None:
-    from ..factorization.config import DEFAULT_INIT_SCALE, DEFAULT_SCHEDULE, SCHEDULES, MFConfig
+    from ..factorization.config import (DEFAULT_INIT_SCALE, DEFAULT_INITIAL_ACCUMULATOR, DEFAULT_LR, DEFAULT_SCHEDULE,
+                                        SCHEDULES, MFConfig)
 
     d = MFConfig()
+    per = lambda table: ", ".join(f"{k} {v:g}" for k, v in table.items())  # noqa: E731
     g = p.add_argument_group("Matrix factorization (--loss mf: interaction data from --input-format ratings; "
-                             "--epochs, --threads, --optimizer adagrad|rowwise-adagrad|sgd, --lr, --lr-decay, --l2, "
-                             "--initial-accumulator, --holdout, --early-stopping, --seed, --valid, --resume as above)")
+                             "--epochs, --threads, --optimizer rowwise-adagrad|adagrad|sgd (default "
+                             f"{d.optimizer}: AdaGrad with one sum per factor row), --lr (default per optimizer: "
+                             f"{per(DEFAULT_LR)}), --lr-decay, --l2, --initial-accumulator (default "
+                             f"{per(DEFAULT_INITIAL_ACCUMULATOR)}), --holdout, --early-stopping, --seed, --valid, "
+                             "--resume as above)")
     g.add_argument("--rank", type=_positive_int, help=f"factors per user and per item (default {d.rank})")
     g.add_argument("--l2-bias", type=float, help=f"L2 penalty on the touched biases, per observation "
                                                  f"(default {d.l2_bias:g})")
     g.add_argument("--init-scale", type=float,
                    help="standard deviation of a factor row's seeded start, in standardized rating units "
-                        f"(default per optimizer: {', '.join(f'{k} {v:g}' for k, v in DEFAULT_INIT_SCALE.items())})")
+                        f"(default per optimizer: {per(DEFAULT_INIT_SCALE)})")
     g.add_argument("--schedule", choices=SCHEDULES,
                    help="how --threads share the work: hogwild, each thread trains whole blocks against shared "
                         "rows without locks; strata, they train each block together on a grid of cells that "

@@ -8,8 +8,8 @@ completion experiments). The pieces, bottom up:
   dataset of row-group blocks, read-time validation (docs/formats.md, "Interactions").
 - ``parse``, ``parse_kernel``: streaming readers of rating text (MovieLens CSV, .data,
   ratings.dat), nogil numba parsing, errors with the file, line and problem.
-- ``kernels``: nogil numba kernels — train a block (sgd, AdaGrad per coordinate, lazy
-  seeded row starts), predict, error sums, the seeded row order of a block.
+- ``kernels``: nogil numba kernels — train a block (sgd, AdaGrad per row or per
+  coordinate, lazy seeded row starts), predict, error sums, the seeded row order of a block.
 - ``model``: the model directory of sparse memory-mapped ``.npy`` factor and bias files.
 - ``config``, ``trainer``, ``copies``, ``train``: hyper-parameters and progress
   (dataclasses), the epochs (stream → consumer threads → kernel), the best epoch's copies,
