@@ -175,9 +175,10 @@ epoch costs less: the row's sum needs no second pass (its gradient's norm comes 
 product's pass) and the state is one float per row, not rank floats, so the kernel reads and
 writes about half the bytes (benchmarks/mf_schedule.md: 1.46x AdaGrad's kernel on one thread
 on the 1M-rating synthetic set). A model's state shrinks by the rank: 0.4 GB in place of 25.6
-GB for 10^8 users x 64. Two threads (strata; `run --threads 2` with the chosen settings):
-binary 0.4439, movielens 0.8453, stars10 1.3601, tall 0.9056, each within 0.0007 of one
-thread's.
+GB for 10^8 users x 64. Two threads (`run --threads 2` with the chosen settings), under
+Hogwild!, its default schedule (benchmarks/mf_schedule.md, Run D and after): binary 0.4439,
+movielens 0.8450, stars10 1.3600, tall 0.9051; under strata (`--schedule strata`): 0.4439,
+0.8453, 1.3601, 0.9056; each within 0.0007 of one thread's.
 """
 SWEPT = ("optimizer", "rank", "lr", "lr_decay", "l2", "l2_bias", "init_scale", "initial_accumulator", "epochs",
          "early_stopping", "holdout", "schedule")
