@@ -92,7 +92,9 @@ def evaluate(model, data, *, threads: int | None = None, readers: int | None = N
     # A run's holdout rows: their labels were checked when the run began.
     ds = _dataset_for(model, data, require_labels=True, check_rows=rows is None, need_rows=True)
     n = _n_consumers(threads, ds)
-    return _metrics(model, ds, lambda works: _workers(ds, works, "eval", ordered=False, readers=readers), n, rows)
+    # One consumer takes the blocks in dataset order: its sums, and so the figures, are the
+    # same to the last bit on every call (the readers' arrival order varies under load).
+    return _metrics(model, ds, lambda works: _workers(ds, works, "eval", ordered=n == 1, readers=readers), n, rows)
 
 
 def _metrics(model, ds, workers: Callable, n_consumers: int, rows: Callable | None = None,
@@ -129,8 +131,9 @@ class RepeatedScorer:
     on the 1.8M-row benchmark set the holdout's scoring took a quarter of an epoch's time,
     most of it reading and scoring the rows not held out. Beyond the cap every call reads the
     data again, in bounded memory. The figures are evaluate()'s (the same rows, scored by
-    the same kernels; as with evaluate(), the threads' partial sums merge in the order the
-    threads took the blocks, so the last bits may differ between calls)."""
+    the same kernels; as with evaluate(), one thread sums the blocks in dataset order, the
+    same figures to the last bit whether read or kept; more threads' partial sums merge in the
+    order the threads took the blocks, so the last bits may differ between calls)."""
 
     def __init__(self, data, *, threads: int | None = None, readers: int | None = None,
                  rows: Callable | None = None, cap_bytes: int | None = None):
@@ -153,8 +156,9 @@ class RepeatedScorer:
                                      need_rows=True)
         keeper = BatchKeeper(self.cap_bytes if self._fits else 0,
                              lambda b: (b.indptr, b.indices, b.values, b.labels, b.weights))
-        metrics = _metrics(model, ds, lambda works: _workers(ds, works, "eval", ordered=False, readers=self.readers),
-                           _n_consumers(self.threads, ds), self.rows, keeper if keeper.fits else None)
+        n = _n_consumers(self.threads, ds)
+        metrics = _metrics(model, ds, lambda works: _workers(ds, works, "eval", ordered=n == 1, readers=self.readers),
+                           n, self.rows, keeper if keeper.fits else None)
         self._kept, self._fits = keeper.kept(), keeper.fits  # past the cap: read again each time
         return metrics
 
