@@ -173,8 +173,9 @@ def _bias_step(opt, b, acc, j, g, lr, beta):
 
 
 @njit(inline="always", cache=True, fastmath=FAST, error_model="numpy")
-def _factor_steps(opt, p, q, pa, qa, g, lr, l2, beta):
-    """Both rows' steps from the values before either moved (float32, vectorized)."""
+def _coordinate_steps(p, q, pa, qa, g, lr, l2, beta):
+    """adagrad: both rows' steps, a rate per coordinate, from the values before either moved
+    (float32, vectorized)."""
     g32 = np.float32(g)
     lr32 = np.float32(lr)
     l232 = np.float32(l2)
@@ -184,22 +185,18 @@ def _factor_steps(opt, p, q, pa, qa, g, lr, l2, beta):
         qk = q[k]
         gp = g32 * qk + l232 * pk
         gq = g32 * pk + l232 * qk
-        if opt == SGD:
-            p[k] = pk - lr32 * gp
-            q[k] = qk - lr32 * gq
-        else:
-            ap = pa[k] + gp * gp
-            aq = qa[k] + gq * gq
-            pa[k] = ap
-            qa[k] = aq
-            p[k] = pk - lr32 * gp / np.sqrt(b32 + ap)
-            q[k] = qk - lr32 * gq / np.sqrt(b32 + aq)
+        ap = pa[k] + gp * gp
+        aq = qa[k] + gq * gq
+        pa[k] = ap
+        qa[k] = aq
+        p[k] = pk - lr32 * gp / np.sqrt(b32 + ap)
+        q[k] = qk - lr32 * gq / np.sqrt(b32 + aq)
 
 
 @njit(inline="always", cache=True, fastmath=FAST, error_model="numpy")
 def _row_steps(p, q, g, rate_p, rate_q, l2):
-    """rowwise-adagrad: both rows' steps, each row at its one rate (from the values before
-    either moved)."""
+    """sgd (both rates lr) and rowwise-adagrad: both rows' steps, each row at its one rate,
+    from the values before either moved."""
     g32 = np.float32(g)
     l232 = np.float32(l2)
     rp = np.float32(rate_p)
@@ -269,7 +266,7 @@ def _train(users, items, ratings, weights, has_weights, rows, P, Q, bu, bi, Pa, 
         _bias_step(opt, bu, bua, u, g + l2_bias * bu[u], lr_bias, beta_bias)
         _bias_step(opt, bi, bia, i, g + l2_bias * bi[i], lr_bias, beta_bias)
         if opt == SGD:
-            _factor_steps(SGD, p, q, p, q, g, lr, l2, beta)  # pa/qa unused
+            _row_steps(p, q, g, lr, lr, l2)
         elif opt == ROWWISE:
             # |g q + l2 p|² and |g p + l2 q|², from the norms and the dot product
             cross = 2.0 * g * l2 * np.float64(dot)
@@ -278,7 +275,7 @@ def _train(users, items, ratings, weights, has_weights, rows, P, Q, bu, bi, Pa, 
             rate_q = _row_rate(Qa, i, g * g * npp + cross + l2 * l2 * nqq, rank, lr, beta)
             _row_steps(p, q, g, rate_p, rate_q, l2)
         else:
-            _factor_steps(ADAGRAD, p, q, Pa[u], Qa[i], g, lr, l2, beta)
+            _coordinate_steps(p, q, Pa[u], Qa[i], g, lr, l2, beta)
     return loss, wsum, n_bad, 0.0
 
 
