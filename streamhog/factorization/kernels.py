@@ -23,8 +23,8 @@ coordinate's mean), so the same hyper-parameters apply. Its state is K times sma
 model of 10^8 users x 64 carries 0.4 GB of it, not 25.6 GB), and a step needs no second
 pass over the row: |g q + l2 p|² = g²|q|² + 2 g l2 p·q + l2²|p|² comes from the dot
 product's pass, so it costs about sgd's memory traffic. Biases (one coordinate each)
-follow adagrad under both. Biases have their own lr and beta
-(``lr_bias``, ``beta_bias``): the caller derives both pairs from one set of
+follow per-value adagrad under both adaptive rules; under every rule they have their own
+lr and beta (``lr_bias``, ``beta_bias``): the caller derives both pairs from one set of
 hyper-parameters given for standardized ratings (config.kernel_hyper). μ is fixed (the training mean, given
 by the caller): every observation would write it otherwise, a cache line all threads
 fight over, and b_u, b_i absorb any offset anyway.

@@ -9,7 +9,8 @@ MODEL/
   *_accum.npy             adagrad: the sums of squared gradients, one per file above, of its
                           shape; rowwise-adagrad: the same, but one sum per factor row
                           (user_factors_accum float32[n_users], item_factors_accum float32[n_items])
-  model.json              kind "mf", rank, n_users, n_items, optimizer, mu (the global mean),
+  model.json              format_version (FORMAT_VERSIONS: 2 for rowwise-adagrad, else 1), kind
+                          "mf", rank, n_users, n_items, optimizer, mu (the global mean),
                           rating_range, hyper_parameters, data, history, training
 ```
 
