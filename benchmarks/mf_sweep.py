@@ -102,8 +102,7 @@ COMMANDS = [
     "--l2 0.02,0.03 --initial-accumulator 0.3,1",
     "python benchmarks/mf_sweep.py run --optimizer adagrad --epochs 40 --rank 64 --init-scale 0.003 --lr 0.1 "
     "--l2 0.02,0.03 --initial-accumulator 0.3",
-    "# the fifth set: every configuration above on it, its optimizer and initial accumulator named",
-    "python benchmarks/mf_sweep.py run --sets dense40 --optimizer OPT --initial-accumulator A ...",
+    "python benchmarks/mf_sweep.py run --sets dense40 --every-config  # the fifth set: every configuration above",
     "python benchmarks/mf_sweep.py run $R --rank 64 --lr 0.15 --l2 0.02 --initial-accumulator 0.3,1",
     "python benchmarks/mf_sweep.py run --optimizer adagrad --epochs 40 --rank 64 --init-scale 0.003 --lr 0.15 "
     "--l2 0.02 --initial-accumulator 1",
@@ -140,7 +139,8 @@ Since the sweep, AdaGrad's default schedule became `strata` (benchmarks/mf_sched
 one thread it visits the rows in the sweep's order (the six configurations below re-run on
 one thread gave the table's figures digit for digit). On two threads it is another order,
 deterministic for a seed: the sweep's best six configurations re-run there (`python
-benchmarks/mf_sweep.py run --threads 2 --rank 64 --lr 0.05,0.1 --l2 0.02,0.03`, the same with
+benchmarks/mf_sweep.py run --threads 2 --rank 64 --lr 0.05,0.1 --l2 0.02,0.03`, with
+`--optimizer adagrad` since rowwise-adagrad became the default; the same with
 `--lr 0.05 --l2 0.03 --initial-accumulator 0.1`, and `--rank 128 --lr 0.1 --l2 0.05
 --init-scale 0.001`; then `summary --threads 2`) rank in the same order, and every figure is
 within 0.002 RMSE of its one-thread value:
@@ -171,7 +171,7 @@ high-rank dense data. So the panel took a fifth set of that shape, `dense40` (it
 5,000 users x 2,000 items, a rank-40 truth, half stars, 100 ratings per user; 500,000 /
 50,000; the global mean's test RMSE 1.1015, regularized biases' 0.9730, the truth's 0.3173),
 every configuration of the sweep file ran on it (`python benchmarks/mf_sweep.py run --sets
-dense40 ...` per configuration), and lr 0.15 joined. Regret against the best figure of any
+dense40 --every-config`), and lr 0.15 joined. Regret against the best figure of any
 configuration on each set, the 145 of the sweep above included:
 
 | worst regret | epochs in all | optimizer | lr | initial accumulator | binary | dense40 | movielens | stars10 | tall |
@@ -268,6 +268,23 @@ def _done(path: Path) -> set:
     return {(r["set"], json.dumps(r["given"], sort_keys=True)) for r in map(json.loads, path.read_text().splitlines())}
 
 
+def _configs_of(path: Path) -> list[dict]:
+    """Each distinct configuration of a results file, as the options that rebuild it: what was
+    given, plus the optimizer and initial accumulator it ran with (older runs took them from
+    defaults that have changed since)."""
+    out, seen = [], set()
+    for r in map(json.loads, path.read_text().splitlines() if path.exists() else []):
+        key = json.dumps(r["config"], sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        given = {**r["given"], "optimizer": r["config"]["optimizer"]}
+        if r["config"].get("initial_accumulator") is not None:
+            given["initial_accumulator"] = r["config"]["initial_accumulator"]
+        out.append(given)
+    return out
+
+
 def run(args) -> None:
     from streamhog.factorization import MFConfig, evaluate, train_mf
 
@@ -278,6 +295,8 @@ def run(args) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     work = OUT / "mf-sweep" / "model"
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    if args.every_config:  # a set new to the panel: every configuration the results file holds
+        combos = _configs_of(path)
     for given in combos:
         for name in sets:
             key = (name, json.dumps(given, sort_keys=True))
@@ -362,6 +381,8 @@ def main(argv=None) -> int:
                         "schedule is deterministic for a seed and thread count too)")
     for k in SWEPT:
         r.add_argument("--" + k.replace("_", "-"), dest=k, help="comma-separated values")
+    r.add_argument("--every-config", action="store_true",
+                   help="run every configuration the results file holds (on --sets: a set new to the panel)")
     s = sub.add_parser("summary")
     s.add_argument("--top", type=int, default=25)
     s.add_argument("--threads", type=int, default=1, help="the runs of this thread count")
