@@ -136,10 +136,16 @@ def test_records_survive_early_stopping_refit_and_snapshots(a9a_train_test, tmp_
 
 
 def test_eight_threads_on_records_train_what_one_thread_trains(a9a_train_test, tmp_path):
-    """More threads than cores (Hogwild! on the record file, hot coordinates included)."""
+    """More threads than cores (Hogwild! on the record file, hot coordinates included: named,
+    since "auto" keeps none with fewer than 4 cores). Eight oversubscribed threads overlap
+    differently in every run, and one epoch of a9a moved by up to 1.04% in a run of many
+    (0.01-0.3% in most): the median of three runs is what is compared."""
+    import statistics
+
     train, test = a9a_train_test
     one = streamhog.train(train, tmp_path / "one", epochs=1, threads=1, quiet=True)
-    eight = streamhog.train(train, tmp_path / "eight", epochs=1, threads=8, quiet=True)
-    assert eight.records is not None
-    a, b = one.evaluate(test)["logloss"], eight.evaluate(test)["logloss"]
+    runs = [streamhog.train(train, tmp_path / f"eight{k}", epochs=1, threads=8, hot_features=64, quiet=True)
+            for k in range(3)]
+    assert all(m.records is not None for m in runs)
+    a, b = one.evaluate(test)["logloss"], statistics.median(m.evaluate(test)["logloss"] for m in runs)
     assert abs(b - a) <= 0.01 * a, (a, b)
