@@ -20,7 +20,9 @@ runs side by side, interleaved (the order alternates each repeat), for each opti
 ``--baseline-tree DIR`` adds a third side, "adagrad@base": AdaGrad end to end as the
 streamhog checked out in DIR runs it (``git worktree add --detach DIR bd7261a``: the AdaGrad
 of the day issue 15 set its target against), interleaved with the other two; the kernel
-alone is not measured for it (its kernels' Python API differs).
+alone is not measured for it (its kernels' Python API differs). ``--previous-tree DIR`` adds
+"normalized@previous" likewise: the normalized rule of another checkout (a change's parent),
+end to end, so that a change of the rule is measured before and after in one run.
 
 Medians and speed ratios (adagrad's time / normalized's) go to
 benchmarks/output/default_speed.json and stdout.
@@ -47,10 +49,11 @@ OPTIMIZERS = ("adagrad", "normalized")
 
 
 BASE = "adagrad@base"
+PREVIOUS = "normalized@previous"
 DEFAULTS = "defaults, per epoch"
 
 
-def e2e(data: Data, work: Path, opt: str, epochs: int | None, threads: int, base_tree: Path | None = None) -> dict:
+def e2e(data: Data, work: Path, opt: str, epochs: int | None, threads: int, trees: dict) -> dict:
     """One ``streamhog train`` run; ``epochs`` None: the defaults (no --epochs, holdout or
     early-stopping option)."""
     shutil.rmtree(work, ignore_errors=True)
@@ -58,8 +61,8 @@ def e2e(data: Data, work: Path, opt: str, epochs: int | None, threads: int, base
     extra += ("--epochs", epochs) if epochs is not None else ()
     cmd = streamhog_cmd("train", data.train_parquet, "--model", work, "--quiet",
                         "--optimizer", opt.split("@")[0], "--threads", threads, *extra)
-    if opt == BASE:  # the same command run by the streamhog in base_tree
-        cmd = ["env", f"PYTHONPATH={base_tree}", *cmd]
+    if opt in trees:  # the same command run by the streamhog checked out there
+        cmd = ["env", f"PYTHONPATH={trees[opt]}", *cmd]
     p = check(measure(cmd), f"train {opt}")
     meta = json.loads((work / "model.json").read_text())
     shutil.rmtree(work)
@@ -81,19 +84,21 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--baseline-tree", type=Path, help="a streamhog checkout whose AdaGrad is also timed")
+    ap.add_argument("--previous-tree", type=Path, help="a streamhog checkout whose normalized rule is also timed")
     args = ap.parse_args(argv)
     machine = machine_info()  # before the runs: its load average is the one they started under
-    sides = OPTIMIZERS + ((BASE,) if args.baseline_tree else ())
+    trees = {side: tree for side, tree in ((BASE, args.baseline_tree), (PREVIOUS, args.previous_tree)) if tree}
+    sides = OPTIMIZERS + tuple(trees)
     data = Data(OUTPUT / f"data-{args.rows}", args.rows, max(args.rows // 9, 50_000))
     prepare(data)
     tiny = Data(OUTPUT / "data-1000", 1_000, 1_000)  # the start-up twin (benchmarks/run.py's)
     prepare(tiny, test_rows_exact=False)
     work = OUTPUT / "speed-work"
     base = args.baseline_tree
-    cases = {"1 epoch": lambda o: e2e(data, work, o, 1, args.threads, base),
-             "5 epochs, --holdout 0": lambda o: e2e(data, work, o, 5, args.threads, base),
-             DEFAULTS: lambda o: e2e(data, work, o, None, args.threads, base),
-             "start-up twin: 1 epoch, 1,000 rows": lambda o: e2e(tiny, work, o, 1, args.threads, base),
+    cases = {"1 epoch": lambda o: e2e(data, work, o, 1, args.threads, trees),
+             "5 epochs, --holdout 0": lambda o: e2e(data, work, o, 5, args.threads, trees),
+             DEFAULTS: lambda o: e2e(data, work, o, None, args.threads, trees),
+             "start-up twin: 1 epoch, 1,000 rows": lambda o: e2e(tiny, work, o, 1, args.threads, trees),
              "kernel alone, 1 epoch": lambda o: kernel(data, o, args.threads)}
     for o in sides:  # warm-up (numba's cache), not recorded
         cases["1 epoch"](o)
@@ -121,23 +126,31 @@ def main(argv=None) -> int:
             row[clock] = {"median_s": med, "speed_vs_adagrad": med["adagrad"] / med["normalized"]}
             if BASE in med:
                 row[clock]["speed_vs_base"] = med[BASE] / med["normalized"]
+            if PREVIOUS in med:  # > 1: the normalized rule is faster than the previous tree's
+                row[clock]["speed_vs_previous"] = med[PREVIOUS] / med["normalized"]
         if case == DEFAULTS:
             row["epochs"] = {o: [x["epochs"] for x in by[o]] for o in by}
         summary[case] = row
     out = {"machine": machine, "rows": args.rows, "repeats": args.repeats, "threads": args.threads,
            "baseline_tree": str(base) if base else None,
            "baseline_git": git_state(base) if base else None,  # recorded now: the checkout may go
+           "previous_tree": str(args.previous_tree) if args.previous_tree else None,
+           "previous_git": git_state(args.previous_tree) if args.previous_tree else None,
            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_up": start, "summary": summary, "runs": runs}
     (OUTPUT / "default_speed.json").write_text(json.dumps(out, indent=1) + "\n")
+    prev = args.previous_tree
     print("| case | clock | adagrad s | normalized s | normalized speed / adagrad's |"
-          + (" adagrad@base s | normalized speed / adagrad@base's |\n" if base else "\n")
-          + "|---|---|---:|---:|---:|" + ("---:|---:|" if base else ""))
+          + (" adagrad@base s | normalized speed / adagrad@base's |" if base else "")
+          + (" normalized@previous s | normalized speed / its previous |" if prev else "")
+          + "\n|---|---|---:|---:|---:|" + ("---:|---:|" if base else "") + ("---:|---:|" if prev else ""))
     for case, row in summary.items():
         for clock, r in row.items():
             if clock == "epochs":
                 continue
             extra = (f" {r['median_s'][BASE]:.3f} | {r['speed_vs_base']:.2f} |" if "speed_vs_base" in r
                      else (" | |" if base else ""))
+            extra += (f" {r['median_s'][PREVIOUS]:.3f} | {r['speed_vs_previous']:.2f} |" if "speed_vs_previous" in r
+                      else (" | |" if prev else ""))
             print(f"| {case} | {clock} | {r['median_s']['adagrad']:.3f} | {r['median_s']['normalized']:.3f} | "
                   f"{r['speed_vs_adagrad']:.2f} |{extra}")
     if DEFAULTS in summary:

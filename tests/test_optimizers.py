@@ -70,10 +70,11 @@ def numpy_train(batch, rows, n_features, opt, loss, schedule, lr, power_t, t0, l
             T += s
             mult = eta * math.sqrt(T / N)
             if (d != 0 or l2 != 0) and s > 0:
-                acc[idx] = f32(acc[idx] + s * (d * xn) ** 2)
+                # the rates from the accumulators before the example; then they grow
                 r = np.where(beta + acc[idx] > 0, 1 / np.sqrt(np.maximum(beta + acc[idx], 1e-300)), 0.0)
-                b_acc += s * d * d
+                acc[idx] = f32(acc[idx] + s * (d * xn) ** 2)
                 rb = 1 / math.sqrt(beta + b_acc) if beta + b_acc > 0 else 0.0
+                b_acc += s * d * d
                 h = mult * (float(np.sum(r * xn ** 2)) + rb)
                 step = mult * margin_flow_gradient(loss, z, y, s, h)
                 q = np.where(aux[idx] > 0, xn / np.where(aux[idx] > 0, aux[idx], 1.0), 0.0)

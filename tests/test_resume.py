@@ -15,7 +15,8 @@ import pytest
 
 import streamhog
 from streamhog.errors import CheckpointError
-from streamhog.training.checkpoint import CHECKPOINT, PREVIOUS
+from streamhog.kernels.optimizers import NORMALIZED_RULE
+from streamhog.training.checkpoint import CHECKPOINT, PREVIOUS, write_checkpoint
 from streamhog.datasets.synthetic import SyntheticSpec, synthetic_batches
 from streamhog.io.formats import create_writer
 from streamhog.errors import TrainingInterrupted
@@ -76,6 +77,27 @@ def test_resume_mid_epoch_twice_is_bit_identical(data, straight, tmp_path):
         streamhog.train(data / "train.parquet", m, resume=True, quiet=True, stop_after_blocks=50)
     streamhog.train(data / "train.parquet", m, resume=True, quiet=True)
     same_run(m, straight)
+
+
+def test_a_run_begun_under_the_previous_normalized_rule_resumes_with_a_note(data, tmp_path):
+    """Checkpoints name the normalized rule's revision; one written before revisions existed
+    (revision 1: rates after the example's gradient) resumes under today's, and says so."""
+    m = tmp_path / "m"
+    with pytest.raises(TrainingInterrupted):
+        streamhog.train(data / "train.parquet", m, epochs=2, stop_after_blocks=5, **ONE_THREAD)
+    record = json.loads((m / CHECKPOINT).read_text())["record"]
+    assert record["config"]["optimizer"] == "normalized" and record["normalized_rule"] == NORMALIZED_RULE
+    logs = []
+    with pytest.raises(TrainingInterrupted):  # the same revision: nothing to say
+        streamhog.train(data / "train.parquet", m, resume=True, stop_after_blocks=5, log=logs.append)
+    assert logs and not any("revision" in line for line in logs)
+    record = json.loads((m / CHECKPOINT).read_text())["record"]
+    del record["normalized_rule"]
+    write_checkpoint(m, record)
+    streamhog.train(data / "train.parquet", m, resume=True, log=logs.append)
+    assert any("began under revision 1 of the normalized rule; it continues under revision 2" in line
+               for line in logs)
+    assert Model.open(m).meta["training"]["status"] == "complete"
 
 
 def _cli(*args, env=None):

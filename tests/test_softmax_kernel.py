@@ -79,12 +79,13 @@ def numpy_softmax(batch, rows, n_features, K, opt, schedule, lr, power_t, t0, l1
             mult = eta * np.sqrt(T / N)
             gu = g / s  # per unit weight
             if (np.any(gu != 0) or l2 != 0) and s > 0:
-                Ai = f32(A[idx] + s * (xn * gu[None, :]) ** 2)
-                A[idx] = Ai
+                # the rates from the accumulators before the example; then they grow
+                Ai = A[idx]
                 R = np.where(beta + Ai > 0, 1 / np.sqrt(np.maximum(beta + Ai, 1e-300)), 0.0)
-                b_acc = b_acc + s * gu * gu if fit_intercept else b_acc
+                A[idx] = f32(Ai + s * (xn * gu[None, :]) ** 2)
                 rb = np.where(beta + b_acc > 0, 1 / np.sqrt(np.maximum(beta + b_acc, 1e-300)), 0.0) \
                     if fit_intercept else np.zeros(K)
+                b_acc = b_acc + s * gu * gu if fit_intercept else b_acc
                 h = mult * (np.sum(R * xn ** 2, axis=0) + rb)
                 step = mult * softmax_flow_gradient(z, y, s, h)
                 q = np.where(Si > 0, xn / np.where(Si > 0, Si, 1.0), 0.0)

@@ -10,9 +10,10 @@ For row i with margin z = b + sum_j w_j x_ij, target y and importance weight s, 
 gradient is g = s * dloss(z, y), and every coordinate j of the row is updated by the
 optimizer's per-coordinate rule from g x_ij (kernels/optimizers.py: sgd, adagrad, ftrl);
 the intercept likewise, from g. The normalized rule (the default) needs two per-row
-quantities first: the scales' x / s (a pass with the margin's) and h, the margin's change
-per unit step (a pass over the rates after the gradient), from which kernels/invariant.py
-gives the importance-invariant step G; then each weight moves by its rate times G.
+quantities first: the scales' x / s and h, the margin's change per unit step (its rates
+come from the accumulators before the example, so both are summed in the margin's pass),
+from which kernels/invariant.py gives the importance-invariant step G; then each weight
+moves by its rate times G and its accumulator grows, in a second pass.
 
 Regularization is applied to the touched coordinates only (the Hogwild! paper's sparse
 form). For sgd, adagrad and normalized, ``l2`` is per example: over an epoch coordinate j
@@ -131,15 +132,15 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
     dirty_list = np.empty(n_hot, np.int64)
     n_dirty = 0
     hot_moved = 0.0
-    # normalized: per position in the row x / s, then its rate (scratch[0]), and the factor
-    # of the step in the weight's units (scratch[1]: x / s^2; a hot slot's v = w s: x / s)
+    # normalized: per position in the row its rate (scratch[0]), the factor of the step in
+    # the weight's units (scratch[1]: x / s^2; a hot slot's v = w s: x / s) and x / s (scratch[2])
     # Records (w, acc, aux: fields of one array, one cache line per coordinate): one prefetch.
     separate = w.strides[0] == 4
     longest = 0
     if opt == NORMALIZED:
         for k in range(n):
             longest = max(longest, indptr[rows[k] + 1] - indptr[rows[k]])
-    scratch = np.empty((2, longest))
+    scratch = np.empty((3, longest))
     gate_wait(cells)
     period = max(sync_rows, 1)
     countdown = period
@@ -189,6 +190,7 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
             read_shared(bstate, local, base)
         z = local[B_VALUE]
         nx = 0.0
+        h = 0.0
         for p in range(lo, mid):
             sl = indices[p]
             if sl >= n_hot:
@@ -199,10 +201,14 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
                 ax = abs(x)
                 if ax > laux[sl]:
                     laux[sl] = ax
-                xn = x * inverse_scale(laux[sl])
-                scratch[0, p - lo] = xn
+                inv_s = inverse_scale(laux[sl])
+                xn = x * inv_s
+                r = normalized_rate(lacc[sl] * inv_s * inv_s, beta)
+                scratch[0, p - lo] = r
                 scratch[1, p - lo] = xn
+                scratch[2, p - lo] = xn
                 nx += xn * xn
+                h += r * xn * xn
                 z += lw[sl] * xn
             else:
                 z += lw[sl] * x
@@ -219,9 +225,12 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
                     sj = ax
                 inv_s = inverse_scale(sj)
                 xn = x * inv_s
-                scratch[0, p - lo] = xn
+                r = normalized_rate(float(acc[j]), beta)
+                scratch[0, p - lo] = r
                 scratch[1, p - lo] = xn * inv_s
+                scratch[2, p - lo] = xn
                 nx += xn * xn
+                h += r * xn * xn
             z += w[j] * x
         if flags != 0:
             if use_lock:
@@ -241,33 +250,18 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
             local[NORM_T] += s
             mult = eta * math.sqrt(local[NORM_T] / local[NORM_N]) if local[NORM_N] > 0.0 else eta
             if (dloss != 0.0 or l2 != 0.0) and s > 0.0:
-                # The rates first (they give h, the margin's change per unit step), then the
-                # importance-invariant step G, then the weights (optimizers.py, invariant.py).
-                h = 0.0
-                for p in range(lo, mid):  # hot: acc s^2 accumulates s (g x)^2
-                    sl = indices[p]
-                    x = np.float64(values[p]) if has_values else 1.0
-                    xn = scratch[0, p - lo]
-                    inv_s = inverse_scale(laux[sl])
-                    a = lacc[sl] + s * (dloss * x) * (dloss * x)
-                    lacc[sl] = a
-                    an = a * inv_s * inv_s
-                    r = 1.0 / math.sqrt(beta + an) if beta + an > 0.0 else 0.0
-                    scratch[0, p - lo] = r
-                    h += r * xn * xn
-                for p in range(mid, hi):
-                    j = indices[p]
-                    xn = scratch[0, p - lo]
-                    acc[j], r = normalized_rate(acc[j], dloss * xn, s, beta)
-                    scratch[0, p - lo] = r
-                    h += r * xn * xn
+                # Rates from the accumulators before this row (pass 1 summed h with them):
+                # the step G, then each weight and its accumulator in one pass.
                 rb = 0.0
                 if fit_intercept:
-                    local[B_ACC], rb = normalized_rate(local[B_ACC], dloss, s, beta)
+                    rb = normalized_rate(local[B_ACC], beta)
+                    local[B_ACC] += s * dloss * dloss
                 step = mult * invariant_gradient(loss_id, z, y, dloss, s, mult * (h + rb))
                 shrink = mult * l2 * s
                 for p in range(lo, mid):
                     sl = indices[p]
+                    x = np.float64(values[p]) if has_values else 1.0
+                    lacc[sl] += s * (dloss * x) * (dloss * x)
                     lw[sl] = normalized_weight(lw[sl], step, scratch[0, p - lo], scratch[1, p - lo], shrink)
                     hot_moved = max(hot_moved, abs(lw[sl] - hot_base[sl]))
                     if not dirty[sl]:
@@ -276,6 +270,8 @@ def _train_rows(indptr, indices, values, has_values, labels, sample_weights, has
                         n_dirty += 1
                 for p in range(mid, hi):
                     j = indices[p]
+                    gxn = dloss * scratch[2, p - lo]
+                    acc[j] = acc[j] + s * gxn * gxn
                     w[j] = normalized_weight(w[j], step, scratch[0, p - lo], scratch[1, p - lo], shrink)
                 local[B_VALUE] -= step * rb
         elif g != 0.0 or (opt != FTRL and l2 != 0.0):

@@ -21,13 +21,20 @@ normalized  scale-free adaptive updates (the default), in the spirit of Vowpal W
             v_j = w_j s_j. When s_j grows, w_j is multiplied by s_old / s_new (v is kept) and
             acc_j by its square (acc stays a sum of (g x / s)^2 at the current scale).
             With g the loss derivative per unit importance weight and s_i the weight:
-                acc_j += s_i (g x~_j)^2;   r_j = 1 / sqrt(beta + acc_j)
+                r_j = 1 / sqrt(beta + acc_j)   (acc_j before this example)
                 mult = eta sqrt(T / N),  N += s_i (sum_j x~_j^2 + 1),  T += s_i
                 h = mult (sum_j r_j x~_j^2 + r_b)        (the row's margin change per unit step)
                 G = the importance-invariant step (kernels/invariant.py): the margin moves by
                     -h G, the solution of dz/dtau = -h dloss(z) over tau in [0, s_i], so a
                     large weight or many fresh features never overshoot the label
                 v_j <- (v_j - mult G r_j x~_j) max(0, 1 - mult l2 s_i r_j)
+                acc_j += s_i (g x~_j)^2
+            The rates lag the accumulators by one example (as FTRL's and AdaGrad's
+            "lazy" forms do): then r_j and h need no gradient, so the kernels sum h in the
+            margin's pass and move each weight and its accumulator in one more, two passes
+            over the row instead of three (10% of the kernel's time: benchmarks/
+            default_speed.md). The invariant step still bounds the margin's move, and beta
+            (1 by default) bounds a fresh coordinate's rate.
             beta (--initial-accumulator) damps the first steps of a coordinate in normalized
             units, so it damps rare features whatever their scale. (For the squared loss the
             caller passes eta sigma and beta sigma^2, sigma the target's scale: targets.py.) Multiplying feature j by
@@ -58,6 +65,10 @@ FTRL = 3
 OPTIMIZER_IDS = {"sgd": SGD, "adagrad": ADAGRAD, "normalized": NORMALIZED, "ftrl": FTRL}
 #: The rules whose predictions do not depend on the features' scales (tests/test_scale_invariance.py).
 SCALE_INVARIANT = frozenset({NORMALIZED})
+#: The normalized rule's revision, in every checkpoint of a run that trains with it: 2 takes
+#: the rates from the accumulators before the example, 1 (checkpoints without the key) took
+#: them after adding its gradient. A run resumed under another revision is told so.
+NORMALIZED_RULE = 2
 #: The intercept's state in the kernels' float64 ``bstate`` array (binary models; a softmax
 #: model holds K of each of the first three, then N and T).
 B_VALUE, B_ACC, B_AUX, NORM_N, NORM_T = range(5)
@@ -96,11 +107,10 @@ def widen_scale(w, acc, aux, base, n_cls, s, ax):
 
 
 @njit(inline="always", cache=True)
-def normalized_rate(a, gxn, weight, beta):
-    """``normalized``: the accumulator after the example's squared normalized gradient (once
-    per unit of importance weight), and the coordinate's rate 1 / sqrt(beta + acc)."""
-    a = a + weight * gxn * gxn
-    return a, (1.0 / math.sqrt(beta + a) if beta + a > 0.0 else 0.0)
+def normalized_rate(a, beta):
+    """``normalized``: a coordinate's rate 1 / sqrt(beta + acc), from its accumulator before
+    the example (0 while beta + acc is 0: beta 0 and nothing accumulated yet)."""
+    return 1.0 / math.sqrt(beta + a) if beta + a > 0.0 else 0.0
 
 
 @njit(inline="always", cache=True)

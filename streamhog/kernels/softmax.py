@@ -69,17 +69,19 @@ def _normalized_row(indices, lo, hi, w, acc, st, xs, rates, h, gu, rb, work, g, 
         gu[c] = g[c] / s
         h[c] = 0.0
         rb[c] = 0.0
+    # Rates from the accumulators before this row; the accumulators grow in the weights' pass.
     for p in range(lo, hi):
         base = np.int64(indices[p]) * n_cls
         xn = xs[0, p - lo]
         off = (p - lo) * n_cls
         for c in range(n_cls):
-            acc[base + c], r = normalized_rate(acc[base + c], gu[c] * xn, s, beta)
+            r = normalized_rate(acc[base + c], beta)
             rates[off + c] = r
             h[c] += r * xn * xn
     if fit_intercept:
         for c in range(n_cls):
-            st[n_cls + c], rb[c] = normalized_rate(st[n_cls + c], gu[c], s, beta)
+            rb[c] = normalized_rate(st[n_cls + c], beta)
+            st[n_cls + c] += s * gu[c] * gu[c]
     for c in range(n_cls):
         h[c] = mult * (h[c] + rb[c])
     steps = g  # overwritten: the per-class steps mult G_k
@@ -89,9 +91,12 @@ def _normalized_row(indices, lo, hi, w, acc, st, xs, rates, h, gu, rb, work, g, 
     shrink = mult * l2 * s
     for p in range(lo, hi):
         base = np.int64(indices[p]) * n_cls
+        xn = xs[0, p - lo]
         q = xs[1, p - lo]
         off = (p - lo) * n_cls
         for c in range(n_cls):
+            gxn = gu[c] * xn
+            acc[base + c] = acc[base + c] + s * gxn * gxn
             w[base + c] = normalized_weight(w[base + c], steps[c], rates[off + c], q, shrink)
     if fit_intercept:
         for c in range(n_cls):

@@ -17,6 +17,7 @@ from ..errors import (CheckpointError, ConfigError, DiskSpaceError, DivergenceEr
 from ..io.block_cache import BlockCache
 from ..io.formats import open_dataset
 from ..io.formats.storage import local_model_dir, location
+from ..kernels.optimizers import NORMALIZED_RULE
 from ..losses import get_loss
 from ..model.directory import MAX_FEATURES, META, Model
 from ..model.heads import head_for
@@ -164,6 +165,10 @@ def _resumed_run(model_dir: Path, ds, hyper: dict, epochs: int | None, n_feature
         if k not in ("threads", "readers", "capacity", "hot_features"):
             say(f"note: resuming with {k} {getattr(saved, k)!r} -> {v!r} (the run is no longer the same as an "
                 "uninterrupted one)")
+    if saved.optimizer == "normalized" and record.get("normalized_rule", 1) != NORMALIZED_RULE:
+        say(f"note: the run began under revision {record.get('normalized_rule', 1)} of the normalized rule; it "
+            f"continues under revision {NORMALIZED_RULE} (kernels/optimizers.py), so it is no longer the same as an "
+            "uninterrupted one")
     # The run's own thread counts unless given (a one-thread run stays exact).
     return model, cfg.resolved(), RunState.from_record(record)
 

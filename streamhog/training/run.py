@@ -25,6 +25,7 @@ import numpy as np
 from .._fs.sparse_files import digest
 from ..errors import DiskSpaceError, DivergenceError, StreamhogError, TrainingInterrupted
 from ..losses import get_loss
+from ..kernels.optimizers import NORMALIZED_RULE
 from .checkpoint import write_checkpoint
 from .control import RunControl
 from .copies import ModelCopies
@@ -195,9 +196,9 @@ class TrainingRun:
         st.bstate, st.intercept = self.bstate.tolist(), self._intercept()  # JSON floats round-trip exactly
         self.engine.store_hot()
         self.model.flush()
-        # What the files hold now, for a resume to verify (training/verify.py).
-        files = {f.name: digest(f) for f in self.model.files()}
-        record = dict(st.to_record(), data=self.data_schema, config=asdict(self.cfg), status=status, files=files)
+        files = {f.name: digest(f) for f in self.model.files()}  # what a resume verifies (training/verify.py)
+        record = dict(st.to_record(), data=self.data_schema, config=asdict(self.cfg), status=status, files=files,
+                      **({"normalized_rule": NORMALIZED_RULE} if self.cfg.optimizer == "normalized" else {}))
         write_checkpoint(self.model.path, record)
         self.model.meta.update(
             intercept=st.intercept, bstate=st.bstate, history=st.history, hyper_parameters=asdict(self.cfg),
