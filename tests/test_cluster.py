@@ -26,6 +26,7 @@ import streamhog  # noqa: E402
 from streamhog.cluster import train_on_cluster  # noqa: E402
 from streamhog.datasets import a9a  # noqa: E402
 from streamhog.datasets.synthetic import SyntheticSpec, synthetic_batches  # noqa: E402
+from streamhog.errors import TrainingInterrupted  # noqa: E402
 from streamhog.io.conversion import convert  # noqa: E402
 from streamhog.io.formats import create_writer  # noqa: E402
 
@@ -145,6 +146,28 @@ def test_lbfgs_matches_scikit_learn(client, data, tmp_path):
 def _objective(ref, X, y, l2):
     z = X @ ref.coef_[0] + ref.intercept_[0]
     return float(np.mean(np.logaddexp(0, -np.where(y > 0, 1, -1) * z)) + 0.5 * l2 * ref.coef_[0] @ ref.coef_[0])
+
+
+def test_lbfgs_stopped_by_a_signal_checkpoints_and_resumes(client, data, tmp_path, monkeypatch):
+    """A signal between L-BFGS iterations stops the run with a checkpoint and the signal's
+    error (it raised AttributeError before), and the run resumes to the end."""
+    from streamhog.cluster.lbfgs import LbfgsDriver
+
+    end_iteration = LbfgsDriver._end_iteration
+
+    def signal_after_the_second(self, *args):
+        end_iteration(self, *args)
+        if self.owner.state.epoch == 2:
+            self.owner.signal_received = signal.SIGINT  # what the handler of stop_gracefully_on_signals sets
+
+    monkeypatch.setattr(LbfgsDriver, "_end_iteration", signal_after_the_second)
+    m = tmp_path / "m"
+    with pytest.raises(TrainingInterrupted, match=r"stopped by SIGINT in epoch 3 .*--resume"):
+        _fit(client, data, "a9a", m, workers=2, sync_mode="lbfgs", l2=1e-4, epochs=6)
+    assert json.loads((m / "checkpoint.json").read_text())["record"]["status"] == "interrupted"
+    monkeypatch.setattr(LbfgsDriver, "_end_iteration", end_iteration)
+    done = _fit(client, data, "a9a", m, workers=2, sync_mode="lbfgs", l2=1e-4, epochs=6, resume=True)
+    assert done.meta["training"]["status"] == "complete" and len(done.meta["history"]) >= 3
 
 
 def test_lbfgs_polish_after_averaging_lowers_the_objective(client, data, tmp_path):

@@ -166,6 +166,33 @@ def test_a_filling_disk_stops_the_run_with_a_checkpoint_and_it_resumes(data, tmp
     assert model.meta["training"]["status"] == "complete"
 
 
+def test_a_disk_filling_as_the_epoch_ends_is_still_the_disk_error(data, tmp_path, monkeypatch):
+    """The stop may land after the epoch's last block and before its consumer exits: the
+    epoch is complete, and the run must still say the disk is full (a fresh-clone CI once
+    got "stopped by SIGINT" there)."""
+    from streamhog.training import control
+
+    n_blocks = streamhog.open_dataset(data / "train.parquet").n_blocks
+    seen = {"blocks": 0, "full": False}
+    block_done = control.RunControl.block_done
+
+    def last_block_waits(self, block, *rest):
+        stop = block_done(self, block, *rest)
+        seen["blocks"] += 1
+        if seen["blocks"] == n_blocks:  # the first epoch's last block: the disk fills now
+            seen["full"] = True
+            time.sleep(0.3)  # the poller sees it before this consumer exits
+        return stop
+
+    monkeypatch.setattr(control.RunControl, "block_done", last_block_waits)
+    monkeypatch.setattr(safety, "free_bytes", lambda path: (10 << 20) if seen["full"] else (10 << 30))
+    m = tmp_path / "m"
+    with pytest.raises(DiskSpaceError, match="stopped with a checkpoint; free some space and resume"):
+        streamhog.train(data / "train.parquet", m, epochs=3, holdout=0.0, checkpoint_every=0.01, **ONE)
+    record = json.loads((m / "checkpoint.json").read_text())["record"]
+    assert record["epoch"] == 1 and record["done_blocks"] == [] and record["status"] == "interrupted"
+
+
 def test_the_block_cache_stops_caching_before_the_disk_fills(data, tmp_path, monkeypatch):
     """Caching is optional: with room for the run but not for one more cached block, it
     trains on (every epoch decodes) and caches nothing."""

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from ..errors import ConfigError, TrainingInterrupted, WorkerLost
+from ..errors import ConfigError, WorkerLost
 from ..training.run import TrainingRun
 from . import worker as remote
 
@@ -138,7 +138,7 @@ class LbfgsDriver:
         while st.epoch < epochs:
             if run.signal_received is not None:
                 run.checkpoint("interrupted")
-                raise TrainingInterrupted(run._interrupt_message(), run.signal_received)
+                raise run.stopped_error()
             start = time.perf_counter()
             evals0 = self.objective.evaluations
             converged = float(np.abs(g).max()) <= opts.lbfgs_tol

@@ -34,6 +34,15 @@ from .engine import EpochEngine
 from .safety import SpaceWatch
 
 
+def _stopped(run: TrainingRun) -> StreamhogError:
+    """What a run stopped cleanly (checkpoint written) raises: the disk filling up has its
+    own error, whether the stop came mid-epoch or as the epoch ended; else the signal."""
+    if run.disk_full:
+        return DiskSpaceError(f"{run.disk_full}: stopped with a checkpoint; free some space and resume with: "
+                              f"streamhog train {run.dataset.path} --model {run.model.path} --resume")
+    return TrainingInterrupted(_interrupt_message(run), run.signal_received or signal.SIGINT)
+
+
 class TrainingRun:
     """Runs (or continues) the epochs of one training job on an open model."""
 
@@ -82,10 +91,7 @@ class TrainingRun:
                 raise
             if not complete:
                 self.checkpoint("interrupted")
-                if self.disk_full:
-                    raise DiskSpaceError(f"{self.disk_full}: stopped with a checkpoint; free some space and resume "
-                                         f"with: streamhog train {self.dataset.path} --model {self.model.path} --resume")
-                raise TrainingInterrupted(_interrupt_message(self), self.signal_received or signal.SIGINT)
+                raise self.stopped_error()
             secs = st.epoch_seconds
             record = {"epoch": st.epoch + 1, "examples": st.epoch_rows, "nnz": st.epoch_nnz,
                       "lr": self.cfg.epoch_lr(st.epoch), "train_loss": st.train_loss, "seconds": round(secs, 4),
@@ -103,9 +109,11 @@ class TrainingRun:
                 status = "interrupted" if self.signal_received is not None else "running"
             if self._after_epoch(record, status, epochs):
                 return
-            if status == "interrupted":
-                raise TrainingInterrupted(_interrupt_message(self), self.signal_received)
+            if status == "interrupted":  # the stop came as the epoch ended: the disk, or a signal
+                raise self.stopped_error()
         self.copies.remove(self.copies.best)
+
+    stopped_error = _stopped  # what a clean stop raises (a method: the cluster's L-BFGS loop calls it)
 
     def _run_epoch(self) -> bool:
         """Train the blocks of the current epoch not yet done; False if stopped."""
