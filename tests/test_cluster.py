@@ -364,7 +364,8 @@ def test_softmax_on_the_cluster(client, tmp_path):
 
     got["every"] = run("every", 0)
     # The control shows the setting can see an overshoot. Its value depends on how the pushes
-    # happened to interleave (in a full test run once below the bar): up to three tries.
+    # happened to interleave (+4.9% to +12.5% over 23 runs; one full test run failed this
+    # assertion, which half unknown): up to three tries.
     for attempt in range(3):
         got["beyond-bound"] = run("beyond-bound", attempt)
         if got["beyond-bound"] > single * 1.015:
