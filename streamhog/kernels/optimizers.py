@@ -29,12 +29,12 @@ normalized  scale-free adaptive updates (the default), in the spirit of Vowpal W
                     large weight or many fresh features never overshoot the label
                 v_j <- (v_j - mult G r_j x~_j) max(0, 1 - mult l2 s_i r_j)
                 acc_j += s_i (g x~_j)^2
-            The rates lag the accumulators by one example (as FTRL's and AdaGrad's
-            "lazy" forms do): then r_j and h need no gradient, so the kernels sum h in the
-            margin's pass and move each weight and its accumulator in one more, two passes
-            over the row instead of three (10% of the kernel's time: benchmarks/
-            default_speed.md). The invariant step still bounds the margin's move, and beta
-            (1 by default) bounds a fresh coordinate's rate.
+            The rates lag the accumulators by one example (revision 2, NORMALIZED_RULE):
+            then r_j and h need no gradient, so the kernels sum h in the margin's pass and
+            move each weight and its accumulator in one more, two passes over the row
+            instead of three (the kernel alone 1.29x faster on two threads, 1.04-1.10x on
+            one: benchmarks/default_speed.md). The invariant step still bounds the margin's
+            move, and beta (1 by default) bounds a fresh coordinate's rate.
             beta (--initial-accumulator) damps the first steps of a coordinate in normalized
             units, so it damps rare features whatever their scale. (For the squared loss the
             caller passes eta sigma and beta sigma^2, sigma the target's scale: targets.py.) Multiplying feature j by
