@@ -221,8 +221,8 @@ def speed_section() -> list[str]:
               + "), so each clock is divided by the epochs the run trained."]
     L += ["", "Model format 2 keeps the rule's three values per coordinate (weight, accumulator, scale) in one "
           "record, one cache line per non-zero; what remains is arithmetic (README, \"The default's speed\"; "
-          "benchmarks/default_speed.md, which also holds earlier runs: two quiet runs of the same code differed "
-          "by up to 0.03)."]
+          "benchmarks/default_speed.md, which also holds earlier runs: the same code, measured hours apart on the "
+          "same VM, gave 0.78 and 0.95 over one epoch, as the host's memory system changed)."]
     return L
 
 

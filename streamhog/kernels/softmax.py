@@ -62,9 +62,11 @@ def _prefetch_run(a, base, n_classes):
 @njit(inline="always", cache=True)
 def _normalized_row(indices, lo, hi, w, acc, st, xs, rates, h, gu, rb, work, g, z, y, s, mult, l2, beta,
                     fit_intercept, n_cls):
-    """The normalized rule's update of one row (kernels/optimizers.py): each entry's rate and
-    each class's h, the importance-invariant steps G_k (kernels/invariant.py), then the
-    weights and intercepts. ``g`` holds s (p - onehot(y)); ``xs`` the row's x / s, x / s^2."""
+    """The normalized rule's update of one row (kernels/optimizers.py, revision 2): each
+    entry's rate (from its accumulator before the row) and each class's h, the
+    importance-invariant steps G_k (kernels/invariant.py), then the weights with their
+    accumulators, and the intercepts. ``g`` holds s (p - onehot(y)); ``xs`` the row's x / s,
+    x / s^2."""
     for c in range(n_cls):
         gu[c] = g[c] / s
         h[c] = 0.0

@@ -165,8 +165,9 @@ def _resumed_run(model_dir: Path, ds, hyper: dict, epochs: int | None, n_feature
         if k not in ("threads", "readers", "capacity", "hot_features"):
             say(f"note: resuming with {k} {getattr(saved, k)!r} -> {v!r} (the run is no longer the same as an "
                 "uninterrupted one)")
-    if saved.optimizer == "normalized" and record.get("normalized_rule", 1) != NORMALIZED_RULE:
-        say(f"note: the run began under revision {record.get('normalized_rule', 1)} of the normalized rule; it "
+    rule = record.get("normalized_rule", 1)  # checkpoints from before revisions: 1
+    if saved.optimizer == "normalized" and rule != NORMALIZED_RULE:
+        say(f"note: the run began under revision {rule} of the normalized rule; it "
             f"continues under revision {NORMALIZED_RULE} (kernels/optimizers.py), so it is no longer the same as an "
             "uninterrupted one")
     # The run's own thread counts unless given (a one-thread run stays exact).
