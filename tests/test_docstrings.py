@@ -9,7 +9,8 @@ import pytest
 MODULES = ["streamhog", "streamhog.datasets", "streamhog.datasets.synthetic", "streamhog.datasets.panel",
            "streamhog.training.job",
            "streamhog.losses", "streamhog.io.formats", "streamhog.io.formats.memory", "streamhog.model.api",
-           "streamhog.sklearn", "streamhog.factorization.train", "streamhog.factorization.synthetic"]
+           "streamhog.sklearn", "streamhog.factorization.train", "streamhog.factorization.synthetic",
+           "streamhog.factorization.recommendations"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -39,7 +39,8 @@ def _run_cli(*args):
 
 
 def test_help_loads_no_heavy_module():
-    for args in (["--help"], ["train", "--help"], ["convert", "--help"], ["plot", "--help"]):
+    for args in (["--help"], ["train", "--help"], ["convert", "--help"], ["plot", "--help"],
+                 ["recommend", "--help"]):
         code, loaded = _run_cli(*args)
         assert code == 0
         assert loaded == [], f"streamhog {' '.join(args)} imported {loaded}"

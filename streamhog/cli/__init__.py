@@ -1,4 +1,4 @@
-"""The ``streamhog`` command line: convert, train, evaluate, predict, info, plot.
+"""The ``streamhog`` command line: convert, train, evaluate, predict, recommend, info, plot.
 
 ``main`` parses, runs the command (cli/convert.py, cli/train.py, cli/score.py) and is the
 error boundary: one line for every error streamhog expects, a bug said to be one.
@@ -14,6 +14,7 @@ import sys
 from .._version import __version__
 from ..errors import Interrupted, StreamhogError
 from .convert import add_convert_arguments, run_convert
+from .mf import add_recommend_arguments, run_recommend
 from .options import add_data_arguments
 from .score import _add_scoring_arguments, run_evaluate, run_info, run_plot, run_predict
 from .train import add_train_arguments, run_train
@@ -52,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace OUT if it is a predictions file (anything else is refused)")
     p.set_defaults(run=run_predict)
+
+    p = sub.add_parser("recommend", help="each user's best items from a factorization model, to Parquet",
+                       description="Rank the items a factorization model saw in training for each user, best "
+                                   "first, leaving out the pairs of --exclude files (what the users already rated); "
+                                   "users are scored in batches, so memory stays bounded whatever their number.")
+    add_recommend_arguments(p)
+    p.set_defaults(run=run_recommend)
 
     p = sub.add_parser("info", help="what a dataset or a model holds")
     p.add_argument("path", help="a .parquet file, a directory of them, a .zarr store, or a model directory")

@@ -1,6 +1,6 @@
 """The command line of matrix factorization (streamhog/factorization): what ``convert
---input-format ratings``, ``train --loss mf``, and ``evaluate``, ``predict``, ``info`` on a
-factorization model or an interaction file run. The other command modules only dispatch
+--input-format ratings``, ``train --loss mf``, ``recommend``, and ``evaluate``, ``predict``,
+``info`` on a factorization model or an interaction file run. The other command modules only dispatch
 here (on the option, the model's kind, the file's kind), so that the linear models' code
 paths stay as they are.
 
@@ -191,6 +191,49 @@ def run_predict_mf(args) -> int:
 
     n = predict_to_parquet(_open_model(args), args.data, args.out, threads=args.threads, overwrite=args.overwrite)
     print(f"wrote {args.out}: {n:,} predictions")
+    return 0
+
+
+# -- recommend -------------------------------------------------------------------------------
+
+def add_recommend_arguments(p: argparse.ArgumentParser) -> None:
+    from ..factorization import DEFAULT_TOP
+
+    p.add_argument("model", help="a factorization model directory (train --loss mf)")
+    p.add_argument("--out", required=True, help="output .parquet file: columns user, rank (1 = best), item, score "
+                                                "(the predicted rating, unclipped)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--users", metavar="DATA", help="recommend for the users of this interaction file (default: "
+                                                     "every user the model saw in training)")
+    who.add_argument("--user", metavar="ID", type=int, nargs="+", help="recommend for these user ids")
+    p.add_argument("--top", type=_positive_int, default=DEFAULT_TOP,
+                   help=f"items per user (default {DEFAULT_TOP}); a user with fewer candidates left gets fewer")
+    p.add_argument("--exclude", metavar="DATA", nargs="+", default=[],
+                   help="interaction files whose (user, item) pairs are never recommended: typically the training "
+                        "data, what each user already rated")
+    p.add_argument("--threads", type=_positive_int, default=None, help="threads (default: one per core)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT if it is a streamhog predictions or recommendations file")
+
+
+def run_recommend(args) -> int:
+    from ..factorization import is_interaction_file, is_mf_model
+
+    if not is_mf_model(args.model):
+        raise ConfigError(f"{args.model}: not a factorization model: recommend ranks the items of one "
+                          "(train it with --loss mf)")
+    for path in ([args.users] if args.users else []) + list(args.exclude):
+        if not is_interaction_file(path):
+            raise ConfigError(f"{path}: not interaction data (a .parquet file of user, item[, rating] columns, or a "
+                              "directory of them: convert --input-format ratings writes one)")
+    if args.user is not None and (bad := [u for u in args.user if u < 0]):
+        raise ConfigError(f"--user: ids are non-negative integers, got {bad[0]}")
+    from ..factorization.recommendations import recommend_to_parquet
+
+    users = args.users if args.users else args.user
+    n = recommend_to_parquet(_open_model(args), args.out, users, top=args.top, exclude=args.exclude,
+                             threads=args.threads, overwrite=args.overwrite)
+    print(f"wrote {args.out}: {n:,} recommendations")
     return 0
 
 

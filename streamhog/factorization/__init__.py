@@ -15,6 +15,8 @@ completion experiments). The pieces, bottom up:
   (dataclasses), the epochs (stream → consumer threads → kernel), the best epoch's copies,
   the job (new run or resume).
 - ``score``: evaluate (rmse, mae) and predict, streamed and threaded.
+- ``topk``, ``recommendations``: each user's best-scored items (a nogil heap kernel over the
+  items training saw), without the pairs of given interaction files.
 
 The submodules load on first use (as streamhog.io.formats'), so that telling whether a path is
 a factorization model or interaction data (``is_mf_model``, ``is_interaction_file``) costs
@@ -35,7 +37,13 @@ purge_stale_numba_cache(_HERE, _HERE / "__pycache__", extra_sources=(_HERE.paren
 
 _LAZY = {"MFConfig": "config", "MFState": "config", "InteractionBatch": "format", "InteractionDataset": "format",
          "InteractionWriter": "format", "write_interactions": "format", "MFModel": "model", "model_files": "model",
-         "evaluate": "score", "predict": "score", "predict_to_parquet": "score", "train_mf": "train"}
+         "evaluate": "score", "predict": "score", "predict_to_parquet": "score", "recommend": "recommendations",
+         "recommend_to_parquet": "recommendations", "train_mf": "train"}
+
+
+#: Items per user that ``recommend`` returns by default (here, not in recommendations.py: the
+#: command line's parser reads it without loading numba).
+DEFAULT_TOP = 10
 
 
 def __getattr__(name):

@@ -198,8 +198,8 @@ class MFModel:
 
         meta = self.meta
         info = {"kind": KIND, "path": str(self.path), "loss": "mf", "rank": self.rank, "n_users": meta["n_users"],
-                "n_items": meta["n_items"], "users_seen": _rows_started(self.path / "user_factors.npy"),
-                "items_seen": _rows_started(self.path / "item_factors.npy"), "optimizer": self.optimizer,
+                "n_items": meta["n_items"], "users_seen": _count(self.path / "user_factors.npy"),
+                "items_seen": _count(self.path / "item_factors.npy"), "optimizer": self.optimizer,
                 "mu": self.mu, "sigma": meta.get("sigma"), "rating_range": meta.get("rating_range"),
                 "allocated_bytes": sum(allocated_bytes(f) for f in self.files()),
                 "epochs_trained": len(self.history), "training": meta.get("training", {}),
@@ -230,21 +230,33 @@ class MFModel:
         return out
 
 
-def _rows_started(path: Path, chunk_rows: int = 1 << 16) -> int:
-    """Rows of a factor file that are not all zeros, reading only its data extents."""
+def started_row_chunks(path: Path, chunk_rows: int = 1 << 16):
+    """The rows of a factor file that are not all zeros (the ids training touched), ascending,
+    as uint64 arrays of at most ``chunk_rows``, reading only the file's data extents: a 128
+    GiB sparse file costs the time its written pages take."""
     from .._fs.sparse_files import data_extents
 
     arr = np.load(path, mmap_mode="r")
     row_bytes = arr.shape[1] * 4
     header = arr.offset
-    seen, done = 0, 0  # rows already counted: extents may share a row
+    done = 0  # rows already looked at: extents may share a row
     for offset, length in data_extents(path):
         lo = max(done, (offset - header) // row_bytes)
         hi = min(arr.shape[0], -(-(offset + length - header) // row_bytes))
         for start in range(lo, hi, chunk_rows):
-            seen += int(np.count_nonzero(np.asarray(arr[start:min(hi, start + chunk_rows)]).any(axis=1)))
+            rows = np.asarray(arr[start:min(hi, start + chunk_rows)])
+            yield np.flatnonzero(rows.any(axis=1)).astype(np.uint64) + np.uint64(start)
         done = max(done, hi)
-    return seen
+
+
+def started_rows(path: Path) -> np.ndarray:
+    """All of :func:`started_row_chunks` in one array (uint64, ascending)."""
+    found = list(started_row_chunks(path))
+    return np.concatenate(found) if found else np.zeros(0, np.uint64)
+
+
+def _count(path: Path) -> int:
+    return sum(len(c) for c in started_row_chunks(path))
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
