@@ -3,9 +3,11 @@
 
 Quality, on benchmarks/factorization.py's MovieLens split (80/20, numpy.random.default_rng(0)):
 train streamhog with its defaults (and, for context, at scikit-surprise's settings: rank 100,
-20 epochs) on the training fifth-fourths, recommend ``--top`` items to every test user with the
-training pairs excluded, and count the hits: test pairs rated >= ``--relevant`` (precision,
-recall, and the share of users with at least one hit). Beside it, two baselines that need no
+20 epochs) on the training four-fifths, then ``ranking_metrics`` (what ``streamhog evaluate
+--top K --exclude train.parquet --relevant R`` prints): each test user's ``--top`` items with
+the training pairs excluded, against its test pairs rated >= ``--relevant`` (precision,
+recall, the share of users with at least one hit, ndcg, map; the script counts the same
+figures itself from ``recommend``'s table and checks they agree). Beside it, two baselines that need no
 model: the most rated items (popularity, the usual hard-to-beat one for top-N on MovieLens)
 and items at random among the training items, each with the same exclusions.
 
@@ -50,8 +52,9 @@ def _pairs(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def hits(recs: dict, test: tuple, relevant: float, top: int) -> dict:
-    """precision@top, recall@top (over the test users with a relevant pair) and the share of
-    those users with at least one hit."""
+    """precision, recall, hit rate, ndcg and map at ``top`` over the test users with a relevant
+    pair, as streamhog.factorization.ranking defines them (computed here for the baselines,
+    and for streamhog's own recommendations as a check of ranking_metrics)."""
     tu, ti, tr = test
     rel = {}
     for u, i in zip(tu[tr >= relevant].tolist(), ti[tr >= relevant].tolist()):
@@ -59,14 +62,21 @@ def hits(recs: dict, test: tuple, relevant: float, top: int) -> dict:
     got = {}
     for u, i in zip(recs["user"].tolist(), recs["item"].tolist()):
         got.setdefault(u, []).append(i)
-    prec, rec, hit = [], [], []
+    sums = dict.fromkeys(("precision", "recall", "hit_rate", "ndcg", "map"), 0.0)
     for u, want in rel.items():
-        n = len(set(got.get(u, [])) & want)
-        prec.append(n / top)
-        rec.append(n / len(want))
-        hit.append(n > 0)
-    return {"precision": float(np.mean(prec)), "recall": float(np.mean(rec)), "hit_rate": float(np.mean(hit)),
-            "users": len(rel)}
+        n, dcg, ap = 0, 0.0, 0.0
+        for r, i in enumerate(got.get(u, [])[:top], start=1):
+            if i in want:
+                n += 1
+                dcg += 1 / np.log2(r + 1)
+                ap += n / r
+        ideal = min(top, len(want))
+        sums["precision"] += n / top
+        sums["recall"] += n / len(want)
+        sums["hit_rate"] += n > 0
+        sums["ndcg"] += dcg / sum(1 / np.log2(r + 1) for r in range(1, ideal + 1))
+        sums["map"] += ap / ideal
+    return {k: v / len(rel) for k, v in sums.items()}
 
 
 def baseline(kind: str, train: tuple, users: np.ndarray, top: int, seed: int = 0) -> dict:
@@ -90,10 +100,11 @@ def baseline(kind: str, train: tuple, users: np.ndarray, top: int, seed: int = 0
 
 def quality(top: int, relevant: float, threads: int) -> list[tuple]:
     from streamhog.factorization import recommend, train_mf
+    from streamhog.factorization.ranking import ranking_metrics
 
     train_path, test_path = movielens_split()
     train, test = _pairs(train_path), _pairs(test_path)
-    users = np.unique(test[0])
+    users = np.unique(test[0][test[2] >= relevant])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, opts in (("streamhog, defaults", {}),
@@ -101,8 +112,12 @@ def quality(top: int, relevant: float, threads: int) -> list[tuple]:
                             dict(rank=100, epochs=20, holdout=0.0, early_stopping=0))):
             model = train_mf(train_path, Path(tmp) / name.replace(" ", "_"), threads=threads, **opts)
             start = time.perf_counter()
-            recs = recommend(model, users, top=top, exclude=train_path, threads=threads)
-            rows.append((name, hits(recs, test, relevant, top), time.perf_counter() - start))
+            got = ranking_metrics(model, test_path, top=top, exclude=train_path, relevant=relevant, threads=threads)
+            secs = time.perf_counter() - start
+            check = hits(recommend(model, users, top=top, exclude=train_path, threads=threads), test, relevant, top)
+            for k, v in check.items():  # the same figures by this script's own count
+                assert abs(got[f"{k}@{top}"] - v) < 1e-9, (k, got, check)
+            rows.append((name, check, secs))
     for kind, name in (("popular", "most rated items"), ("random", "random training items")):
         rows.append((name, hits(baseline(kind, train, users, top), test, relevant, top), None))
     return rows
@@ -153,11 +168,11 @@ def main(argv=None) -> int:
              "in their third digit from run to run.", "",
              f"## Quality: MovieLens latest-small, top {a.top}, training pairs excluded", "",
              f"A hit: a test pair rated >= {a.relevant:g}. Over the test users with one.", "",
-             "| recommender | precision | recall | users with a hit | seconds to recommend |",
-             "|---|---:|---:|---:|---:|"]
+             "| recommender | precision | recall | users with a hit | ndcg | map | seconds (evaluate --top) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, m, secs in quality(a.top, a.relevant, a.threads):
-        lines.append(f"| {name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['hit_rate']:.3f} | "
-                     f"{'' if secs is None else f'{secs:.3f}'} |")
+        lines.append(f"| {name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['hit_rate']:.3f} | {m['ndcg']:.4f} | "
+                     f"{m['map']:.4f} | {'' if secs is None else f'{secs:.3f}'} |")
     lines += ["", f"## Speed: every user of a synthetic model, {a.users:,} users x {a.items:,} items, rank {a.rank}, "
               f"top {a.top}", "", "| threads | seconds (median; min-max) | M scores/s |", "|---:|---:|---:|"]
     for threads, med, lo, hi in speed(a.users, a.items, a.rank, a.top, a.repeats):

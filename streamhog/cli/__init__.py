@@ -14,7 +14,7 @@ import sys
 from .._version import __version__
 from ..errors import Interrupted, StreamhogError
 from .convert import add_convert_arguments, run_convert
-from .mf import add_recommend_arguments, run_recommend
+from .mf import add_ranking_arguments, add_recommend_arguments, run_recommend
 from .options import add_data_arguments
 from .score import _add_scoring_arguments, run_evaluate, run_info, run_plot, run_predict
 from .train import add_train_arguments, run_train
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="metrics of a model on a dataset")
     _add_scoring_arguments(p)
     p.add_argument("--json", action="store_true", help="exactly one JSON object on stdout")
+    add_ranking_arguments(p)
     p.set_defaults(run=run_evaluate)
 
     p = sub.add_parser("predict", help="write one prediction per example to Parquet")

@@ -175,10 +175,45 @@ def _open_model(args):
     return model
 
 
+def add_ranking_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Ranking (factorization models: how many of each user's test items its top "
+                             "recommendations hold)")
+    g.add_argument("--top", type=_positive_int, metavar="K",
+                   help="add precision@K, recall@K, hit_rate@K, ndcg@K, map@K over the users with a relevant test "
+                        "pair, and n_users (data without ratings: these alone)")
+    g.add_argument("--exclude", metavar="DATA", nargs="+", default=[],
+                   help="with --top: interaction files whose pairs are never recommended (typically the training "
+                        "data)")
+    g.add_argument("--relevant", type=float, metavar="RATING",
+                   help="with --top: a test pair is relevant when rated at least this (default: every pair)")
+
+
+def ranking_options_given(args) -> list[str]:
+    """The ranking options on the command line (``evaluate`` of a linear model refuses them)."""
+    return [flag for flag, on in (("--top", args.top is not None), ("--exclude", bool(args.exclude)),
+                                  ("--relevant", args.relevant is not None)) if on]
+
+
 def run_evaluate_mf(args) -> int:
+    from ..factorization import is_interaction_file
+    from ..factorization.format import InteractionDataset
     from ..factorization.score import evaluate
 
-    metrics = evaluate(_open_model(args), args.data, threads=args.threads)
+    if args.top is None and (given := ranking_options_given(args)):
+        raise ConfigError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --top K (the ranking metrics)")
+    for path in args.exclude:
+        if not is_interaction_file(path):
+            raise ConfigError(f"{path}: not interaction data (--exclude takes the pairs to leave out)")
+    model = _open_model(args)
+    data = InteractionDataset(args.data)
+    metrics = {}
+    if args.top is None or data.has_ratings:
+        metrics = evaluate(model, data, threads=args.threads)
+    if args.top is not None:
+        from ..factorization.ranking import ranking_metrics
+
+        metrics.update(ranking_metrics(model, data, top=args.top, exclude=args.exclude, relevant=args.relevant,
+                                       threads=args.threads))
     if args.json:
         print(json.dumps(metrics))
     else:

@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from .mf import mf_info, run_evaluate_mf, run_predict_mf, scores_mf
+from ..errors import ConfigError
+from .mf import mf_info, ranking_options_given, run_evaluate_mf, run_predict_mf, scores_mf
 from .options import _open_data, _positive_int, add_data_arguments
 
 
@@ -33,6 +34,9 @@ def run_evaluate(args) -> int:
 
     if scores_mf(args):  # a factorization model: cli/mf.py
         return run_evaluate_mf(args)
+    if given := ranking_options_given(args):
+        raise ConfigError(f"{', '.join(given)}: ranking metrics of a factorization model's recommendations; "
+                          f"{args.model} is a linear model")
     model = _open_model(args)
     metrics = evaluate(model, _open_data(args.data, args), threads=args.threads)
     if args.json:

@@ -86,9 +86,10 @@ def _batches(chunks, size: int):
         yield np.concatenate(held)
 
 
-def _exclusions(datasets: list, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The excluded items of each user of ``batch`` (sorted ids): (ptr, items) with user j's
-    items at items[ptr[j]:ptr[j + 1]], ascending and distinct."""
+def _pair_lists(datasets: list, batch: np.ndarray, min_rating: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The items paired with each user of ``batch`` in ``datasets`` (only pairs rated at least
+    ``min_rating`` when given), as sorted lists: (ptr, items) with user j's items at
+    items[ptr[j]:ptr[j + 1]], ascending and distinct. The files are streamed."""
     idx, items = [np.zeros(0, np.int64)], [np.zeros(0, np.uint64)]
     for ds in datasets:
         reader = ds.open_reader()
@@ -98,6 +99,8 @@ def _exclusions(datasets: list, batch: np.ndarray) -> tuple[np.ndarray, np.ndarr
                 u = blk.users.astype(np.uint64)
                 j = np.minimum(np.searchsorted(batch, u), len(batch) - 1)
                 hit = batch[j] == u
+                if min_rating is not None:
+                    hit &= blk.ratings >= min_rating
                 idx.append(j[hit])
                 items.append(blk.items[hit].astype(np.uint64))
         finally:
@@ -125,6 +128,15 @@ def recommend_batches(model: MFModel, users=None, *, top: int = DEFAULT_TOP, exc
     """Yield, per batch of users, the columns of :data:`RECOMMEND_COLUMNS` (user uint64, rank
     uint32 from 1, item uint64, score float32), users ascending, each user's items best
     first; a user with fewer than ``top`` candidates left gets fewer rows."""
+    for _, columns in user_batches(model, users, top=top, exclude=exclude, threads=threads,
+                                   batch_users=batch_users):
+        yield columns
+
+
+def user_batches(model: MFModel, users=None, *, top: int = DEFAULT_TOP, exclude=(), threads: int | None = None,
+                 batch_users: int = BATCH_USERS):
+    """:func:`recommend_batches`, each batch's columns with its users (uint64, ascending: those
+    left without a candidate have no rows)."""
     _check(model, top)
     excluded = [_dataset(d) for d in ([exclude] if isinstance(exclude, (str, Path, InteractionDataset)) else exclude)]
     candidates = _readonly(started_rows(model.path / "item_factors.npy"))
@@ -136,7 +148,7 @@ def recommend_batches(model: MFModel, users=None, *, top: int = DEFAULT_TOP, exc
         inside = batch < n_users
         rows[inside] = batch[inside].astype(np.int64)
         rows = _readonly(rows)
-        ptr, items = _exclusions(excluded, batch)
+        ptr, items = _pair_lists(excluded, batch)
         scores = np.empty((len(batch), top), np.float64)
         best = np.empty((len(batch), top), np.uint64)
         counts, cursor = np.empty(len(batch), np.int64), np.empty(len(batch), np.int64)
@@ -148,9 +160,9 @@ def recommend_batches(model: MFModel, users=None, *, top: int = DEFAULT_TOP, exc
         _run(threads, len(batch), work)
         keep = np.arange(top) < counts[:, None]  # row-major: users in order, each one's items best first
         offset = model.mu + np.where(rows >= 0, bu[np.maximum(rows, 0)], 0.0)
-        yield {"user": np.repeat(batch, counts), "rank": np.tile(np.arange(1, top + 1, dtype=np.uint32),
-                                                                  len(batch))[keep.ravel()],
-               "item": best[keep], "score": (scores + offset[:, None])[keep].astype(np.float32)}
+        yield batch, {"user": np.repeat(batch, counts),
+                      "rank": np.tile(np.arange(1, top + 1, dtype=np.uint32), len(batch))[keep.ravel()],
+                      "item": best[keep], "score": (scores + offset[:, None])[keep].astype(np.float32)}
 
 
 def _run(threads: int, n: int, work) -> None:

@@ -173,3 +173,35 @@ def top_scored_items(user_rows, P, Q, bi, candidates, excl_ptr, excl_items, curs
             hs[0], hs[m] = hs[m], hs[0]
             hx[0], hx[m] = hx[m], hx[0]
             _sift_down(hs, hx, m, 0)
+
+
+@njit([types.void(_ro(_u64), _ro(_u64), _ro(_i64), _ro(_i64), _ro(_u64), _i64, _rw(_f64, 2))],
+      nogil=True, cache=True, error_model="numpy")
+def ranking_sums(users, items, user_index, rel_ptr, rel_items, top, out):
+    """Per user of a batch, the hits of its recommendations (rows ``users``/``items``, each
+    user's best first, ``user_index``: its row of the batch) among its relevant items
+    (``rel_items[rel_ptr[j]:rel_ptr[j + 1]]``, ascending): out[j] = (hits, DCG, sum over the
+    hits of precision at their rank). Binary relevance: a hit at rank r adds 1 / log2(r + 1)."""
+    r = 0
+    n = users.shape[0]
+    while r < n:
+        j = user_index[r]
+        lo, hi = rel_ptr[j], rel_ptr[j + 1]
+        hits = 0
+        rank = 0
+        while r < n and user_index[r] == j:
+            rank += 1
+            i = items[r]
+            a, b = lo, hi  # binary search among the user's relevant items
+            while a < b:
+                m = (a + b) // 2
+                if rel_items[m] < i:
+                    a = m + 1
+                else:
+                    b = m
+            if a < hi and rel_items[a] == i and rank <= top:
+                hits += 1
+                out[j, 1] += 1.0 / np.log2(rank + 1.0)
+                out[j, 2] += hits / rank
+            r += 1
+        out[j, 0] = hits
