@@ -36,7 +36,6 @@ def numpy_train(users, items, ratings, weights, rows, P, Q, bu, bi, Pa, Qa, bua,
                 beta_b, scale, seed):
     """Biased MF, squared loss, one observation at a time, written from the docstring's
     formulas: factors in float32 arithmetic (as stored), error and biases in float64."""
-    f32 = np.float32
     loss = wsum = 0.0
     for r in rows:
         u, i = int(users[r]), int(items[r])
@@ -49,31 +48,37 @@ def numpy_train(users, items, ratings, weights, rows, P, Q, bu, bi, Pa, Qa, bua,
         e = float(ratings[r]) - pred
         loss += s * e * e
         wsum += s
-        g = -s * e
-        for b, acc, j in ((bu, bua, u), (bi, bia, i)):
-            gb = g + l2b * float(b[j])
-            if opt == "sgd":
-                b[j] = float(b[j]) - lr_b * gb
-            else:
-                acc[j] = float(acc[j]) + gb * gb
-                b[j] = float(b[j]) - lr_b * gb / np.sqrt(beta_b + float(acc[j]))
-        gp = f32(g) * q + f32(l2) * p
-        gq = f32(g) * p + f32(l2) * q
-        if opt == "sgd":
-            P[u] = p - f32(lr) * gp
-            Q[i] = q - f32(lr) * gq
-        elif opt == "rowwise-adagrad":  # one sum per row: its mean squared gradient, float64
-            rank = len(p)
-            Pa[u, 0] = float(Pa[u, 0]) + float(np.sum(gp.astype(np.float64) ** 2)) / rank
-            Qa[i, 0] = float(Qa[i, 0]) + float(np.sum(gq.astype(np.float64) ** 2)) / rank
-            P[u] = p - f32(lr / np.sqrt(beta + float(Pa[u, 0]))) * gp
-            Q[i] = q - f32(lr / np.sqrt(beta + float(Qa[i, 0]))) * gq
-        else:
-            Pa[u] = Pa[u] + gp * gp
-            Qa[i] = Qa[i] + gq * gq
-            P[u] = p - f32(lr) * gp / np.sqrt(f32(beta) + Pa[u])
-            Q[i] = q - f32(lr) * gq / np.sqrt(f32(beta) + Qa[i])
+        numpy_step(P, Q, bu, bi, Pa, Qa, bua, bia, opt, u, i, -s * e, lr, lr_b, l2, l2b, beta, beta_b)
     return loss, wsum
+
+
+def numpy_step(P, Q, bu, bi, Pa, Qa, bua, bia, opt, u, i, g, lr, lr_b, l2, l2b, beta, beta_b):
+    """One observation's update of b_u, b_i, p_u, q_i, g the loss's derivative in the prediction."""
+    f32 = np.float32
+    p, q = P[u].copy(), Q[i].copy()
+    for b, acc, j in ((bu, bua, u), (bi, bia, i)):
+        gb = g + l2b * float(b[j])
+        if opt == "sgd":
+            b[j] = float(b[j]) - lr_b * gb
+        else:
+            acc[j] = float(acc[j]) + gb * gb
+            b[j] = float(b[j]) - lr_b * gb / np.sqrt(beta_b + float(acc[j]))
+    gp = f32(g) * q + f32(l2) * p
+    gq = f32(g) * p + f32(l2) * q
+    if opt == "sgd":
+        P[u] = p - f32(lr) * gp
+        Q[i] = q - f32(lr) * gq
+    elif opt == "rowwise-adagrad":  # one sum per row: its mean squared gradient, float64
+        rank = len(p)
+        Pa[u, 0] = float(Pa[u, 0]) + float(np.sum(gp.astype(np.float64) ** 2)) / rank
+        Qa[i, 0] = float(Qa[i, 0]) + float(np.sum(gq.astype(np.float64) ** 2)) / rank
+        P[u] = p - f32(lr / np.sqrt(beta + float(Pa[u, 0]))) * gp
+        Q[i] = q - f32(lr / np.sqrt(beta + float(Qa[i, 0]))) * gq
+    else:
+        Pa[u] = Pa[u] + gp * gp
+        Qa[i] = Qa[i] + gq * gq
+        P[u] = p - f32(lr) * gp / np.sqrt(f32(beta) + Pa[u])
+        Q[i] = q - f32(lr) * gq / np.sqrt(f32(beta) + Qa[i])
 
 
 def ro(a):

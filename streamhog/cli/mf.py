@@ -70,8 +70,8 @@ def run_convert_ratings(args) -> int:
 # -- train -----------------------------------------------------------------------------------
 
 def add_mf_train_arguments(p: argparse.ArgumentParser) -> None:
-    from ..factorization.config import (DEFAULT_INIT_SCALE, DEFAULT_INITIAL_ACCUMULATOR, DEFAULT_LR, DEFAULT_SCHEDULE,
-                                        SCHEDULES, MFConfig)
+    from ..factorization.config import (DEFAULT_INIT_SCALE, DEFAULT_INITIAL_ACCUMULATOR, DEFAULT_LR, DEFAULT_NEGATIVES,
+                                        DEFAULT_SCHEDULE, FEEDBACKS, SCHEDULES, MFConfig)
 
     d = MFConfig()
     per = lambda table: ", ".join(f"{k} {v:g}" for k, v in table.items())  # noqa: E731
@@ -92,6 +92,13 @@ def add_mf_train_arguments(p: argparse.ArgumentParser) -> None:
                         "rows without locks; strata, they train each block together on a grid of cells that "
                         "share no user and no item (no contention; deterministic for a seed and --threads) "
                         f"(default per optimizer: {', '.join(f'{k} {v}' for k, v in DEFAULT_SCHEDULE.items())})")
+    g.add_argument("--feedback", choices=FEEDBACKS,
+                   help="explicit: ratings, squared loss (the default); implicit: every row is an interaction (a "
+                        "rating column, if any, is ignored; --weight-column data weighs it), trained against "
+                        "sampled items with the logistic loss, for ranking (recommend, evaluate --top)")
+    g.add_argument("--negatives", type=_positive_int,
+                   help=f"--feedback implicit: items sampled per interaction, in proportion to their "
+                        f"interactions (default {DEFAULT_NEGATIVES})")
     g.add_argument("--n-users", type=_positive_int, help="user factor rows (default: the data's largest id + 1; "
                                                         "sparse on disk, unused rows cost nothing)")
     g.add_argument("--n-items", type=_positive_int, help="item factor rows (default: the data's largest id + 1)")
@@ -104,10 +111,10 @@ _LINEAR_ONLY = (("lr_schedule", "--lr-schedule", None), ("power_t", "--power-t",
                 ("sync", "--sync", None), ("warm_start", "--warm-start", None), ("cluster", "--cluster", None),
                 ("keep_snapshots", "--keep-snapshots", 0), ("cache", "--no-cache", None),
                 ("keep_cache", "--keep-cache", False), ("refit", "--refit/--no-refit", None))
-_MF_ONLY = ("rank", "l2_bias", "init_scale", "schedule", "n_users", "n_items")
+_MF_ONLY = ("rank", "l2_bias", "init_scale", "schedule", "n_users", "n_items", "feedback", "negatives")
 #: The train options that are MFConfig fields.
 _MF_HYPER = ("rank", "epochs", "optimizer", "lr", "lr_decay", "l2", "l2_bias", "initial_accumulator", "init_scale",
-             "holdout", "early_stopping", "seed", "threads", "readers", "schedule")
+             "holdout", "early_stopping", "seed", "threads", "readers", "schedule", "feedback", "negatives")
 
 
 def wants_mf(args) -> bool:
@@ -141,9 +148,10 @@ def run_train_mf(args) -> int:
         best = info.get("training", {}).get("best_epoch")
         kept = model.history[best - 1] if best and best <= len(model.history) else (
             model.history[-1] if model.history else {})
-        figures = [f"train rmse {kept['train_rmse']:.4f}"] if kept.get("train_rmse") is not None else []
-        figures += [f"{key} rmse {kept[key]['rmse']:.4f}" for key in ("holdout", "valid") if key in kept]
-        print(f"saved {model.path}: mf model, rank {model.rank}, {info['n_users']:,} users x {info['n_items']:,} "
+        metric = "logloss" if model.implicit else "rmse"
+        figures = [f"train {metric} {kept['train_' + metric]:.4f}"] if kept.get("train_" + metric) is not None else []
+        figures += [f"{key} {metric} {kept[key][metric]:.4f}" for key in ("holdout", "valid") if key in kept]
+        print(f"saved {model.path}: mf model{' (implicit feedback)' * model.implicit}, rank {model.rank}, {info['n_users']:,} users x {info['n_items']:,} "
               f"items, {len(model.history)} epoch(s)" + (f"; kept epoch {kept['epoch']}: " + ", ".join(figures)
                                                        if figures else ""))
     return 0

@@ -42,6 +42,9 @@ SCHEDULES = ("hogwild", "strata")
 #: end to end (12.0 against 9.9M ratings/s; the kernel 15.3 against 11.8), so it is Hogwild!.
 DEFAULT_SCHEDULE = {"adagrad": "strata", "rowwise-adagrad": "hogwild", "sgd": "hogwild"}
 DEFAULT_HOLDOUT = 0.1  # as the linear models: with more than one epoch and no validation data
+FEEDBACKS = ("explicit", "implicit")
+#: Sampled negatives per positive under implicit feedback, when not given.
+DEFAULT_NEGATIVES = 4
 
 
 @dataclass
@@ -74,6 +77,10 @@ class MFConfig:
     schedule: str | None = None
     readers: int = 0                 # 0: one per core
     capacity: int = 0                # blocks buffered between readers and consumers; 0: 2 per reader
+    # "explicit": ratings, squared loss; "implicit": every row an interaction (a positive),
+    # against ``negatives`` sampled items, logistic loss (implicit_kernels.py).
+    feedback: str = "explicit"
+    negatives: int | None = None     # implicit: None: DEFAULT_NEGATIVES; explicit: none (0)
 
     def resolved(self) -> "MFConfig":
         cfg = MFConfig(**asdict(self))
@@ -84,7 +91,10 @@ class MFConfig:
         if cfg.initial_accumulator is None:
             cfg.initial_accumulator = DEFAULT_INITIAL_ACCUMULATOR.get(cfg.optimizer, 0.0)
         if cfg.schedule is None and cfg.optimizer in DEFAULT_SCHEDULE:
-            cfg.schedule = DEFAULT_SCHEDULE[cfg.optimizer]
+            # Implicit feedback: Hogwild! (a negative can be any item: no grid keeps threads apart).
+            cfg.schedule = "hogwild" if cfg.feedback == "implicit" else DEFAULT_SCHEDULE[cfg.optimizer]
+        if cfg.negatives is None:
+            cfg.negatives = DEFAULT_NEGATIVES if cfg.feedback == "implicit" else 0
         if cfg.holdout is None:
             cfg.holdout = DEFAULT_HOLDOUT if cfg.epochs > 1 else 0.0
         cores = os.cpu_count() or 1
@@ -122,11 +132,25 @@ class MFConfig:
             raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.early_stopping < 0:
             raise ConfigError(f"--early-stopping must be >= 0 epochs, got {self.early_stopping}")
+        if self.feedback not in FEEDBACKS:
+            raise ConfigError(f"--feedback must be one of {', '.join(FEEDBACKS)}, got {self.feedback!r}")
+        if self.feedback == "implicit":
+            if isinstance(self.negatives, bool) or not isinstance(self.negatives, int) or not 1 <= self.negatives <= 1000:
+                raise ConfigError(f"--negatives must be an integer from 1 to 1000, got {self.negatives!r}")
+            if self.schedule == "strata":
+                raise ConfigError("--schedule strata keeps threads on cells that share no item, and implicit "
+                                  "feedback's negatives can be any item: use --schedule hogwild")
+        elif self.negatives:
+            raise ConfigError("--negatives applies to --feedback implicit only")
         if self.threads < 1 or self.readers < 1 or self.capacity < 1:
             raise ConfigError("--threads, --readers and the capacity must be >= 1")
 
     def epoch_lr(self, epoch: int) -> float:
         return self.lr * self.lr_decay ** epoch
+
+    @property
+    def implicit(self) -> bool:
+        return self.feedback == "implicit"
 
     @property
     def beta(self) -> float:

@@ -323,6 +323,20 @@ class InteractionDataset:
                     yield int(self.block_row_start[block]), ratings, weights
                     block += 1
 
+    def distinct_items(self) -> np.ndarray:
+        """The items of the data, ascending and distinct (int64), read block by block (the
+        negatives' pool of implicit feedback)."""
+        seen = [np.zeros(0, np.int64)]
+        reader = self.open_reader()
+        try:
+            for b in range(self.n_blocks):
+                seen.append(np.unique(reader.read(b).items).astype(np.int64))
+                if len(seen) > 64:  # keep the list short: its union so far
+                    seen = [np.unique(np.concatenate(seen))]
+        finally:
+            reader.close()
+        return np.unique(np.concatenate(seen))
+
     def schema(self) -> dict:
         """What a resumed run must find unchanged in its data."""
         return {"path": str(self.path.resolve()), "format": self.format, "n_rows": self.n_rows,

@@ -218,22 +218,59 @@ def _row_rate(acc, row, sq_norm, rank, lr, beta):
 
 
 @njit(inline="always", cache=True, error_model="numpy")
+def shapes_match(opt, P, Q, bu, bi, Pa, Qa, bua, bia):
+    """Whether the biases and the optimizer's state arrays fit the factor matrices."""
+    n_users, n_items = P.shape[0], Q.shape[0]
+    if bu.shape[0] != n_users or bi.shape[0] != n_items or P.shape[1] != Q.shape[1]:
+        return False
+    if opt != SGD and (bua.shape[0] != n_users or bia.shape[0] != n_items):
+        return False
+    if opt == ADAGRAD and (Pa.shape != P.shape or Qa.shape != Q.shape):
+        return False
+    if opt == ROWWISE and (Pa.shape[0] != n_users or Qa.shape[0] != n_items or Pa.shape[1] != 1
+                           or Qa.shape[1] != 1):  # one sum per row: (n, 1)
+        return False
+    return True
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def pair_products(opt, p, q):
+    """(p·q, |p|², |q|²): rowwise-adagrad's step needs the norms, the others (p·q, 0, 0)."""
+    if opt == ROWWISE:
+        return _dot_norms(p, q)
+    return _dot(p, q), np.float32(0.0), np.float32(0.0)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def step_pair(opt, u, i, p, q, bu, bi, Pa, Qa, bua, bia, g, dot, pp, qq, rank, lr, lr_bias, l2, l2_bias, beta,
+              beta_bias):
+    """One observation's update of (b_u, b_i, p_u, q_i) under rule ``opt``, g the loss's
+    derivative in the prediction (float64); dot, pp, qq: pair_products before the update."""
+    _bias_step(opt, bu, bua, u, g + l2_bias * bu[u], lr_bias, beta_bias)
+    _bias_step(opt, bi, bia, i, g + l2_bias * bi[i], lr_bias, beta_bias)
+    if opt == SGD:
+        _row_steps(p, q, g, lr, lr, l2)
+    elif opt == ROWWISE:
+        # |g q + l2 p|² and |g p + l2 q|², from the norms and the dot product
+        cross = 2.0 * g * l2 * np.float64(dot)
+        npp, nqq = np.float64(pp), np.float64(qq)
+        rate_p = _row_rate(Pa, u, g * g * nqq + cross + l2 * l2 * npp, rank, lr, beta)
+        rate_q = _row_rate(Qa, i, g * g * npp + cross + l2 * l2 * nqq, rank, lr, beta)
+        _row_steps(p, q, g, rate_p, rate_q, l2)
+    else:
+        _coordinate_steps(p, q, Pa[u], Qa[i], g, lr, l2, beta)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
 def _train(users, items, ratings, weights, has_weights, rows, P, Q, bu, bi, Pa, Qa, bua, bia,
            opt, mu, lr, lr_bias, l2, l2_bias, beta, beta_bias, init_scale, seed):
     """Train ``rows`` of the block in that order. Returns (sum of s e² before each update,
     sum of s, rows whose prediction was not finite (divergence), 1.0 if an id beyond the
     model (or state arrays that do not match it) stopped the block, else 0.0). Such an id
     is never read or written: the rows before it are trained and the block stops there."""
+    if not shapes_match(opt, P, Q, bu, bi, Pa, Qa, bua, bia):
+        return 0.0, 0.0, 0.0, 1.0
     n_users, n_items = P.shape[0], Q.shape[0]
-    if bu.shape[0] != n_users or bi.shape[0] != n_items or P.shape[1] != Q.shape[1]:
-        return 0.0, 0.0, 0.0, 1.0
-    if opt != SGD and (bua.shape[0] != n_users or bia.shape[0] != n_items):
-        return 0.0, 0.0, 0.0, 1.0
-    if opt == ADAGRAD and (Pa.shape != P.shape or Qa.shape != Q.shape):
-        return 0.0, 0.0, 0.0, 1.0
-    if opt == ROWWISE and (Pa.shape[0] != n_users or Qa.shape[0] != n_items or Pa.shape[1] != 1
-                           or Qa.shape[1] != 1):  # one sum per row: (n, 1)
-        return 0.0, 0.0, 0.0, 1.0
     rank = np.float64(P.shape[1])
     loss = 0.0
     wsum = 0.0
@@ -250,10 +287,7 @@ def _train(users, items, ratings, weights, has_weights, rows, P, Q, bu, bi, Pa, 
         q = Q[i]
         _start_row(p, seed, WHICH_USER, u, init_scale)
         _start_row(q, seed, WHICH_ITEM, i, init_scale)
-        if opt == ROWWISE:
-            dot, pp, qq = _dot_norms(p, q)
-        else:
-            dot, pp, qq = _dot(p, q), np.float32(0.0), np.float32(0.0)
+        dot, pp, qq = pair_products(opt, p, q)
         pred = mu + np.float64(bu[u]) + np.float64(bi[i]) + np.float64(dot)
         if not np.isfinite(pred):
             n_bad += 1.0
@@ -262,20 +296,8 @@ def _train(users, items, ratings, weights, has_weights, rows, P, Q, bu, bi, Pa, 
         e = np.float64(ratings[r]) - pred
         loss += s * e * e
         wsum += s
-        g = -s * e
-        _bias_step(opt, bu, bua, u, g + l2_bias * bu[u], lr_bias, beta_bias)
-        _bias_step(opt, bi, bia, i, g + l2_bias * bi[i], lr_bias, beta_bias)
-        if opt == SGD:
-            _row_steps(p, q, g, lr, lr, l2)
-        elif opt == ROWWISE:
-            # |g q + l2 p|² and |g p + l2 q|², from the norms and the dot product
-            cross = 2.0 * g * l2 * np.float64(dot)
-            npp, nqq = np.float64(pp), np.float64(qq)
-            rate_p = _row_rate(Pa, u, g * g * nqq + cross + l2 * l2 * npp, rank, lr, beta)
-            rate_q = _row_rate(Qa, i, g * g * npp + cross + l2 * l2 * nqq, rank, lr, beta)
-            _row_steps(p, q, g, rate_p, rate_q, l2)
-        else:
-            _coordinate_steps(p, q, Pa[u], Qa[i], g, lr, l2, beta)
+        step_pair(opt, u, i, p, q, bu, bi, Pa, Qa, bua, bia, -s * e, dot, pp, qq, rank, lr, lr_bias, l2, l2_bias,
+                  beta, beta_bias)
     return loss, wsum, n_bad, 0.0
 
 

@@ -41,11 +41,13 @@ from ..model.directory import write_json_atomic
 
 META = "model.json"
 KIND = "mf"
-#: 2: rowwise-adagrad's one sum per factor row. Models of the other optimizers keep 1, so
-#: that the streamhog that wrote them still reads them; one that knows only 1 refuses a
-#: rowwise model rather than train it without its state.
-MF_FORMAT_VERSION = 2
+#: 2: rowwise-adagrad's one sum per factor row; 3: implicit feedback (the arrays are logits'
+#: terms, not ratings'). Explicit models of the other optimizers keep 1, so that the
+#: streamhog that wrote them still reads them; one that knows only 1 (or 2) refuses a rowwise
+#: (or implicit) model rather than train it without its state (or score it as ratings).
+MF_FORMAT_VERSION = 3
 FORMAT_VERSIONS = {"adagrad": 1, "sgd": 1, "rowwise-adagrad": 2}
+IMPLICIT_FORMAT_VERSION = 3
 PARAMETERS = ("user_factors", "item_factors", "user_bias", "item_bias")
 OPTIMIZERS = ("adagrad", "rowwise-adagrad", "sgd")
 #: ext4's largest file: a factor matrix (rows x rank x 4 bytes) must fit in one.
@@ -91,7 +93,8 @@ class MFModel:
     # -- creating and opening ---------------------------------------------------------------
     @classmethod
     def create(cls, path, *, n_users: int, n_items: int, rank: int, optimizer: str = "adagrad",
-               hyper_parameters: dict | None = None, data: dict | None = None) -> "MFModel":
+               hyper_parameters: dict | None = None, data: dict | None = None, feedback: str = "explicit",
+               negatives: int = 0) -> "MFModel":
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         if rank < 1:
@@ -108,8 +111,11 @@ class MFModel:
         for name in PARAMETERS + state_names(optimizer):
             arrays[name] = np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=np.float32,
                                                      shape=shapes[name])
-        meta = {"format_version": FORMAT_VERSIONS[optimizer], "kind": KIND, "loss": "mf", "rank": int(rank),
-                "n_users": n_users, "n_items": n_items, "optimizer": optimizer, "mu": 0.0, "rating_range": None,
+        implicit = feedback == "implicit"
+        meta = {"format_version": IMPLICIT_FORMAT_VERSION if implicit else FORMAT_VERSIONS[optimizer], "kind": KIND,
+                "loss": "mf", "rank": int(rank), "n_users": n_users, "n_items": n_items, "optimizer": optimizer,
+                **({"feedback": "implicit", "negatives": int(negatives)} if implicit else {}), "mu": 0.0,
+                "rating_range": None,
                 "hyper_parameters": hyper_parameters or {}, "data": data or {}, "history": [],
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "streamhog_version": __version__}
         model = cls(path, meta, arrays)
@@ -157,6 +163,16 @@ class MFModel:
         return self.meta["optimizer"]
 
     @property
+    def implicit(self) -> bool:
+        """Trained on interactions against sampled negatives: scores are logits (model.json
+        ``feedback``; absent: explicit ratings)."""
+        return self.meta.get("feedback", "explicit") == "implicit"
+
+    @property
+    def negatives(self) -> int:
+        return int(self.meta.get("negatives", 0))
+
+    @property
     def mu(self) -> float:
         return float(self.meta["mu"])
 
@@ -197,7 +213,9 @@ class MFModel:
         from .._fs.sparse_files import allocated_bytes
 
         meta = self.meta
-        info = {"kind": KIND, "path": str(self.path), "loss": "mf", "rank": self.rank, "n_users": meta["n_users"],
+        info = {"kind": KIND, "path": str(self.path), "loss": "mf", "feedback": meta.get("feedback", "explicit"),
+                **({"negatives": self.negatives} if self.implicit else {}), "rank": self.rank,
+                "n_users": meta["n_users"],
                 "n_items": meta["n_items"], "users_seen": _count(self.path / "user_factors.npy"),
                 "items_seen": _count(self.path / "item_factors.npy"), "optimizer": self.optimizer,
                 "mu": self.mu, "sigma": meta.get("sigma"), "rating_range": meta.get("rating_range"),
@@ -215,9 +233,23 @@ class MFModel:
             return -np.inf, np.inf
         return float(rng[0]), float(rng[1])
 
+    def outputs(self, z: np.ndarray) -> np.ndarray:
+        """What scoring reports for the kernels' predictions ``z`` (in place): ratings as they
+        are; under implicit feedback the logits become preferences σ(z) in (0, 1), calibrated to
+        the training's one positive per ``negatives`` sampled items, not probabilities of an
+        interaction."""
+        if self.implicit:
+            np.negative(z, out=z)
+            with np.errstate(over="ignore"):  # e^-z beyond float64: σ = 0
+                np.exp(z, out=z)
+            z += 1.0
+            np.reciprocal(z, out=z)
+        return z
+
     def predict(self, users, items, *, clip: bool = True) -> np.ndarray:
         """Predicted ratings (float64) of the (user, item) pairs given as two arrays of
-        non-negative integer ids (an id the model never saw gets bias and factors 0)."""
+        non-negative integer ids (an id the model never saw gets bias and factors 0); under
+        implicit feedback the preferences σ(z) (:meth:`outputs`)."""
         users, items = _ids(users, "users"), _ids(items, "items")
         if users.shape != items.shape:
             raise ConfigError(f"users and items differ in length ({len(users)} and {len(items)})")
@@ -227,7 +259,7 @@ class MFModel:
 
         P, Q, bu, bi = (_readonly(self.arrays[n]) for n in PARAMETERS)
         predict_block(users, items, P, Q, bu, bi, self.mu, lo, hi, out)
-        return out
+        return self.outputs(out)
 
 
 def started_row_chunks(path: Path, chunk_rows: int = 1 << 16):

@@ -17,7 +17,8 @@ exclusion files are streamed once per batch.
 The order is a pure function of the model, the candidates and the exclusions: score
 descending, ties by item id ascending, whatever the threads or batches. ``score`` is the
 predicted rating μ + b_u + b_i + p_u·q_i, unclipped (clipping to the rating range would
-tie the top items at the maximum and hide the order it was ranked by).
+tie the top items at the maximum and hide the order it was ranked by); under implicit
+feedback the preference σ(μ + b_u + b_i + p_u·q_i) (MFModel.outputs).
 """
 from __future__ import annotations
 
@@ -162,7 +163,7 @@ def user_batches(model: MFModel, users=None, *, top: int = DEFAULT_TOP, exclude=
         offset = model.mu + np.where(rows >= 0, bu[np.maximum(rows, 0)], 0.0)
         yield batch, {"user": np.repeat(batch, counts),
                       "rank": np.tile(np.arange(1, top + 1, dtype=np.uint32), len(batch))[keep.ravel()],
-                      "item": best[keep], "score": (scores + offset[:, None])[keep].astype(np.float32)}
+                      "item": best[keep], "score": model.outputs((scores + offset[:, None])[keep]).astype(np.float32)}
 
 
 def _run(threads: int, n: int, work) -> None:

@@ -24,7 +24,8 @@ from ..io.outputs import check_predictions_path, predictions_problem
 from ..io.stream import BatchKeeper, BatchStream, KeptBatches, block_order
 from . import kernels as K
 from .format import InteractionBatch, InteractionDataset
-from .model import PARAMETERS, MFModel, _readonly
+from .implicit_kernels import SCORING_EPOCH, implicit_sums, negatives_key
+from .model import PARAMETERS, MFModel, _readonly, started_rows
 
 #: Columns of :func:`predict_to_parquet`'s output, one row per input row, in input order.
 PREDICTION_COLUMNS = ("user", "item", "prediction", "rating")
@@ -85,9 +86,17 @@ def open_stream(ds, threads: int, ordered: bool = False) -> BatchStream:
 
 
 class _Scorer:
-    """Predictions of a batch's rows with one model (arrays mapped read-only once)."""
+    """Predictions of a batch's rows with one model (arrays mapped read-only once): the
+    kernel's (ratings, or logits under implicit feedback) by ``__call__``, what the user
+    sees (model.outputs) by ``outputs``."""
 
-    def __init__(self, model: MFModel, clip: bool):
+    def __init__(self, model: MFModel, clip: bool, pool: np.ndarray | None = None):
+        self.model = model
+        # Implicit feedback's negatives: the given pool (a training run's), else the items the
+        # model saw (started rows of its item factors).
+        if model.implicit and pool is None:
+            pool = started_rows(model.path / "item_factors.npy").astype(np.int64)
+        self.pool = _readonly(pool if pool is not None else np.zeros(0, np.int64))
         self.P, self.Q, self.bu, self.bi = (_readonly(model.arrays[n]) for n in PARAMETERS)
         self.mu = model.mu
         self.lo, self.hi = model.clip_range(clip)
@@ -97,23 +106,48 @@ class _Scorer:
         K.predict_block(batch.users, batch.items, self.P, self.Q, self.bu, self.bi, self.mu, self.lo, self.hi, out)
         return out
 
+    def outputs(self, batch) -> np.ndarray:
+        return self.model.outputs(self(batch))
+
+    def implicit_sums(self, batch) -> tuple:
+        """implicit_kernels.implicit_sums of the batch's rows, negatives drawn among them with
+        the data's fixed key (the same draws whenever the same rows are scored)."""
+        w = batch.weights
+        key = negatives_key(np.uint64(0), np.uint64(SCORING_EPOCH), np.uint64(max(batch.block, 0)))
+        return implicit_sums(batch.users, batch.items, w if w is not None else _EMPTY_F32, w is not None, self.P,
+                             self.Q, self.bu, self.bi, self.mu, self.pool, self.model.negatives, key)
+
 
 def metrics_from_sums(se: float, ae: float, ws: float, n: int) -> dict:
     """{"rmse", "mae", "n_examples"} from the weighted sums of squared and absolute errors."""
     return {"rmse": math.sqrt(se / ws) if ws else math.nan, "mae": ae / ws if ws else math.nan, "n_examples": n}
 
 
+def implicit_metrics(loss: float, ws: float, wins: float, pairs: float, n: int) -> dict:
+    """{"logloss", "auc", "n_examples"} of implicit feedback: the logistic loss per observation
+    (each positive and its sampled negatives) and the sampled AUC; n_examples counts positives."""
+    return {"logloss": loss / ws if ws else math.nan, "auc": wins / pairs if pairs else math.nan, "n_examples": n}
+
+
+def watched_metric(model: MFModel) -> str:
+    """The metric early stopping minimizes, and the one scoring leads with."""
+    return "logloss" if model.implicit else "rmse"
+
+
 def _selected(batch: InteractionBatch, select: np.ndarray | None) -> InteractionBatch:
     """The batch's rows where ``select`` (all when None), as read-only arrays."""
     if select is None:
         return batch
-    w = batch.weights
+    w, r = batch.weights, batch.ratings
     return replace(batch, users=_readonly(batch.users[select]), items=_readonly(batch.items[select]),
-                   ratings=_readonly(batch.ratings[select]), weights=None if w is None else _readonly(w[select]))
+                   ratings=None if r is None else _readonly(r[select]), weights=None if w is None else _readonly(w[select]))
 
 
 def _block_sums(score: "_Scorer", batch: InteractionBatch) -> tuple:
-    """(sum s e², sum s |e|, sum s, rows) of every row of ``batch``."""
+    """(sum s e², sum s |e|, sum s, rows) of every row of ``batch``; under implicit feedback
+    (sum s loss, sum s, the pairs' wins, the pairs, rows)."""
+    if score.model.implicit:
+        return (*score.implicit_sums(batch), batch.n_rows)
     w = batch.weights
     se, ae, ws = K.error_sums(_readonly(score(batch)), batch.ratings, w if w is not None else _EMPTY_F32,
                               w is not None, _EMPTY_BOOL, False)
@@ -121,10 +155,10 @@ def _block_sums(score: "_Scorer", batch: InteractionBatch) -> tuple:
 
 
 def _score_blocks(model: MFModel, stream, threads: int, clip: bool, rows: Callable | None = None,
-                  keep: Callable | None = None) -> dict:
+                  keep: Callable | None = None, pool: np.ndarray | None = None) -> dict:
     """The metrics of ``model`` on every batch of ``stream`` (only the rows ``rows(batch)``
     selects, when given); ``keep(batch)`` sees each batch's scored rows."""
-    score = _Scorer(model, clip)
+    score = _Scorer(model, clip, pool)
     # Each block's sums, added up in block order at the end: the figures do not depend on
     # which thread scored which block (per-thread running sums differed in the last bit),
     # nor on whether the rows came from the files or from a RepeatedScorer's memory.
@@ -141,20 +175,23 @@ def _score_blocks(model: MFModel, stream, threads: int, clip: bool, rows: Callab
 
     run_consumers(stream, [worker(done) for done in parts])
     blocks = {b: v for done in parts for b, v in done.items()}
-    se = ae = ws = 0.0
-    n = 0
+    total = [0.0] * (5 if model.implicit else 4)
     for b in sorted(blocks):
-        se, ae, ws, n = se + blocks[b][0], ae + blocks[b][1], ws + blocks[b][2], n + blocks[b][3]
-    return metrics_from_sums(se, ae, ws, n)
+        total = [t + v for t, v in zip(total, blocks[b])]
+    return implicit_metrics(*total[:4], int(total[4])) if model.implicit else metrics_from_sums(*total[:3],
+                                                                                                  int(total[3]))
 
 
 def evaluate(model: MFModel, data, *, threads: int | None = None, rows: Callable | None = None,
              clip: bool = True) -> dict:
     """RMSE and MAE (importance-weighted when the data has weights) of ``model`` on ``data``
-    (a path or an InteractionDataset). ``rows(batch)``, when given, selects the rows scored
-    (a boolean mask): the holdout."""
+    (a path or an InteractionDataset); under implicit feedback the logistic loss and the
+    sampled AUC of every row against negatives drawn from the items the model saw
+    (implicit_metrics). ``rows(batch)``, when given, selects the rows scored (a boolean
+    mask): the holdout."""
     ds = data if isinstance(data, InteractionDataset) else InteractionDataset(data)
-    ds.require_ratings("evaluation")
+    if not model.implicit:
+        ds.require_ratings("evaluation")
     threads = n_threads(threads)
     return _score_blocks(model, open_stream(ds, threads), threads, clip, rows)
 
@@ -169,10 +206,11 @@ class RepeatedScorer:
     rows exceed the cap is read again every time, in bounded memory."""
 
     def __init__(self, data, *, threads: int | None = None, rows: Callable | None = None, clip: bool = True,
-                 cap_bytes: int | None = None):
+                 cap_bytes: int | None = None, implicit: bool = False, pool: np.ndarray | None = None):
         self.dataset = data if isinstance(data, InteractionDataset) else InteractionDataset(data)
-        self.dataset.require_ratings("evaluation")
-        self.threads, self.rows, self.clip = n_threads(threads), rows, clip
+        if not implicit:
+            self.dataset.require_ratings("evaluation")
+        self.threads, self.rows, self.clip, self.pool = n_threads(threads), rows, clip, pool
         self.cap_bytes = SCORED_ROWS_CACHE_BYTES if cap_bytes is None else cap_bytes
         self._kept: list[InteractionBatch] | None = None  # the scored rows, in block order
         self._fits = self.cap_bytes > 0
@@ -184,11 +222,11 @@ class RepeatedScorer:
 
     def __call__(self, model: MFModel) -> dict:
         if self._kept is not None:
-            return _score_blocks(model, KeptBatches(self._kept), self.threads, self.clip)
+            return _score_blocks(model, KeptBatches(self._kept), self.threads, self.clip, pool=self.pool)
         keeper = BatchKeeper(self.cap_bytes if self._fits else 0,
                              lambda b: (b.users, b.items, b.ratings, b.weights))
         metrics = _score_blocks(model, open_stream(self.dataset, self.threads), self.threads, self.clip,
-                                self.rows, keeper if keeper.fits else None)
+                                self.rows, keeper if keeper.fits else None, self.pool)
         self._kept, self._fits = keeper.kept(), keeper.fits  # past the cap: read again each time
         return metrics
 
@@ -200,7 +238,7 @@ def predict(model: MFModel, data, *, threads: int | None = None, clip: bool = Tr
     score = _Scorer(model, clip)
 
     def work(batch) -> None:
-        out[batch.row_start:batch.row_start + batch.n_rows] = score(batch)
+        out[batch.row_start:batch.row_start + batch.n_rows] = score.outputs(batch)
 
     threads = n_threads(threads)
     run_consumers(open_stream(ds, threads), [work] * threads)
@@ -228,7 +266,7 @@ def predict_to_parquet(model: MFModel, data, out_path, *, threads: int | None = 
             # In order, in this thread: scoring is far cheaper than writing.
             for batch in stream:
                 cols = [pa.array(batch.users.astype(np.uint64, copy=False)), pa.array(batch.items.astype(np.uint64, copy=False)),
-                        pa.array(score(batch).astype(np.float32))] + ([pa.array(batch.ratings)] if rated else [])
+                        pa.array(score.outputs(batch).astype(np.float32))] + ([pa.array(batch.ratings)] if rated else [])
                 writer.write_table(pa.Table.from_arrays(cols, schema=schema))
                 n += batch.n_rows
     return n

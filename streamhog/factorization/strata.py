@@ -209,14 +209,14 @@ class StrataConsumer:
                     return
                 cells, kept = self._cut(batch, t, starts)
                 if kept < MIN_CELL_ROWS * t * t:  # too small to share: one thread, the Hogwild! path's order
-                    result = tr._train_rows(batch, tr._block_rows(batch, epoch), lr)
+                    result = tr._train_rows(batch, tr._block_rows(batch, epoch), lr, epoch)
                 else:
                     tr.held.keep(batch)
                     key, ep, order = np.uint64(batch.block), np.uint64(epoch), np.empty(kept, np.int64)
 
                     def train(c, lo, hi, batch=batch, cells=cells, key=key, ep=ep, order=order):
                         shuffle_cell(tr.seed, ep, key, c, cells[lo:hi], order[lo:hi])
-                        return tr._train_rows(batch, order[lo:hi], lr)
+                        return tr._train_rows(batch, order[lo:hi], lr, epoch)
 
                     result = tuple(float(x) for x in team.run(train, starts).sum(axis=0))  # cell order: deterministic
                 tr._finish_block(ctl, batch, epoch, lr, kept, result)

@@ -20,6 +20,7 @@ the checkpoint record (MFState + MFConfig) and the array files (model.model_file
 """
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import sys
@@ -39,7 +40,7 @@ from .model import MFModel
 from .trainer import MFTrainer, MFTrainingError
 
 #: What a resumed run keeps: another value would make it a different run.
-_IDENTITY = ("rank", "optimizer", "seed", "holdout", "init_scale", "initial_accumulator")
+_IDENTITY = ("rank", "optimizer", "seed", "holdout", "init_scale", "initial_accumulator", "feedback", "negatives")
 
 
 def training_mean(ds: InteractionDataset, holdout: float, seed: int) -> tuple[float, float, list, int]:
@@ -69,6 +70,15 @@ def training_mean(ds: InteractionDataset, holdout: float, seed: int) -> tuple[fl
                               + (f", --holdout {holdout} holds them out" if holdout else "") + ", or zero weights)")
     mean = s1 / s0
     return shift + mean, math.sqrt(max(s2 / s0 - mean * mean, 0.0)), [lo, hi], n
+
+
+def _saved_feedback(model_dir: Path) -> str:
+    """The feedback of the run in ``model_dir`` (its model.json; explicit when unreadable: the
+    resume then says what is wrong)."""
+    try:
+        return json.loads((model_dir / "model.json").read_text()).get("feedback", "explicit")
+    except (OSError, ValueError, AttributeError):
+        return "explicit"
 
 
 def _resume(model_dir: Path, ds: InteractionDataset, hyper: dict, say,
@@ -125,10 +135,15 @@ def train_mf(data, model_dir, *, valid=None, resume: bool = False, overwrite: bo
     ``model.history`` holds each epoch's metrics."""
     model_dir = Path(model_dir)
     say = (lambda msg: None) if quiet else (log or (lambda msg: print(msg, file=sys.stderr)))
+    if not resume:
+        MFConfig(**hyper).resolved()  # bad options are refused before any data is read
     ds = InteractionDataset(data)
-    ds.require_ratings("training")
+    # A resume checks its data as the run it continues (a different --feedback is refused below).
+    implicit = (_saved_feedback(model_dir) if resume else hyper.get("feedback", "explicit")) == "implicit"
+    if not implicit:  # implicit feedback: every row is an interaction, ratings or not
+        ds.require_ratings("training")
     valid_ds = InteractionDataset(valid) if valid is not None else None
-    if valid_ds is not None:
+    if valid_ds is not None and not implicit:
         valid_ds.require_ratings("validation")
     lock = ModelLock(model_dir)  # one run per model directory (model/lock.py), released at the end
     try:
@@ -158,12 +173,16 @@ def _train(model_dir, ds, valid_ds, resume, overwrite, n_users, n_items, checkpo
             if given is not None and given < have:
                 raise MFTrainingError(f"{ds.path}: the data has ids up to {have - 1:,} but --n-{what} is {given:,}")
             sizes[what] = given if given is not None else have
-        mu, sigma, rating_range, _ = training_mean(ds, cfg.holdout, cfg.seed)
+        if cfg.implicit:  # logits: μ one positive among negatives + 1 observations, no rating scale
+            mu, sigma, rating_range = -math.log(cfg.negatives), 1.0, None
+        else:
+            mu, sigma, rating_range, _ = training_mean(ds, cfg.holdout, cfg.seed)
         prepare_new_model_dir(model_dir, overwrite)
         model_dir.mkdir()
         lock.acquire()
         model = MFModel.create(model_dir, n_users=sizes["users"], n_items=sizes["items"], rank=cfg.rank,
-                               optimizer=cfg.optimizer, hyper_parameters=asdict(cfg), data=ds.schema())
+                               optimizer=cfg.optimizer, hyper_parameters=asdict(cfg), data=ds.schema(),
+                               feedback=cfg.feedback, negatives=cfg.negatives)
         state = MFState(mu=mu, sigma=sigma if sigma > 0 else 1.0, rating_range=rating_range)
     trainer = MFTrainer(model, ds, cfg, state, valid=valid_ds, checkpoint_every=checkpoint_every,
                         stop_after_blocks=stop_after_blocks, say=say)

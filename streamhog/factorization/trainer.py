@@ -47,6 +47,7 @@ from ..io.stream import BatchStream, block_order
 from . import kernels as K
 from .config import MFConfig, MFState, kernel_hyper
 from .copies import BEST, BestEpochCopies
+from .implicit_kernels import IMPLICIT_KERNELS, negatives_key
 from .model import MFModel
 from .score import RepeatedScorer
 from .strata import StrataConsumer
@@ -179,12 +180,17 @@ class _BlockWork:
                                batch.row_start, held, rows)
         return rows[:kept]
 
-    def _train_rows(self, batch, rows: np.ndarray, lr: float) -> tuple:
+    def _train_rows(self, batch, rows: np.ndarray, lr: float, epoch: int) -> tuple:
         h, w = self.hyper, batch.weights
         decay = lr / self.cfg.lr  # lr_decay^epoch, applied to both step sizes
-        return self.kernel(batch.users, batch.items, batch.ratings, _EMPTY_F32 if w is None else w, w is not None,
-                           rows, *self.arrays, self.state.mu, h["lr"] * decay, h["lr_bias"] * decay, h["l2"],
-                           h["l2_bias"], h["beta"], h["beta_bias"], h["init_scale"], self.seed)
+        w = _EMPTY_F32 if w is None else w
+        args = (rows, *self.arrays, self.state.mu, h["lr"] * decay, h["lr_bias"] * decay, h["l2"], h["l2_bias"],
+                h["beta"], h["beta_bias"], h["init_scale"], self.seed)
+        if self.cfg.implicit:  # the negatives' draws: a function of (seed, epoch, block)
+            key = negatives_key(self.seed, np.uint64(epoch), np.uint64(batch.block))
+            return self.kernel(batch.users, batch.items, w, w is not _EMPTY_F32, *args, self.pool, self.cfg.negatives,
+                               key)
+        return self.kernel(batch.users, batch.items, batch.ratings, w, w is not _EMPTY_F32, *args)
 
     def _finish_block(self, ctl: _Control, batch, epoch: int, lr: float, kept: int, result: tuple) -> None:
         loss, weight, n_bad, n_out = result
@@ -205,7 +211,12 @@ class MFTrainer(_BlockWork):
         self.model, self.dataset, self.cfg, self.state = model, dataset, config, state
         self.valid, self.checkpoint_every, self.stop_after_blocks = valid, checkpoint_every, stop_after_blocks
         self.say = say or (lambda msg: None)
-        self.kernel = K.TRAIN_KERNELS[K.OPTIMIZER_IDS[config.optimizer]]
+        kernels = IMPLICIT_KERNELS if config.implicit else K.TRAIN_KERNELS
+        self.kernel = kernels[K.OPTIMIZER_IDS[config.optimizer]]
+        self.metric = "logloss" if config.implicit else "rmse"  # what early stopping minimizes
+        # Implicit feedback's negatives: uniform over the data's items (implicit_kernels.py).
+        self.pool = dataset.distinct_items() if config.implicit else np.zeros(0, np.int64)
+        self.pool.flags.writeable = False
         self.arrays = model.kernel_arrays()
         self.seed = np.uint64(config.seed & (2**64 - 1))
         self.hyper = kernel_hyper(config, state.sigma)  # in rating units
@@ -218,10 +229,11 @@ class MFTrainer(_BlockWork):
         holdout, seed = config.holdout, config.seed
         self.scorers = {}
         if valid is not None:
-            self.scorers["valid"] = RepeatedScorer(valid, threads=config.threads, clip=config.clip)
+            self.scorers["valid"] = RepeatedScorer(valid, threads=config.threads, clip=config.clip,
+                                                   implicit=config.implicit, pool=self.pool)
         if holdout:
             self.scorers["holdout"] = RepeatedScorer(
-                dataset, threads=config.threads, clip=config.clip,
+                dataset, threads=config.threads, clip=config.clip, implicit=config.implicit, pool=self.pool,
                 rows=lambda b: holdout_mask(b.row_start, b.n_rows, holdout, seed))
         # What early stopping watches: the holdout, else --valid, else nothing.
         self.watched = None if not config.early_stopping else (
@@ -240,7 +252,7 @@ class MFTrainer(_BlockWork):
                 if not ctl.at_block_boundary():
                     return
                 rows = self._block_rows(batch, epoch)
-                self._finish_block(ctl, batch, epoch, lr, len(rows), self._train_rows(batch, rows, lr))
+                self._finish_block(ctl, batch, epoch, lr, len(rows), self._train_rows(batch, rows, lr, epoch))
         except BaseException as e:  # noqa: BLE001 - reported by the main thread
             exc = e
         finally:
@@ -318,9 +330,11 @@ class MFTrainer(_BlockWork):
 
     def _epoch_record(self) -> dict:
         st, secs = self.state, self.state.epoch_seconds
-        mse = st.epoch_loss / st.epoch_weight if st.epoch_weight else math.nan
-        record = {"epoch": st.epoch + 1, "examples": st.epoch_rows, "lr": self.cfg.epoch_lr(st.epoch),
-                  "train_rmse": math.sqrt(mse) if mse == mse else None, "seconds": round(secs, 4),
+        mean = st.epoch_loss / st.epoch_weight if st.epoch_weight else math.nan  # s e², or the logistic loss
+        train = {"train_logloss": mean if mean == mean else None} if self.cfg.implicit else {
+            "train_rmse": math.sqrt(mean) if mean == mean else None}
+        record = {"epoch": st.epoch + 1, "examples": st.epoch_rows, "lr": self.cfg.epoch_lr(st.epoch), **train,
+                  "seconds": round(secs, 4),
                   "examples_per_s": round(st.epoch_rows / secs, 1) if secs else None}
         if self.scorers:
             start = time.perf_counter()
@@ -335,7 +349,7 @@ class MFTrainer(_BlockWork):
         the best back when patience ran out or the run ends on a worse epoch; checkpoint.
         True when the run has ended that way."""
         st, key = self.state, self.watched
-        score = float(record[key]["rmse"]) if key and key in record else math.nan
+        score = float(record[key][self.metric]) if key and key in record else math.nan
         improved = score == score and (st.best_score is None or score < st.best_score)
         if improved:
             st.best_epoch, st.best_score = record["epoch"], score
@@ -364,7 +378,7 @@ class MFTrainer(_BlockWork):
         st.restoring, st.best_slot = False, None
         self.checkpoint("complete")
         self.best.remove()
-        self.say(f"{'early stop: ' if stopped_early else ''}the {self.watched} rmse was best after epoch "
+        self.say(f"{'early stop: ' if stopped_early else ''}the {self.watched} {self.metric} was best after epoch "
                  f"{st.best_epoch} ({st.best_score:.5f}); restored that epoch's model")
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -392,10 +406,15 @@ class MFTrainer(_BlockWork):
 
 
 def epoch_line(record: dict, epochs: int) -> str:
-    line = (f"epoch {record['epoch']}/{epochs}: train rmse {record['train_rmse'] or math.nan:.5f}, "
-            f"{record['examples']:,} ratings in {record['seconds']:.2f} s "
+    implicit = "train_logloss" in record
+    train = (f"train logloss {record['train_logloss'] or math.nan:.5f}" if implicit
+             else f"train rmse {record['train_rmse'] or math.nan:.5f}")
+    line = (f"epoch {record['epoch']}/{epochs}: {train}, {record['examples']:,} "
+            f"{'interactions' if implicit else 'ratings'} in {record['seconds']:.2f} s "
             f"({(record['examples_per_s'] or 0):,.0f}/s), lr {record['lr']:.4g}")
     for key in ("valid", "holdout"):
         if key in record:
-            line += f", {key} rmse {record[key]['rmse']:.5f} mae {record[key]['mae']:.5f}"
+            m = record[key]
+            line += (f", {key} logloss {m['logloss']:.5f} auc {m['auc']:.5f}" if implicit
+                     else f", {key} rmse {m['rmse']:.5f} mae {m['mae']:.5f}")
     return line
