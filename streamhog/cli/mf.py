@@ -70,16 +70,17 @@ def run_convert_ratings(args) -> int:
 # -- train -----------------------------------------------------------------------------------
 
 def add_mf_train_arguments(p: argparse.ArgumentParser) -> None:
-    from ..factorization.config import (DEFAULT_INIT_SCALE, DEFAULT_INITIAL_ACCUMULATOR, DEFAULT_LR, DEFAULT_NEGATIVES,
-                                        DEFAULT_SCHEDULE, FEEDBACKS, SCHEDULES, MFConfig)
+    from ..factorization.config import (DEFAULT_INIT_SCALE, DEFAULT_INITIAL_ACCUMULATOR, DEFAULT_L2, DEFAULT_LR,
+                                        DEFAULT_NEGATIVES, DEFAULT_SCHEDULE, FEEDBACKS, SCHEDULES, MFConfig)
 
     d = MFConfig()
     per = lambda table: ", ".join(f"{k} {v:g}" for k, v in table.items())  # noqa: E731
     g = p.add_argument_group("Matrix factorization (--loss mf: interaction data from --input-format ratings; "
                              "--epochs, --threads, --optimizer rowwise-adagrad|adagrad|sgd (default "
                              f"{d.optimizer}: AdaGrad with one sum per factor row), --lr (default per optimizer: "
-                             f"{per(DEFAULT_LR)}), --lr-decay, --l2, --initial-accumulator (default "
-                             f"{per(DEFAULT_INITIAL_ACCUMULATOR)}), --holdout, --early-stopping, --seed, --valid, "
+                             f"{per(DEFAULT_LR)}), --lr-decay, --l2 (default per feedback: {per(DEFAULT_L2)}), "
+                             f"--initial-accumulator (default {per(DEFAULT_INITIAL_ACCUMULATOR)}), --holdout, "
+                             "--early-stopping, --seed, --valid, "
                              "--resume as above)")
     g.add_argument("--rank", type=_positive_int, help=f"factors per user and per item (default {d.rank})")
     g.add_argument("--l2-bias", type=float, help=f"L2 penalty on the touched biases, per observation "
@@ -215,7 +216,7 @@ def run_evaluate_mf(args) -> int:
     model = _open_model(args)
     data = InteractionDataset(args.data)
     metrics = {}
-    if args.top is None or data.has_ratings:
+    if args.top is None or data.has_ratings or model.implicit:  # ratings' metrics need ratings
         metrics = evaluate(model, data, threads=args.threads)
     if args.top is not None:
         from ..factorization.ranking import ranking_metrics
