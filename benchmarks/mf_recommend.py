@@ -3,7 +3,8 @@
 
 Quality, on benchmarks/factorization.py's MovieLens split (80/20, numpy.random.default_rng(0)):
 train streamhog with its defaults (and, for context, at scikit-surprise's settings: rank 100,
-20 epochs) on the training four-fifths, then ``ranking_metrics`` (what ``streamhog evaluate
+20 epochs; and with implicit feedback, every training rating an interaction) on the training
+four-fifths, then ``ranking_metrics`` (what ``streamhog evaluate
 --top K --exclude train.parquet --relevant R`` prints): each test user's ``--top`` items with
 the training pairs excluded, against its test pairs rated >= ``--relevant`` (precision,
 recall, the share of users with at least one hit, ndcg, map; the script counts the same
@@ -109,7 +110,9 @@ def quality(top: int, relevant: float, threads: int) -> list[tuple]:
     with tempfile.TemporaryDirectory() as tmp:
         for name, opts in (("streamhog, defaults", {}),
                            ("streamhog, rank 100, 20 epochs (Surprise's settings)",
-                            dict(rank=100, epochs=20, holdout=0.0, early_stopping=0))):
+                            dict(rank=100, epochs=20, holdout=0.0, early_stopping=0)),
+                           ("streamhog, --feedback implicit (defaults; every rating an interaction)",
+                            dict(feedback="implicit"))):
             model = train_mf(train_path, Path(tmp) / name.replace(" ", "_"), threads=threads, **opts)
             start = time.perf_counter()
             got = ranking_metrics(model, test_path, top=top, exclude=train_path, relevant=relevant, threads=threads)
