@@ -84,3 +84,23 @@ def test_a_refitted_model_is_drawn_from_the_phase_that_chose_its_epochs(tmp_path
     (mark,) = [ln for ln in metric_ax.get_lines() if ln.get_label().startswith("best epoch")]
     assert list(mark.get_xdata()) == [m.meta["refit"]["best_epoch"]] * 2
     assert "retrained on every row" in fig._suptitle.get_text()
+
+
+@pytest.mark.parametrize("feedback", ["explicit", "implicit"])
+def test_a_factorization_model_is_drawn_from_its_history(tmp_path, capsys, feedback):
+    from streamhog.factorization import train_mf, write_interactions
+    from streamhog.model.plot import history_curves
+
+    rng = np.random.default_rng(0)
+    u, i = rng.integers(0, 60, 3000), rng.integers(0, 40, 3000)
+    write_interactions(tmp_path / "r.parquet", u, i, (1 + (u * i) % 5).astype(np.float32))
+    m = train_mf(tmp_path / "r.parquet", tmp_path / "m", rank=4, epochs=4, early_stopping=10, threads=1,
+                 feedback=feedback)
+    c = history_curves(tmp_path / "m")
+    metric = "logloss" if feedback == "implicit" else "rmse"
+    assert c["watched"] == metric and c["epochs"] == [1, 2, 3, 4]
+    assert c["train_loss"] == [h[f"train_{metric}"] for h in m.history]
+    assert c["holdout"] == [h["holdout"][metric] for h in m.history]
+    assert c["best_epoch"] == m.meta["training"]["best_epoch"]
+    assert main(["plot", str(tmp_path / "m"), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

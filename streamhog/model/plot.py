@@ -2,8 +2,9 @@
 
 Two panels over the epochs of ``model.json``'s history: the training loss (progressive:
 each example's loss before its update, the figure ``train`` prints per epoch) and the
-figure early stopping watches (streamhog/losses.py: logloss, error rate, rmse or mae) on the
-holdout rows and on the ``--valid`` data, whichever the run scored. The epoch whose model
+figure early stopping watches (streamhog/losses.py: logloss, error rate, rmse or mae; a
+factorization's rmse, or logloss under implicit feedback) on the holdout rows and on the
+``--valid`` data, whichever the run scored. The epoch whose model
 was kept (``training.best_epoch``) is marked on both. A model retrained on every row after
 early stopping (training/refit.py: ``refit`` in model.json) is drawn from its first phase,
 the one whose holdout chose the epochs, with the chosen epoch marked. matplotlib is the optional ``plot``
@@ -35,6 +36,8 @@ def _figure_class():
 def history_curves(model) -> dict:
     """The numbers the plot draws: ``epochs``, ``train_loss``, ``holdout``/``valid`` (the
     watched figure per epoch, or absent), ``watched`` (its name) and ``best_epoch``."""
+    if not isinstance(model, Model) and (mf := _factorization_curves(Path(model))) is not None:
+        return mf
     m = model if isinstance(model, Model) else Model.open(model)
     refit = m.meta.get("refit") or {}
     history = refit.get("first_phase") or m.meta.get("history") or []
@@ -47,6 +50,32 @@ def history_curves(model) -> dict:
     for key in ("holdout", "valid"):
         if any(key in r for r in history):
             curves[key] = [watched_score(m.loss, r.get(key)) for r in history]
+    return curves
+
+
+def _factorization_curves(path: Path) -> dict | None:
+    """history_curves of a factorization model (streamhog/factorization: ``kind`` "mf" in its
+    model.json, read here as JSON: this layer does not import that one); None for others.
+    Its epochs record ``train_rmse`` and the holdout's ``rmse`` (implicit feedback:
+    ``train_logloss``, ``logloss``)."""
+    import json
+
+    try:
+        meta = json.loads((path / "model.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("kind") != "mf":
+        return None
+    history = meta.get("history") or []
+    if not history:
+        raise ModelError(f"{path}: no epoch in the model's history yet: nothing to plot")
+    watched = "logloss" if meta.get("feedback") == "implicit" else "rmse"
+    curves = {"epochs": [r["epoch"] for r in history], "train_loss": [r.get(f"train_{watched}") for r in history],
+              "watched": watched, "best_epoch": (meta.get("training") or {}).get("best_epoch"), "refit": False,
+              "loss": f"mf, {meta.get('feedback', 'explicit')} feedback", "path": str(path)}
+    for key in ("holdout", "valid"):
+        if any(key in r for r in history):
+            curves[key] = [(r.get(key) or {}).get(watched) for r in history]
     return curves
 
 
