@@ -323,14 +323,18 @@ class InteractionDataset:
                     yield int(self.block_row_start[block]), ratings, weights
                     block += 1
 
-    def distinct_items(self) -> np.ndarray:
-        """The items of the data, ascending and distinct (int64), read block by block (the
-        negatives' pool of implicit feedback)."""
-        seen = [np.zeros(0, np.int64)]
+    def distinct_ids(self, which: str, min_rating: float | None = None) -> np.ndarray:
+        """The distinct ``"user"`` or ``"item"`` ids of the data, ascending (uint64), of the rows
+        rated at least ``min_rating`` when given; read block by block (memory: the ids)."""
+        seen = [np.zeros(0, np.uint64)]
         reader = self.open_reader()
         try:
             for b in range(self.n_blocks):
-                seen.append(np.unique(reader.read(b).items).astype(np.int64))
+                batch = reader.read(b)
+                ids = batch.users if which == "user" else batch.items
+                if min_rating is not None:
+                    ids = ids[batch.ratings >= min_rating]
+                seen.append(np.unique(ids).astype(np.uint64))
                 if len(seen) > 64:  # keep the list short: its union so far
                     seen = [np.unique(np.concatenate(seen))]
         finally:

@@ -29,22 +29,6 @@ from .topk import ranking_sums
 METRICS = ("precision", "recall", "hit_rate", "ndcg", "map")
 
 
-def _relevant_users(ds, relevant: float | None) -> np.ndarray:
-    """The distinct users with a relevant pair in ``ds``, ascending (uint64), streamed."""
-    seen = []
-    reader = ds.open_reader()
-    try:
-        for b in range(ds.n_blocks):
-            blk = reader.read(b)
-            u = blk.users if relevant is None else blk.users[blk.ratings >= relevant]
-            seen.append(np.unique(u).astype(np.uint64))
-            if len(seen) > 64:  # keep the list short: its union so far
-                seen = [np.unique(np.concatenate(seen))]
-    finally:
-        reader.close()
-    return np.unique(np.concatenate(seen)) if seen else np.zeros(0, np.uint64)
-
-
 def _batch_sums(batch: np.ndarray, cols: dict, ds, relevant: float | None, top: int) -> np.ndarray:
     """The METRICS summed over the users of one batch."""
     rel_ptr, rel_items = _pair_lists([ds], batch, relevant)
@@ -69,7 +53,7 @@ def ranking_metrics(model: MFModel, test, *, top: int = DEFAULT_TOP, exclude=(),
         if isinstance(relevant, bool) or not isinstance(relevant, (int, float)) or not math.isfinite(relevant):
             raise ConfigError(f"relevant must be a finite rating, got {relevant!r}")
         ds.require_ratings("a relevance threshold (--relevant)")
-    users = _relevant_users(ds, relevant)
+    users = ds.distinct_ids("user", relevant)
     sums = np.zeros(len(METRICS), np.float64)
     for batch, cols in user_batches(model, users, top=top, exclude=exclude, threads=threads,
                                     batch_users=batch_users):

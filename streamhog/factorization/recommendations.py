@@ -47,21 +47,6 @@ def _dataset(data) -> InteractionDataset:
     return data if isinstance(data, InteractionDataset) else InteractionDataset(data)
 
 
-def _users_of(data) -> np.ndarray:
-    """The distinct users of an interaction file, ascending (uint64), streamed block by block."""
-    ds = _dataset(data)
-    seen = []
-    reader = ds.open_reader()
-    try:
-        for b in range(ds.n_blocks):
-            seen.append(np.unique(reader.read(b).users).astype(np.uint64))
-            if len(seen) > 64:  # keep the list short: its union so far
-                seen = [np.unique(np.concatenate(seen))]
-    finally:
-        reader.close()
-    return np.unique(np.concatenate(seen)) if seen else np.zeros(0, np.uint64)
-
-
 def requested_users(model: MFModel, users=None):
     """The users to recommend for, ascending and distinct (uint64), as a sequence of arrays:
     every user the model saw when ``users`` is None (read chunk by chunk from the factor
@@ -69,7 +54,7 @@ def requested_users(model: MFModel, users=None):
     if users is None:
         return started_row_chunks(model.path / "user_factors.npy")
     if isinstance(users, (str, Path, InteractionDataset)):
-        return [_users_of(users)]
+        return [_dataset(users).distinct_ids("user")]
     return [np.unique(_ids(np.atleast_1d(np.asarray(users)), "users"))]
 
 

@@ -215,7 +215,7 @@ class MFTrainer(_BlockWork):
         self.kernel = kernels[K.OPTIMIZER_IDS[config.optimizer]]
         self.metric = "logloss" if config.implicit else "rmse"  # what early stopping minimizes
         # Implicit feedback's negatives: uniform over the data's items (implicit_kernels.py).
-        self.pool = dataset.distinct_items() if config.implicit else np.zeros(0, np.int64)
+        self.pool = dataset.distinct_ids("item").astype(np.int64) if config.implicit else np.zeros(0, np.int64)
         self.pool.flags.writeable = False
         self.arrays = model.kernel_arrays()
         self.seed = np.uint64(config.seed & (2**64 - 1))
