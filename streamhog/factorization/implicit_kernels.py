@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit, types
 
 from .kernels import (_GOLDEN, ADAGRAD, FAST, ROWWISE, SGD, WHICH_ITEM, WHICH_USER, _dot, _mix, _prefetch_next,
-                      _start_row, pair_products, shapes_match, step_pair)
+                      _start_row, pair_products, row_ids, shapes_match, step_pair)
 
 _ro = lambda dt, nd=1: types.Array(dt, nd, "C", readonly=True)  # noqa: E731
 _rw = lambda dt, nd=1: types.Array(dt, nd, "C")  # noqa: E731
@@ -79,10 +79,8 @@ def _train_implicit(users, items, weights, has_weights, rows, P, Q, bu, bi, Pa, 
     n = rows.shape[0]
     for k in range(n):
         _prefetch_next(opt, users, items, rows, k, n, n_users, n_items, P, Q, Pa, Qa)
-        r = rows[k]
-        u = np.int64(users[r])
-        i = np.int64(items[r])
-        if u >= n_users or i >= n_items or u < 0 or i < 0:
+        r, u, i, inside = row_ids(users, items, rows, k, n_users, n_items)
+        if not inside:
             return loss, wsum, n_bad, 1.0
         p = P[u]
         _start_row(p, seed, WHICH_USER, u, init_scale)

@@ -262,6 +262,16 @@ def step_pair(opt, u, i, p, q, bu, bi, Pa, Qa, bua, bia, g, dot, pp, qq, rank, l
 
 
 @njit(inline="always", cache=True, error_model="numpy")
+def row_ids(users, items, rows, k, n_users, n_items):
+    """(r, u, i, inside) of the k-th row to train; inside: both ids within the model (else
+    the block stops there, neither id read nor written)."""
+    r = rows[k]
+    u = np.int64(users[r])
+    i = np.int64(items[r])
+    return r, u, i, 0 <= u < n_users and 0 <= i < n_items
+
+
+@njit(inline="always", cache=True, error_model="numpy")
 def _train(users, items, ratings, weights, has_weights, rows, P, Q, bu, bi, Pa, Qa, bua, bia,
            opt, mu, lr, lr_bias, l2, l2_bias, beta, beta_bias, init_scale, seed):
     """Train ``rows`` of the block in that order. Returns (sum of s e² before each update,
@@ -278,10 +288,8 @@ def _train(users, items, ratings, weights, has_weights, rows, P, Q, bu, bi, Pa, 
     n = rows.shape[0]
     for k in range(n):
         _prefetch_next(opt, users, items, rows, k, n, n_users, n_items, P, Q, Pa, Qa)
-        r = rows[k]
-        u = np.int64(users[r])
-        i = np.int64(items[r])
-        if u >= n_users or i >= n_items or u < 0 or i < 0:
+        r, u, i, inside = row_ids(users, items, rows, k, n_users, n_items)
+        if not inside:
             return loss, wsum, n_bad, 1.0
         p = P[u]
         q = Q[i]
