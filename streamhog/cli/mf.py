@@ -95,11 +95,11 @@ def add_mf_train_arguments(p: argparse.ArgumentParser) -> None:
                         f"(default per optimizer: {', '.join(f'{k} {v}' for k, v in DEFAULT_SCHEDULE.items())})")
     g.add_argument("--feedback", choices=FEEDBACKS,
                    help="explicit: ratings, squared loss (the default); implicit: every row is an interaction (a "
-                        "rating column, if any, is ignored; --weight-column data weighs it), trained against "
-                        "sampled items with the logistic loss, for ranking (recommend, evaluate --top)")
+                        "rating column, if any, is ignored; a weight column weighs it), trained against sampled "
+                        "items with the logistic loss, for ranking (recommend, evaluate --top)")
     g.add_argument("--negatives", type=_positive_int,
-                   help=f"--feedback implicit: items sampled per interaction, in proportion to their "
-                        f"interactions (default {DEFAULT_NEGATIVES})")
+                   help=f"--feedback implicit: items drawn per interaction, uniformly from the data's items "
+                        f"(default {DEFAULT_NEGATIVES})")
     g.add_argument("--n-users", type=_positive_int, help="user factor rows (default: the data's largest id + 1; "
                                                         "sparse on disk, unused rows cost nothing)")
     g.add_argument("--n-items", type=_positive_int, help="item factor rows (default: the data's largest id + 1)")
@@ -152,7 +152,8 @@ def run_train_mf(args) -> int:
         metric = "logloss" if model.implicit else "rmse"
         figures = [f"train {metric} {kept['train_' + metric]:.4f}"] if kept.get("train_" + metric) is not None else []
         figures += [f"{key} {metric} {kept[key][metric]:.4f}" for key in ("holdout", "valid") if key in kept]
-        print(f"saved {model.path}: mf model{' (implicit feedback)' * model.implicit}, rank {model.rank}, {info['n_users']:,} users x {info['n_items']:,} "
+        print(f"saved {model.path}: mf model{' (implicit feedback)' * model.implicit}, rank {model.rank}, "
+              f"{info['n_users']:,} users x {info['n_items']:,} "
               f"items, {len(model.history)} epoch(s)" + (f"; kept epoch {kept['epoch']}: " + ", ".join(figures)
                                                        if figures else ""))
     return 0
@@ -245,7 +246,8 @@ def add_recommend_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("model", help="a factorization model directory (train --loss mf)")
     p.add_argument("--out", required=True, help="output .parquet file: columns user, rank (1 = best), item, score "
-                                                "(the predicted rating, unclipped)")
+                                                "(the predicted rating, unclipped; under implicit feedback the "
+                                                "preference in (0, 1))")
     who = p.add_mutually_exclusive_group()
     who.add_argument("--users", metavar="DATA", help="recommend for the users of this interaction file (default: "
                                                      "every user the model saw in training)")

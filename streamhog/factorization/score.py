@@ -110,8 +110,8 @@ class _Scorer:
         return self.model.outputs(self(batch))
 
     def implicit_sums(self, batch) -> tuple:
-        """implicit_kernels.implicit_sums of the batch's rows, negatives drawn among them with
-        the data's fixed key (the same draws whenever the same rows are scored)."""
+        """implicit_kernels.implicit_sums of the batch's rows, negatives drawn from the pool with
+        a key fixed for the block (the same draws whenever the same rows are scored)."""
         w = batch.weights
         key = negatives_key(np.uint64(0), np.uint64(SCORING_EPOCH), np.uint64(max(batch.block, 0)))
         return implicit_sums(batch.users, batch.items, w if w is not None else _EMPTY_F32, w is not None, self.P,
@@ -127,11 +127,6 @@ def implicit_metrics(loss: float, ws: float, wins: float, pairs: float, n: int) 
     """{"logloss", "auc", "n_examples"} of implicit feedback: the logistic loss per observation
     (each positive and its sampled negatives) and the sampled AUC; n_examples counts positives."""
     return {"logloss": loss / ws if ws else math.nan, "auc": wins / pairs if pairs else math.nan, "n_examples": n}
-
-
-def watched_metric(model: MFModel) -> str:
-    """The metric early stopping minimizes, and the one scoring leads with."""
-    return "logloss" if model.implicit else "rmse"
 
 
 def _selected(batch: InteractionBatch, select: np.ndarray | None) -> InteractionBatch:
