@@ -376,3 +376,25 @@ def test_scoring_after_each_epoch_from_memory_is_evaluate_to_the_last_bit(tmp_pa
     whole = RepeatedScorer(d / "test.parquet", threads=3)  # validation data: every row
     assert whole(first) == evaluate(first, d / "test.parquet", threads=1) and whole.in_memory
     assert whole(second) == evaluate(second, d / "test.parquet", threads=1)
+
+
+def test_best_epoch_copies_are_as_sparse_as_the_factors(tmp_path):
+    """A factor file with rows scattered 64 KiB apart: its copy holds the same bytes and no
+    more allocated space than the file (the gaps stay holes), and a second copy over it,
+    of other rows, punches out what the first one wrote."""
+    from streamhog.factorization.copies import sync_file
+
+    src, dst = tmp_path / "f.npy", tmp_path / "copy.npy"
+    a = np.lib.format.open_memmap(src, mode="w+", dtype=np.float32, shape=(1 << 20, 16))  # 64 MiB, sparse
+    rows = np.arange(0, 1 << 20, 1024)  # one row every 64 KiB
+    a[rows] = 1.0
+    a.flush()
+    sync_file(src, dst)
+    assert dst.read_bytes() == src.read_bytes()
+    assert allocated_bytes(dst) <= allocated_bytes(src) + (64 << 10), (allocated_bytes(dst), allocated_bytes(src))
+    a[rows] = 0.0
+    a[rows + 512] = 2.0
+    a.flush()
+    sync_file(src, dst)
+    assert dst.read_bytes() == src.read_bytes()
+    del a

@@ -9,11 +9,14 @@ the slot the newest record does not name, so a kill at any moment leaves the nam
 whole.
 
 Copies follow the data extents (SEEK_DATA / SEEK_HOLE): ranges with data are copied by the
-kernel (``copy_file_range``), neighbouring ones merged when less than MERGE_GAP apart (a
-factor file's touched rows lie scattered: thousands of small extents, and a system call or
-two each cost more than copying the gap between them), ranges with data only in the target
+kernel (``copy_file_range``), one call per extent, and ranges with data only in the target
 are punched out. A 128 GiB factor file that training touched in a few places copies in the
-time those places take, and stays sparse.
+time those places take, and the copy is as sparse as the file. (Extents less than 256 KiB
+apart used to be copied as one range, to save system calls: the gaps' zeros were then
+written into the copy. MovieLens's item factors under implicit feedback hold 13.9 MB in
+1,683 extents over a 49.6 MB file: merged, a copy wrote 43.6 MB and took 14.9 ms; extent by
+extent it writes 13.9 MB in 7.9 ms. Rows scattered over a 2^31-row file at gaps under 256
+KiB would have filled the copy with the file's whole size in zeros.)
 """
 from __future__ import annotations
 
@@ -25,8 +28,8 @@ from .._fs.atomic import fsync_directory
 from .._fs.sparse_files import _zero_range, data_extents
 
 BEST = "best-epoch"
-#: Data extents closer than this are copied as one range (the gap as zeros).
-MERGE_GAP = 256 << 10
+#: Data extents closer than this are copied as one range (the gap as zeros): 0, none are.
+MERGE_GAP = 0
 
 
 class BestEpochCopies:
