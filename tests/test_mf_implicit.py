@@ -220,6 +220,15 @@ def test_command_line(tmp_path, capsys):
     assert main(["predict", str(test), "--model", str(m), "--out", str(tmp_path / "p.parquet")]) == 0
     p = pq.read_table(tmp_path / "p.parquet").column("prediction").to_numpy()
     assert ((p > 0) & (p < 1)).all()
+    # recommend reports preferences too, best first, and leaves the training pairs out.
+    assert main(["recommend", str(m), "--out", str(tmp_path / "r.parquet"), "--exclude", str(train), "--top", "5"]) == 0
+    r = pq.read_table(tmp_path / "r.parquet").to_pydict()
+    assert all(0 < x < 1 for x in r["score"])
+    seen = set(zip(*(pq.read_table(train).column(c).to_pylist() for c in ("user", "item"))))
+    assert not seen & set(zip(r["user"], r["item"]))
+    for u in set(r["user"]):
+        mine = [x for v, x in zip(r["user"], r["score"]) if v == u]
+        assert mine == sorted(mine, reverse=True)
     # Resume needs no --feedback; a different one is refused.
     assert main(["train", str(train), "--model", str(m), "--resume", "--epochs", "4", "--quiet"]) == 0
     assert main(["train", str(train), "--model", str(m), "--resume", "--epochs", "5", "--feedback", "explicit"]) == 1
