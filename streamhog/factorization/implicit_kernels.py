@@ -31,6 +31,7 @@ import math
 import numpy as np
 from numba import njit, types
 
+from ..kernels.losses import logistic_loss
 from ..kernels.prefetch import prefetch
 from .kernels import (_GOLDEN, ADAGRAD, FAST, ROWWISE, SGD, WHICH_ITEM, WHICH_USER, _dot, _mix, _prefetch_next,
                       _prefetch_row, _start_row, pair_products, row_ids, shapes_match, step_pair)
@@ -54,12 +55,6 @@ def negatives_key(seed, epoch, block):
 def negative_index(key, r, t, n):
     """Which of the ``n`` pool items is row r's negative number t (t >= 1)."""
     return np.int64(_mix(_mix(key + np.uint64(r) * _GOLDEN) + np.uint64(t) * _GOLDEN) % np.uint64(n))
-
-
-@njit(inline="always", cache=True, error_model="numpy")
-def softplus(x):
-    """log(1 + e^x), without overflow."""
-    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -117,7 +112,9 @@ def _train_implicit(users, items, weights, has_weights, rows, P, Q, bu, bi, Pa, 
             if not np.isfinite(z):
                 n_bad += 1.0
                 continue
-            e = math.exp(-abs(z))  # one exponential gives both σ(z) and the loss
+            # One exponential gives both σ(z) and the loss (kernels/losses.py's logistic_loss and
+            # logistic_dloss would take one each: this loop is the hot path).
+            e = math.exp(-abs(z))
             sig = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
             if t == 0:
                 loss += s * (max(-z, 0.0) + math.log1p(e))  # softplus(-z)
@@ -204,14 +201,14 @@ def implicit_sums(users, items, weights, has_weights, P, Q, bu, bi, mu, pool, ne
         i = np.int64(items[r])
         s = np.float64(weights[r]) if has_weights else 1.0
         zp = _logit(u, i, P, Q, bu, bi, mu)
-        loss += s * softplus(-zp)
+        loss += s * logistic_loss(zp, 1.0)
         wsum += s
         for t in range(1, negatives + 1 if pool.shape[0] else 1):
             j = pool[negative_index(key, r, t, pool.shape[0])]
             if j == i:
                 continue
             zn = _logit(u, j, P, Q, bu, bi, mu)
-            loss += s * softplus(zn)
+            loss += s * logistic_loss(zn, -1.0)
             wsum += s
             pairs += s
             wins += s if zp > zn else (0.5 * s if zp == zn else 0.0)

@@ -12,6 +12,7 @@ import math
 import os
 import threading
 from dataclasses import replace
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -92,11 +93,7 @@ class _Scorer:
 
     def __init__(self, model: MFModel, clip: bool, pool: np.ndarray | None = None):
         self.model = model
-        # Implicit feedback's negatives: the given pool (a training run's), else the items the
-        # model saw (started rows of its item factors).
-        if model.implicit and pool is None:
-            pool = started_rows(model.path / "item_factors.npy").astype(np.int64)
-        self.pool = _readonly(pool if pool is not None else np.zeros(0, np.int64))
+        self._pool = pool  # implicit feedback's negatives: a training run's pool, else found once when needed
         self.P, self.Q, self.bu, self.bi = (_readonly(model.arrays[n]) for n in PARAMETERS)
         self.mu = model.mu
         self.lo, self.hi = model.clip_range(clip)
@@ -116,6 +113,13 @@ class _Scorer:
         key = negatives_key(np.uint64(0), np.uint64(SCORING_EPOCH), np.uint64(max(batch.block, 0)))
         return implicit_sums(batch.users, batch.items, w if w is not None else _EMPTY_F32, w is not None, self.P,
                              self.Q, self.bu, self.bi, self.mu, self.pool, self.model.negatives, key)
+
+    @cached_property
+    def pool(self) -> np.ndarray:
+        """The negatives' pool: the given one, else the items the model saw (the started rows of
+        its item factors, read along their data extents; only scoring of implicit feedback asks)."""
+        pool = self._pool if self._pool is not None else started_rows(self.model.path / "item_factors.npy")
+        return _readonly(np.ascontiguousarray(pool, dtype=np.int64))
 
 
 def metrics_from_sums(se: float, ae: float, ws: float, n: int) -> dict:
