@@ -18,7 +18,7 @@ logistic loss) and is scored by ``ranking_metrics`` (top 10, training pairs excl
     python benchmarks/mf_implicit.py --sweep      # the grid: worst regret of ndcg@10 over the panel
     python benchmarks/mf_implicit.py              # the defaults against popularity (and `implicit`'s BPR)
 
-``--publish`` writes benchmarks/mf_implicit.md (the sweep: its own section).
+``--publish`` appends the report to benchmarks/mf_implicit.md (each section says its command).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import pytest
 from streamhog.cli import main
 from streamhog.factorization import write_interactions
 from streamhog.factorization.ranking import ranking_metrics
-from test_mf_recommend import N_ITEMS, N_USERS, model, reference, write_pairs  # noqa: F401 - the fixture
+from test_mf_recommend import N_USERS, model, reference, write_pairs  # noqa: F401 - the fixture
 
 
 def python_metrics(model, test_pairs, ratings, top, excluded, relevant=None) -> dict:

@@ -8,8 +8,8 @@ come in chunks of CHUNK_ITEMS (their rows stay in cache while the users pass ove
 the dot products in tiles of 4 users x 4 candidates (16 sums sharing each load), and the
 heap pass runs apart from that loop. Measured here (2-core Intel Xeon VM, rank 32, one
 thread, 20,000 users x 20,000 items): 37M scores a second with one dot product per
-candidate inside the heap loop, 249M with the tiles (benchmarks/mf_recommend.md: 254M, and
-500M on two threads, for 100,000 users).
+candidate inside the heap loop, 249M with the tiles (benchmarks/mf_recommend.md: 260M, and
+511M on two threads, for 100,000 users).
 
 Each user keeps a min-heap of its k best so far (the root the worst): a candidate enters
 when the heap is not full or it beats the root. "Beats": a higher key, or an equal key
