@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._fs.access import advise_random
 from .._fs.atomic import durable, fsync
 from .._version import __version__
 from ..errors import ConfigError, ModelError
@@ -97,6 +98,7 @@ def _load_array(path: Path, mode: str, shape: tuple, dtype: np.dtype, what: str)
     if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
         raise ModelError(f"{path}: {what} of dtype {getattr(arr, 'dtype', '?')} and shape "
                          f"{getattr(arr, 'shape', '?')}; the model's are {np.dtype(dtype)} and {shape}")
+    advise_random(arr)
     return arr
 
 
@@ -120,6 +122,7 @@ def _create_arrays(path: Path, shape: tuple, optimizer: str, loss: str, dtype) -
                  for name in OPTIMIZER_STATE[optimizer]}
     for f in [path / WEIGHTS] + ([] if records is not None else [path / f"{name}.npy" for name in state]):
         _reserve(f)
+    advise_random(weights, *state.values())
     return weights, state, records
 
 
