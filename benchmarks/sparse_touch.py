@@ -7,11 +7,14 @@ Three parts, each in its own process so one's page cache state does not favour a
 - ``maps``: a fresh sparse .npy file of ``--rows`` x 16 float32 (2^31 rows: 128 GiB
   apparent), ``--pages`` rows written at random far apart (each its own page), through a
   memory map as the models map their files: with the kernel's default advice and with
-  ``advise_random``. Seconds, microseconds a page, the process's system CPU seconds, and the
+  ``advise_random_if_sparse``. Seconds, microseconds a page, the process's system CPU seconds, and the
   file's pages in the page cache afterwards (mincore).
+- ``cold``: why a file that is mostly data keeps the kernel's default: a dense 1 GiB float32
+  file dropped from the page cache (POSIX_FADV_DONTNEED), then 3M reads at random through a
+  memory map, with the default advice and with MADV_RANDOM.
 - ``linear``: ``streamhog train`` (1 epoch, 2 threads, the defaults) on the Criteo sample of
   ../shared/data (8,000 rows), hashed into 2^20, 2^26 and 2^30 weights.
-- ``mf``: ``train_mf`` of 60,000 ratings whose 30,000 users are scattered over 2^31 user
+- ``mf``: ``train_mf`` of 20,000 ratings whose 10,000 users are scattered over 2^31 user
   rows (rank 16, 1 epoch, 2 threads, no holdout), and the user factor file's pages in the
   page cache afterwards.
 
@@ -20,7 +23,7 @@ streamhog first on PYTHONPATH), interleaved with this one's: e.g. a ``git worktr
 commit before the advice. The kernel's readahead heuristics (it gives up after many misses
 and starts again on hits) make the unadvised cost vary from run to run: see min-max.
 
-    python benchmarks/sparse_touch.py [--parts maps,linear,mf] [--repeats 3] [--pages 30000] [--against TREE]
+    python benchmarks/sparse_touch.py [--parts maps,cold,linear,mf] [--repeats 3] [--pages 30000] [--against TREE]
 
 Prints a Markdown report; ``--publish`` writes it to benchmarks/sparse_touch.md.
 """
@@ -48,7 +51,7 @@ from common.metering import machine_info  # noqa: E402
 from common.paths import OUTPUT, ROOT  # noqa: E402
 
 #: the mf part's users (each rated twice, on average), one to a page of the 2^31-row file
-MF_USERS = 30_000
+MF_USERS = 10_000
 CRITEO = ROOT.parent / "shared" / "data" / "criteo_sample" / "train.txt"
 
 
@@ -71,12 +74,12 @@ def _sys_seconds() -> float:
 
 def one_maps_run(work: Path, rows: int, pages: int, advised: bool, seed: int) -> dict:
     """(in a child process) the scattered first writes, with or without the advice."""
-    from streamhog._fs.access import advise_random
+    from streamhog._fs.access import advise_random_if_sparse
 
     f = work / "factors.npy"
     m = np.lib.format.open_memmap(f, mode="w+", dtype=np.float32, shape=(rows, 16))
     if advised:
-        advise_random(m)
+        advise_random_if_sparse(m)  # a new file: all holes
     ids = np.unique(np.random.default_rng(seed).choice(rows // 256, pages, replace=False) * 256 + 7)
     s0, t0 = _sys_seconds(), time.perf_counter()
     m[ids] = 1.0
@@ -93,6 +96,31 @@ def _env(tree: Path | None) -> dict:
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     return env
+
+
+def one_cold_run(work: Path, advised: bool) -> dict:
+    """(in a child process) random reads over a cold dense file."""
+    f = work / "dense.npy"
+    if not f.exists():
+        m = np.lib.format.open_memmap(f, mode="w+", dtype=np.float32, shape=(2**28,))
+        m[:] = 1.0
+        m.flush()
+        del m
+        fd = os.open(f, os.O_RDONLY)
+        os.fsync(fd)  # written back: DONTNEED drops only clean pages
+        os.close(fd)
+    fd = os.open(f, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    m = np.load(f, mmap_mode="r")
+    if advised:
+        m._mmap.madvise(mmap.MADV_RANDOM)
+    idx = np.random.default_rng(0).integers(0, m.shape[0], 3_000_000)
+    s0, t0 = _sys_seconds(), time.perf_counter()
+    total = float(m[idx].sum())
+    out = {"seconds": time.perf_counter() - t0, "sys_seconds": _sys_seconds() - s0, "sum": total}
+    del m
+    return out
 
 
 def _child(args: list[str], tree: Path | None = None) -> dict:
@@ -187,6 +215,12 @@ def report(results: dict, a) -> str:
             lines.append(f"| {name} | {_median(runs, 'seconds'):.2f} | {_median(runs, 'seconds') / runs[0]['pages'] * 1e6:.1f} | "
                          f"{_median(runs, 'sys_seconds'):.2f} | {_median(runs, 'resident'):,.0f} |")
         lines.append("")
+    if "cold" in results:
+        lines += ["## 3,000,000 reads at random over a dense 1 GiB file not in the page cache", "",
+                  "| advice | seconds (min-max) | system CPU s |", "|---|---:|---:|"]
+        for name, runs in results["cold"].items():
+            lines.append(f"| {name} | {_spread(runs, 'seconds')} | {_spread(runs, 'sys_seconds')} |")
+        lines.append("")
     if "linear" in results:
         lines += ["## `streamhog train` on the Criteo sample (8,000 rows, 1 epoch, 2 threads, defaults)", "",
                   "| --hash-bits | code | seconds (min-max) | system CPU s | user CPU s |", "|---:|---|---:|---:|---:|"]
@@ -209,7 +243,7 @@ def report(results: dict, a) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--parts", default="maps,linear,mf")
+    p.add_argument("--parts", default="maps,cold,linear,mf")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rows", type=int, default=2**31)
     p.add_argument("--pages", type=int, default=30_000)
@@ -225,6 +259,8 @@ def main(argv=None) -> int:
         kind, work, seed = a.child[0], Path(a.child[1]), int(a.child[2])
         if kind == "mf":
             print(json.dumps(one_mf_run(work, seed)))
+        elif kind in ("cold-default", "cold-random"):
+            print(json.dumps(one_cold_run(work, kind == "cold-random")))
         else:
             print(json.dumps(one_maps_run(work, a.rows, a.pages, kind == "advised", seed)))
         return 0
@@ -240,6 +276,11 @@ def main(argv=None) -> int:
                                                                       "--child", "default", str(work), str(r)]))
                 results["maps"]["MADV_RANDOM"].append(_child(["--rows", str(a.rows), "--pages", str(a.pages),
                                                               "--child", "advised", str(work), str(r)]))
+        if "cold" in parts:
+            results["cold"] = {"default (readahead)": [], "MADV_RANDOM": []}
+            for r in range(a.repeats):
+                results["cold"]["default (readahead)"].append(_child(["--child", "cold-default", str(work), "0"]))
+                results["cold"]["MADV_RANDOM"].append(_child(["--child", "cold-random", str(work), "0"]))
         trees = {"this tree": None}
         if a.against:
             trees[f"{_commit(a.against)} (--against)"] = a.against

@@ -1,6 +1,7 @@
-"""Model memory maps carry MADV_RANDOM (streamhog/_fs/access.py): a page fault brings in that
-page only, not its neighbours. Read from /proc/self/smaps: the mapping's VmFlags ("rr") and
-its resident pages after scattered writes."""
+"""The memory maps of sparse model files carry MADV_RANDOM (streamhog/_fs/access.py): a page
+fault brings in that page only, not its neighbours; a file that is mostly data keeps the
+kernel's readahead. Read back from /proc/self/smaps (the mapping's VmFlags, "rr") and
+mincore (the file's pages in the page cache)."""
 from __future__ import annotations
 
 import ctypes
@@ -34,16 +35,17 @@ def _mappings(path) -> list[dict]:
     return out
 
 
-def _assert_random(paths):
+def _assert_random(paths, random=True):
     for p in paths:
         maps = _mappings(p.resolve())
         assert maps, f"{p} is not mapped"
-        assert all("rr" in m["flags"] for m in maps), (p, maps)
+        assert all(("rr" in m["flags"]) == random for m in maps), (p, random, maps)
 
 
 @pytest.mark.parametrize("optimizer", ["normalized", "adagrad", "sgd"])  # records; a file per array; weights only
 def test_linear_model_maps_are_random_access(tmp_path, optimizer):
-    model = Model.create(tmp_path / "m", n_features=1 << 20, loss="logistic", optimizer=optimizer)
+    # 2^27 features: above the size whose blocks a new model allocates up front (_reserve)
+    model = Model.create(tmp_path / "m", n_features=1 << 27, loss="logistic", optimizer=optimizer)
     _assert_random(model.files())
     model.save_meta()
     del model
@@ -54,13 +56,26 @@ def test_linear_model_maps_are_random_access(tmp_path, optimizer):
 
 
 def test_factor_model_maps_are_random_access(tmp_path):
-    model = MFModel.create(tmp_path / "mf", n_users=1000, n_items=500, rank=8, optimizer="rowwise-adagrad")
+    model = MFModel.create(tmp_path / "mf", n_users=1 << 20, n_items=1 << 18, rank=8, optimizer="rowwise-adagrad")
     _assert_random(model.files())
     del model
     for mode in ("r", "r+"):
         opened = MFModel.open(tmp_path / "mf", mode=mode)
         _assert_random(opened.files())
         del opened
+
+
+def test_a_model_file_mostly_data_keeps_readahead(tmp_path):
+    """Filled, the factor files are mostly data: a cold read of one is fastest with readahead."""
+    model = MFModel.create(tmp_path / "mf", n_users=20_000, n_items=100_000, rank=16, optimizer="sgd")
+    model.arrays["user_factors"][:] = 0.5
+    model.arrays["user_bias"][:] = 0.5
+    model.flush()
+    del model
+    opened = MFModel.open(tmp_path / "mf")
+    _assert_random([tmp_path / "mf" / "user_factors.npy", tmp_path / "mf" / "user_bias.npy"], random=False)
+    _assert_random([tmp_path / "mf" / "item_factors.npy", tmp_path / "mf" / "item_bias.npy"])  # never written
+    assert np.all(opened.arrays["user_factors"] == 0.5)
 
 
 def _resident_pages(arr) -> int:

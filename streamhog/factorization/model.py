@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._fs.access import advise_random
+from .._fs.access import advise_random_if_sparse
 from .._version import __version__
 from ..errors import ConfigError, ModelError
 from ..model.directory import write_json_atomic
@@ -112,7 +112,7 @@ class MFModel:
         for name in PARAMETERS + state_names(optimizer):
             arrays[name] = np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=np.float32,
                                                      shape=shapes[name])
-        advise_random(*arrays.values())
+        advise_random_if_sparse(*arrays.values())
         implicit = feedback == "implicit"
         meta = {"format_version": IMPLICIT_FORMAT_VERSION if implicit else FORMAT_VERSIONS[optimizer], "kind": KIND,
                 "loss": "mf", "rank": int(rank), "n_users": n_users, "n_items": n_items, "optimizer": optimizer,
@@ -153,7 +153,7 @@ class MFModel:
                 raise MFModelError(f"{f}: holds {arr.dtype}{list(arr.shape)}, expected float32"
                                    f"{list(shapes[name])} (model.json)")
             arrays[name] = arr
-        advise_random(*arrays.values())
+        advise_random_if_sparse(*arrays.values())
         return cls(path, meta, arrays)
 
     # -- properties -------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._fs.access import advise_random
+from .._fs.access import advise_random_if_sparse
 from .._fs.atomic import durable, fsync
 from .._version import __version__
 from ..errors import ConfigError, ModelError
@@ -98,7 +98,7 @@ def _load_array(path: Path, mode: str, shape: tuple, dtype: np.dtype, what: str)
     if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
         raise ModelError(f"{path}: {what} of dtype {getattr(arr, 'dtype', '?')} and shape "
                          f"{getattr(arr, 'shape', '?')}; the model's are {np.dtype(dtype)} and {shape}")
-    advise_random(arr)
+    advise_random_if_sparse(arr)
     return arr
 
 
@@ -122,7 +122,7 @@ def _create_arrays(path: Path, shape: tuple, optimizer: str, loss: str, dtype) -
                  for name in OPTIMIZER_STATE[optimizer]}
     for f in [path / WEIGHTS] + ([] if records is not None else [path / f"{name}.npy" for name in state]):
         _reserve(f)
-    advise_random(weights, *state.values())
+    advise_random_if_sparse(weights, *state.values())
     return weights, state, records
 
 
