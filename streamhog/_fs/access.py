@@ -4,13 +4,13 @@ Training and scoring touch a model's rows in the order of hashed ids or shuffled
 never in file order. By default Linux answers a page fault on a file mapping with
 *readahead*: it also reads in the pages around the faulting one, zero-filling those that
 are holes. In a sparse model file that is almost all waste, and it grew with the file: on
-this project's ext4 VM, 8,000 Criteo rows trained at ``--hash-bits 30`` in 24.8 s against
-2.2 s with ``MADV_RANDOM``, and 20,000 ratings of 10,000 users scattered over a 2^31-row
-factor file in 64 s against 0.8 s, 1.85M zeroed pages filling the page cache
+this project's ext4 VM, 8,000 Criteo rows trained at ``--hash-bits 30`` in 29.3 s against
+2.3 s with ``MADV_RANDOM``, and 20,000 ratings of 10,000 users scattered over a 2^31-row
+factor file in 62 s against 0.8 s, 1.8M zeroed pages filling the page cache
 (benchmarks/sparse_touch.md).
 
 In a file that is mostly data, readahead is what makes a cold read fast: 3M random reads
-over a dense 1 GiB file not in the page cache took 0.96 s with it and 22 s without (one
+over a dense 1 GiB file not in the page cache took 0.84 s with it and 22 s without (one
 4 KiB read a page). So the advice goes to files that are mostly holes (allocated
 below half their size: every new model, and any a stream touched in a small part), and a
 file that training filled keeps the kernel's default when it is next opened.
