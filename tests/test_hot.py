@@ -139,9 +139,12 @@ def test_threads_forced_to_overlap_train_the_serial_model(rng, opt):
 
 def test_threads_widening_one_scale_agree_on_the_largest(rng):
     """normalized: 8 threads forced to overlap each see the hot features at their own scale
-    (block k's values are multiplied by 1 + k): the shared scale of every feature is the
+    (block k's values are multiplied by 1 + k): the shared scale of every hot feature is the
     largest |x| of all the rows, exactly (a maximum published by compare-and-swap; a sum of
-    the threads' widenings would be larger), and the model is as good as a serial run's."""
+    the threads' widenings would be larger), and the model is as good as a serial run's.
+    The cold features widen their scale with plain Hogwild! stores: two threads widening the
+    same rare feature at once may leave the smaller |x| (seen once, in a full-suite run),
+    never a value above the largest."""
     T = 8
     batch = zipf_batch(rng, T * 2000)
     grow = np.repeat(1.0 + np.arange(T), 2000)[np.repeat(np.arange(batch.n_rows), np.diff(batch.indptr))]
@@ -152,7 +155,10 @@ def test_threads_widening_one_scale_agree_on_the_largest(rng):
     got = np.zeros(D, np.float32)
     hogwild = _logloss(batch, *_train(batch, "normalized", hot, threads=T, blocks=T, sync_rows=1024 // T,
                                        sync_change=0.05 / T, scales=got))
-    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got[hot.ids], want[hot.ids])
+    assert np.all(got <= want)
+    cold = np.setdiff1d(np.flatnonzero(want), hot.ids)
+    assert np.mean(got[cold] == want[cold]) >= 0.95, np.flatnonzero(got != want)
     serial = _logloss(batch, *_train(batch, "normalized", blocks=T))
     # Each thread steps at its own scale until it reads the larger one: more spread than the
     # test above (0.643-0.650 against a serial 0.645 in repeated runs, 0.661 once under load).
