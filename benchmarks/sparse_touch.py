@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """First writes scattered over a large sparse model file: what readahead costs, and what
-``MADV_RANDOM`` (streamhog/_fs/access.py, on every model map) saves.
+``MADV_RANDOM`` (streamhog/_fs/access.py, on the maps of model files that are mostly holes)
+saves.
 
-Three parts, each in its own process so one's page cache state does not favour another:
+Four parts, each in its own process so one's page cache state does not favour another:
 
 - ``maps``: a fresh sparse .npy file of ``--rows`` x 16 float32 (2^31 rows: 128 GiB
   apparent), ``--pages`` rows written at random far apart (each its own page), through a
@@ -18,8 +19,9 @@ Three parts, each in its own process so one's page cache state does not favour a
   rows (rank 16, 1 epoch, 2 threads, no holdout), and the user factor file's pages in the
   page cache afterwards.
 
-``--against TREE`` runs ``linear`` and ``mf`` with another checkout's code too (its
-streamhog first on PYTHONPATH), interleaved with this one's: e.g. a ``git worktree`` of the
+``--against TREE`` runs ``linear`` and ``mf`` with another checkout's code too (on
+PYTHONPATH, and the CLI started from that tree: ``python -m`` puts its working directory
+first on sys.path), interleaved with this one's: e.g. a ``git worktree`` of the
 commit before the advice. The kernel's readahead heuristics (it gives up after many misses
 and starts again on hits) make the unadvised cost vary from run to run: see min-max.
 
