@@ -312,7 +312,7 @@ def test_training_mean_against_numpy(tmp_path, weighted, holdout):
 def test_small_data_held_in_memory_trains_exactly_as_streamed(synthetic, tmp_path, monkeypatch, optimizer):
     """Small data is read once and its blocks served from memory in later epochs: one thread
     gives bit for bit the model of a run that streams every epoch from disk."""
-    from streamhog.factorization import trainer
+    from streamhog.factorization import epochs as trainer  # where the held blocks live
 
     runs, default = {}, trainer.HOLD_BYTES
     for hold in (default, 0):

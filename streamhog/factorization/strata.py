@@ -30,7 +30,8 @@ import threading
 import numpy as np
 from numba import njit, types
 
-from .kernels import _GOLDEN, _mix, holdout_offset, is_held, shuffle_in_place
+from ..kernels.atomics import BARRIER_BROKEN, BARRIER_THREADS, barrier_wait
+from .kernels import FAST, _GOLDEN, _mix, _train, holdout_offset, is_held, shuffle_in_place
 
 #: Below this many rows a cell on average, a block is trained by one thread.
 MIN_CELL_ROWS = 64
@@ -128,81 +129,131 @@ def cell_schedule(t: int) -> list[list[int]]:
     return [[j * t + (j + r) % t for j in range(t)] for r in range(t)]
 
 
-class StrataTeam:
-    """T threads (the caller's, the leader, and T - 1 helpers) that train one block's cells
-    together, round by round. ``train(cell, lo, hi)`` shuffles and trains rows out[lo:hi]
-    of the block (cell ``cell``) and returns the kernel's 4 figures."""
+def _cells_kernel_signature(id_type):
+    f32, f64 = types.float32, types.float64
+    ro = lambda dt, nd=1: types.Array(dt, nd, "C", readonly=True)  # noqa: E731
+    rw = lambda dt, nd=1: types.Array(dt, nd, "C")  # noqa: E731
+    return types.boolean(
+        _i64, _i64, _i64, rw(types.int32), ro(_i64), ro(_i64), rw(_i64), rw(f64, 2), _u64, _u64,  # opt .. block_key
+        ro(id_type), ro(id_type), ro(f32), ro(f32), types.boolean,                                # the block's columns
+        rw(f32, 2), rw(f32, 2), rw(f32), rw(f32), rw(f32, 2), rw(f32, 2), rw(f32), rw(f32),        # the model's arrays
+        f64, f64, f64, f64, f64, f64, f64, f64, _u64)  # mu, lr, lr_bias, l2, l2_bias, beta, beta_bias, init_scale, seed
 
-    def __init__(self, threads: int, name: str = "streamhog-mf-strata"):
-        self.t = threads
-        self.rounds = cell_schedule(threads)
-        self.barrier = threading.Barrier(threads)
-        self._job = None
-        self._error: BaseException | None = None
+
+# As kernels.py's training kernels: fastmath FAST (the same arithmetic, so a strata run
+# equals its serial replay through those kernels bit for bit) and no reference counting.
+@njit([_cells_kernel_signature(types.uint32), _cells_kernel_signature(types.uint64)], nogil=True, cache=True,
+      error_model="numpy", fastmath=FAST, _nrt=False)
+def train_cells(opt, j, t, barrier, cells, starts, order, results, epoch, block_key, users, items, ratings, weights,
+                has_weights, P, Q, bu, bi, Pa, Qa, bua, bia, mu, lr, lr_bias, l2, l2_bias, beta, beta_bias, init_scale,
+                seed):
+    """Thread j's part of a block (``cells``, ``starts``: strata_cells'): in round r its cell
+    c = (j, (j + r) mod t), shuffled into ``order`` (shuffle_cell) then trained under rule
+    ``opt`` (kernels._train; results[c]: its 4 figures), and a wait for the other threads at
+    the round's end (the barrier's cells, atomics.barrier_wait). False when the barrier was
+    broken (a thread failed): the block is then incomplete."""
+    for r in range(t):
+        c = j * t + (j + r) % t
+        lo, hi = starts[c], starts[c + 1]
+        if hi > lo:
+            shuffle_cell(seed, epoch, block_key, c, cells[lo:hi], order[lo:hi])
+            res = _train(users, items, ratings, weights, has_weights, order[lo:hi], P, Q, bu, bi, Pa, Qa, bua, bia,
+                         opt, mu, lr, lr_bias, l2, l2_bias, beta, beta_bias, init_scale, seed)
+            results[c, 0], results[c, 1], results[c, 2], results[c, 3] = res
+        else:
+            results[c, 0], results[c, 1], results[c, 2], results[c, 3] = 0.0, 0.0, 0.0, 0.0
+        if not barrier_wait(barrier):
+            return False
+    return True
+
+
+class StrataTeamError(RuntimeError):
+    """A thread of the team stopped before its block was trained."""
+
+
+class StrataTeam:
+    """T threads (the caller's, the leader, and T - 1 helpers kept for the whole run) that
+    train each block's cells together. For a block, the leader wakes the helpers (one
+    ``threading.Barrier`` wait) and every thread makes one nogil call of the cells kernel
+    with its index j; the rounds' barriers are inside those calls (atomics.barrier_wait),
+    and the last one means that every cell is trained when the leader's call returns.
+
+    A thread whose call fails breaks the kernel's barrier, so no other thread waits for it
+    for ever; the leader then raises the first error and the team is not used again."""
+
+    def __init__(self, threads: int, opt: int, name: str = "streamhog-mf-strata"):
+        self.t, self.opt = threads, opt
+        self.barrier = np.zeros(4, np.int32)  # atomics.barrier_wait's cells
+        self.barrier[BARRIER_THREADS] = threads
+        self.wake = threading.Barrier(threads)
         self.results = np.zeros((threads * threads, 4))
+        self._job: tuple | None = None
+        self._error: BaseException | None = None
         self._helpers = [threading.Thread(target=self._helper, args=(j,), name=f"{name}-{j}", daemon=True)
                          for j in range(1, threads)]
         for h in self._helpers:
             h.start()
 
-    def run(self, train, starts: np.ndarray) -> np.ndarray:
-        """Train every cell (``starts``: strata_cells' bounds); returns the per-cell results."""
-        self._job = (train, starts)
-        self.barrier.wait()  # the helpers start
-        self._rounds(0, train, starts)
+    def run(self, args: tuple) -> np.ndarray:
+        """Train one block: ``args`` are train_cells' after (opt, j, t, barrier); returns
+        the per-cell results (cell order)."""
         if self._error is not None:
             raise self._error
+        self._job = args
+        self.wake.wait()  # the helpers start
+        complete = self._call(0, args)
+        if self._error is not None:
+            raise self._error
+        if not complete:
+            raise StrataTeamError("a strata thread stopped before its block was trained")
         return self.results
 
-    def _rounds(self, j: int, train, starts) -> None:
-        for cells in self.rounds:
-            c = cells[j]
-            try:
-                if starts[c + 1] > starts[c]:
-                    self.results[c] = train(c, starts[c], starts[c + 1])
-                else:
-                    self.results[c] = 0.0
-            except BaseException as e:  # noqa: BLE001 - the leader raises it
-                self._error = self._error or e
-            self.barrier.wait()
+    def _call(self, j: int, args: tuple) -> bool:
+        try:
+            return train_cells(self.opt, j, self.t, self.barrier, *args)
+        except BaseException as e:  # noqa: BLE001 - the leader raises it
+            self._error = self._error or e
+            self.barrier[BARRIER_BROKEN] = 1  # the others stop waiting for this thread
+            return False
 
     def _helper(self, j: int) -> None:
-        try:
-            while True:
-                self.barrier.wait()
-                if self._job is None:
-                    return
-                self._rounds(j, *self._job)
-        except threading.BrokenBarrierError:
-            return
+        while True:
+            try:
+                self.wake.wait()
+            except threading.BrokenBarrierError:
+                return
+            if (job := self._job) is None:
+                return
+            self._call(j, job)
 
     def close(self) -> None:
-        """Let the helpers go (also after an error: a broken barrier releases them)."""
+        """Let the helpers go: those waiting for a block, and any waiting inside a call."""
         self._job = None
-        if self._helpers:
-            try:  # the helpers wait at the top of their loop: this releases them
-                self.barrier.wait()
-            except threading.BrokenBarrierError:
-                pass
-            for h in self._helpers:
-                h.join()
+        self.barrier[BARRIER_BROKEN] = 1
+        self.wake.abort()
+        for h in self._helpers:
+            h.join()
 
 
 class StrataConsumer:
     """The one consumer of a strata run (trainer.MFTrainer's, whose block helpers it uses:
     _block_rows, _train_rows, _finish_block): it leads a team of cfg.threads that trains
-    each block's cells round by round, blocks one at a time in the epoch's order. The cut of
-    a block depends on no epoch: it is kept for the blocks of small data held in memory."""
+    each block's cells round by round, blocks one at a time in the epoch's order. The team
+    lives for the whole run (``close`` ends it), not an epoch: starting threads every epoch
+    cost about a millisecond, a tenth of a MovieLens epoch. The cut of a block depends on
+    no epoch: it is kept for the blocks of small data held in memory."""
 
     def __init__(self, trainer):
         self.trainer = trainer
         self.cuts: dict = {}  # block -> (its rows in cell order, the cells' bounds)
+        self.team: StrataTeam | None = None
 
     def consume(self, stream, ctl, epoch: int, lr: float) -> None:
         tr = self.trainer
-        t, exc, team = tr.cfg.threads, None, None
+        t, exc = tr.cfg.threads, None
         try:
-            team = StrataTeam(t)
+            if self.team is None:
+                self.team = StrataTeam(t, tr.optimizer_id)
             starts = np.empty(t * t + 1, np.int64)
             while (batch := stream.next_batch()) is not None:
                 if not ctl.at_block_boundary():
@@ -212,20 +263,21 @@ class StrataConsumer:
                     result = tr._train_rows(batch, tr._block_rows(batch, epoch), lr, epoch)
                 else:
                     tr.held.keep(batch)
-                    key, ep, order = np.uint64(batch.block), np.uint64(epoch), np.empty(kept, np.int64)
-
-                    def train(c, lo, hi, batch=batch, cells=cells, key=key, ep=ep, order=order):
-                        shuffle_cell(tr.seed, ep, key, c, cells[lo:hi], order[lo:hi])
-                        return tr._train_rows(batch, order[lo:hi], lr, epoch)
-
-                    result = tuple(float(x) for x in team.run(train, starts).sum(axis=0))  # cell order: deterministic
+                    order = np.empty(kept, np.int64)
+                    cells_args = (cells, starts, order, self.team.results, np.uint64(epoch), np.uint64(batch.block))
+                    per_cell = self.team.run(cells_args + tr._kernel_args(batch, lr))
+                    result = tuple(float(x) for x in per_cell.sum(axis=0))  # cell order: deterministic
                 tr._finish_block(ctl, batch, epoch, lr, kept, result)
         except BaseException as e:  # noqa: BLE001 - reported by the main thread
             exc = e
+            self.close()  # a failed team is not used again
         finally:
-            if team is not None:
-                team.close()
             ctl.consumer_exit(exc)
+
+    def close(self) -> None:
+        if self.team is not None:
+            self.team.close()
+            self.team = None
 
     def _cut(self, batch, t: int, starts: np.ndarray) -> tuple[np.ndarray, int]:
         """The block's rows in cell order (``starts`` filled with the bounds), and how many."""
@@ -235,6 +287,8 @@ class StrataConsumer:
         tr = self.trainer
         cells = np.empty(batch.n_rows, np.int64)
         kept = strata_cells(batch.users, batch.items, tr.seed, tr.cfg.holdout, batch.row_start, t, cells, starts)
+        cells = cells[:kept]
+        cells.flags.writeable = False
         if tr.held.on:
-            self.cuts[batch.block] = (cells[:kept], starts.copy())
-        return cells[:kept], kept
+            self.cuts[batch.block] = (cells, starts.copy())
+        return cells, kept

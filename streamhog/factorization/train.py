@@ -188,6 +188,9 @@ def _train(model_dir, ds, valid_ds, resume, overwrite, n_users, n_items, checkpo
                         stop_after_blocks=stop_after_blocks, say=say)
     if not resume:
         trainer.checkpoint("running")  # a crash from here on is resumable
-    with stop_gracefully_on_signals(trainer, handle_signals):
-        trainer.run()
+    try:
+        with stop_gracefully_on_signals(trainer, handle_signals):
+            trainer.run()
+    finally:
+        trainer.close()
     return MFModel.open(model_dir)

@@ -19,10 +19,8 @@ for bit. After a crash, the blocks since the record are trained again on factors
 already hold part of their updates (an extra step on those observations, and their squared
 gradients added twice to AdaGrad's sums): noise of the order of those blocks' updates.
 
-Small data (at most HOLD_BYTES of ids, ratings and weights) is read from disk in the first
-epoch only: its blocks, validated as they were read, are kept in memory and later epochs
-hand them to the consumers from a list (_HeldBlocks), without reader threads. The blocks,
-their order and each block's row order are the same, so this changes no result.
+One epoch (epochs.py): its blocks from the stream, or from memory for small data; the
+consumer threads, started once a run; the main thread's watch over them.
 
 Early stopping, as for the linear models: after each epoch the holdout (else ``valid``) is
 scored; the best epoch's arrays are copied aside (copies.py: two alternating slots) and put
@@ -33,20 +31,18 @@ from __future__ import annotations
 
 import math
 import signal
-import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import numpy as np
 
 from ..training.checkpoint import write_checkpoint
-from ..training.control import RunControl
 from ..training.early_stopping import holdout_mask
-from ..errors import DataFormatError, DivergenceError, StreamhogError, TrainingError, TrainingInterrupted
-from ..io.stream import BatchStream, block_order
+from ..errors import DataFormatError, DivergenceError, TrainingError, TrainingInterrupted
 from . import kernels as K
 from .config import MFConfig, MFState, kernel_hyper
 from .copies import BEST, BestEpochCopies
+from .epochs import EpochConsumers, HeldData, MFControl
 from .implicit_kernels import IMPLICIT_KERNELS, negatives_key
 from .model import MFModel
 from .score import RepeatedScorer
@@ -58,74 +54,6 @@ from .strata import StrataConsumer
 EPOCH_CHECKPOINT_S = 10.0
 _EMPTY_F32 = np.zeros(0, np.float32)
 _EMPTY_F32.flags.writeable = False
-#: Data up to this size stays in memory after the first epoch: later epochs then cost no
-#: reads, decoding, checks nor reader threads (about 1 ms an epoch on MovieLens' 80K rows,
-#: where an epoch trains in 10 ms).
-HOLD_BYTES = 64 << 20
-
-
-class _HeldBlocks:
-    """The blocks of an epoch from memory, in ``order``, with BatchStream's consumer side
-    (``next_batch`` from any thread, ``close``)."""
-
-    def __init__(self, held: dict, order: list):
-        self._batches = [held[b] for b in reversed(order)]  # popped from the end: in order
-        self._lock = threading.Lock()
-
-    def next_batch(self):
-        with self._lock:
-            return self._batches.pop() if self._batches else None
-
-    def close(self) -> None:
-        with self._lock:
-            self._batches.clear()
-
-    def __enter__(self) -> "_HeldBlocks":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class _HeldData:
-    """The blocks of small data read so far (block -> batch), kept for the later epochs;
-    nothing when the data is large or one epoch is left."""
-
-    def __init__(self, dataset, epochs_left: int):
-        row_bytes = 2 * max(np.dtype(f.id_type).itemsize for f in dataset.files) + 4 + 4 * dataset.has_weights
-        self.on = epochs_left > 1 and dataset.n_rows * row_bytes <= HOLD_BYTES
-        self.blocks: dict = {}
-        self.n_blocks = dataset.n_blocks
-
-    def keep(self, batch) -> None:
-        if self.on and batch.block not in self.blocks:
-            self.blocks[batch.block] = _held_copy(batch)
-
-    @property
-    def complete(self) -> bool:
-        return self.on and len(self.blocks) == self.n_blocks
-
-
-def _epoch_source(dataset, order: list, cfg: MFConfig, held: _HeldData):
-    """The epoch's blocks: from memory when every block is held, else read by the stream
-    (in order with one consumer)."""
-    if held.complete:
-        return _HeldBlocks(held.blocks, order)
-    ordered = cfg.threads == 1 or cfg.schedule == "strata"  # one consumer: blocks in the epoch's order
-    return BatchStream(dataset, order, readers=cfg.readers, capacity=cfg.capacity, ordered=ordered)
-
-
-def _held_copy(batch):
-    """A batch whose arrays own their memory (not views of the reader's Parquet buffers),
-    read-only as the kernels take them."""
-    arrays = {}
-    for name in ("users", "items", "ratings", "weights"):
-        a = getattr(batch, name)
-        if a is not None:
-            a = np.array(a)
-            a.flags.writeable = False
-        arrays[name] = a
-    return replace(batch, **arrays)
 
 
 class MFTrainingError(TrainingError):
@@ -134,37 +62,6 @@ class MFTrainingError(TrainingError):
 
 class MFDivergenceError(MFTrainingError, DivergenceError):
     """A prediction became NaN or infinite: the step size is too large for the data."""
-
-
-class _Control(RunControl):
-    """training/control.py's RunControl (counters once per block, the blocks done, the
-    pause/stop protocol) for MF's state, which counts ratings, not non-zeros: the step moves
-    with each block done, and the first consumer error is kept for the main thread."""
-
-    def __init__(self, state: MFState, n_consumers: int, stop_after_blocks: int | None):
-        super().__init__(state, n_consumers, stop_after_blocks)
-        self.error: BaseException | None = None
-
-    def block_done(self, block: int, rows: int, loss: float, weight: float) -> bool:
-        """Count a trained block; True when ``stop_after_blocks`` says to stop now."""
-        with self.cond:  # a reentrant lock: RunControl.block_done takes it again
-            self.step += rows
-            return not super().block_done(block, rows, 0, loss, weight)
-
-    def consumer_exit(self, exc: BaseException | None) -> None:
-        with self.cond:
-            if exc is not None and self.error is None:
-                self.error = exc
-            super().consumer_exit(exc)
-
-    def absorb(self, state: MFState, seconds: float) -> None:
-        """Move what the consumers did since the last call into the checkpointable state."""
-        with self.cond:
-            state.done_blocks += self.done
-            self.done = []
-            state.step, state.epoch_rows, state.epoch_loss, state.epoch_weight = (self.step, self.rows, self.loss,
-                                                                                   self.weight)
-        state.epoch_seconds += seconds
 
 
 class _BlockWork:
@@ -180,19 +77,30 @@ class _BlockWork:
                                batch.row_start, held, rows)
         return rows[:kept]
 
-    def _train_rows(self, batch, rows: np.ndarray, lr: float, epoch: int) -> tuple:
-        h, w = self.hyper, batch.weights
-        decay = lr / self.cfg.lr  # lr_decay^epoch, applied to both step sizes
-        w = _EMPTY_F32 if w is None else w
-        args = (rows, *self.arrays, self.state.mu, h["lr"] * decay, h["lr_bias"] * decay, h["l2"], h["l2_bias"],
-                h["beta"], h["beta_bias"], h["init_scale"], self.seed)
-        if self.cfg.implicit:  # the negatives' draws: a function of (seed, epoch, block)
-            key = negatives_key(self.seed, np.uint64(epoch), np.uint64(batch.block))
-            return self.kernel(batch.users, batch.items, w, w is not _EMPTY_F32, *args, self.pool, self.cfg.negatives,
-                               key)
-        return self.kernel(batch.users, batch.items, batch.ratings, w, w is not _EMPTY_F32, *args)
+    def _hyper_args(self, lr: float) -> tuple:
+        """The kernels' arguments after the arrays: mu, the step sizes (lr_decay^epoch
+        applied to both), l2s, betas, init_scale, seed."""
+        h, decay = self.hyper, lr / self.cfg.lr
+        return (self.state.mu, h["lr"] * decay, h["lr_bias"] * decay, h["l2"], h["l2_bias"], h["beta"],
+                h["beta_bias"], h["init_scale"], self.seed)
 
-    def _finish_block(self, ctl: _Control, batch, epoch: int, lr: float, kept: int, result: tuple) -> None:
+    def _kernel_args(self, batch, lr: float) -> tuple:
+        """The explicit kernels' arguments from the block's columns on, the rows aside
+        (strata.py's cells kernels take them in this order)."""
+        w = _EMPTY_F32 if batch.weights is None else batch.weights
+        return (batch.users, batch.items, batch.ratings, w, w is not _EMPTY_F32, *self.arrays,
+                *self._hyper_args(lr))
+
+    def _train_rows(self, batch, rows: np.ndarray, lr: float, epoch: int) -> tuple:
+        if self.cfg.implicit:  # the negatives' draws: a function of (seed, epoch, block)
+            w = _EMPTY_F32 if batch.weights is None else batch.weights
+            key = negatives_key(self.seed, np.uint64(epoch), np.uint64(batch.block))
+            return self.kernel(batch.users, batch.items, w, w is not _EMPTY_F32, rows, *self.arrays,
+                               *self._hyper_args(lr), self.pool, self.cfg.negatives, key)
+        users, items, ratings, w, has_w, *rest = self._kernel_args(batch, lr)
+        return self.kernel(users, items, ratings, w, has_w, rows, *rest)
+
+    def _finish_block(self, ctl: MFControl, batch, epoch: int, lr: float, kept: int, result: tuple) -> None:
         loss, weight, n_bad, n_out = result
         if n_out:
             raise DataFormatError(batch.source, "an id is beyond the model's factor matrices; the block was refused")
@@ -203,7 +111,7 @@ class _BlockWork:
             self.signal_received = self.signal_received or signal.SIGINT  # a clean stop, as on Ctrl-C
 
 
-class MFTrainer(_BlockWork):
+class MFTrainer(_BlockWork, EpochConsumers):
     """Runs (or continues) the epochs of one run on an open model."""
 
     def __init__(self, model: MFModel, dataset, config: MFConfig, state: MFState, *, valid=None,
@@ -212,7 +120,8 @@ class MFTrainer(_BlockWork):
         self.valid, self.checkpoint_every, self.stop_after_blocks = valid, checkpoint_every, stop_after_blocks
         self.say = say or (lambda msg: None)
         kernels = IMPLICIT_KERNELS if config.implicit else K.TRAIN_KERNELS
-        self.kernel = kernels[K.OPTIMIZER_IDS[config.optimizer]]
+        self.optimizer_id = K.OPTIMIZER_IDS[config.optimizer]
+        self.kernel = kernels[self.optimizer_id]
         self.metric = "logloss" if config.implicit else "rmse"  # what early stopping minimizes
         # Implicit feedback's negatives: uniform over the data's items (implicit_kernels.py).
         self.pool = dataset.distinct_ids("item").astype(np.int64) if config.implicit else np.zeros(0, np.int64)
@@ -238,58 +147,10 @@ class MFTrainer(_BlockWork):
         # What early stopping watches: the holdout, else --valid, else nothing.
         self.watched = None if not config.early_stopping else (
             "holdout" if config.holdout else ("valid" if valid is not None else None))
-        self.held = _HeldData(dataset, config.epochs - state.epoch)
+        self.held = HeldData(dataset, config.epochs - state.epoch)
         # One thread: the strata schedule is the Hogwild! one (a 1 x 1 grid: the block's order).
         self.strata = StrataConsumer(self) if config.schedule == "strata" and config.threads > 1 else None
         model.meta.update(mu=state.mu, sigma=state.sigma, rating_range=state.rating_range)  # what scoring uses
-
-    # -- consumers ---------------------------------------------------------------------------
-    def _consume(self, stream, ctl: _Control, epoch: int, lr: float) -> None:
-        """Hogwild!: each consumer trains whole blocks against the shared arrays."""
-        exc = None
-        try:
-            while (batch := stream.next_batch()) is not None:
-                if not ctl.at_block_boundary():
-                    return
-                rows = self._block_rows(batch, epoch)
-                self._finish_block(ctl, batch, epoch, lr, len(rows), self._train_rows(batch, rows, lr, epoch))
-        except BaseException as e:  # noqa: BLE001 - reported by the main thread
-            exc = e
-        finally:
-            ctl.consumer_exit(exc)
-
-    # -- one epoch ---------------------------------------------------------------------------
-    def _run_epoch(self, ctl: _Control) -> bool:
-        """Train the blocks of the current epoch not yet done; False if stopped early."""
-        cfg, st, ds = self.cfg, self.state, self.dataset
-        epoch, lr = st.epoch, cfg.epoch_lr(st.epoch)
-        done = set(st.done_blocks)
-        order = [b for b in block_order(ds.n_blocks, epoch=epoch, seed=cfg.seed).tolist() if b not in done]
-        start = time.perf_counter()
-        with _epoch_source(ds, order, cfg, self.held) as stream:
-            target, n = (self.strata.consume, 1) if self.strata else (self._consume, cfg.threads)
-            consumers = [threading.Thread(target=target, args=(stream, ctl, epoch, lr),
-                                          name=f"streamhog-mf-train-{i}", daemon=True) for i in range(n)]
-            for t in consumers:
-                t.start()
-            poll = min(0.2, self.checkpoint_every or 0.2)
-            while alive := [t for t in consumers if t.is_alive()]:
-                alive[0].join(poll)
-                if self.signal_received is not None and not ctl.stopping:
-                    ctl.stop()  # consumers finish the block in hand; the rest stays for the resume
-                    stream.close()
-                elif (self.checkpoint_every is not None and not ctl.stopping
-                      and time.monotonic() - self._last_checkpoint >= self.checkpoint_every):
-                    ctl.pause()
-                    if not ctl.stopping:
-                        ctl.absorb(st, time.perf_counter() - start)
-                        start = time.perf_counter()
-                        self.checkpoint("running")
-                    ctl.resume()
-        if ctl.error is not None:
-            raise ctl.error
-        ctl.absorb(st, time.perf_counter() - start)
-        return len(st.done_blocks) == ds.n_blocks
 
     # -- the run -----------------------------------------------------------------------------
     def run(self) -> list:
@@ -304,7 +165,7 @@ class MFTrainer(_BlockWork):
             self._save_best()
             self.checkpoint("running")
         while st.epoch < cfg.epochs and not st.stopped_early:
-            ctl = _Control(st, 1 if self.strata else cfg.threads, self.stop_after_blocks)
+            ctl = MFControl(st, 1 if self.strata else cfg.threads, self.stop_after_blocks)
             try:
                 complete = self._run_epoch(ctl)
             except MFDivergenceError:
@@ -396,6 +257,12 @@ class MFTrainer(_BlockWork):
         self._last_checkpoint = time.monotonic()
         self.best.after_record(st.best_slot)
         return record
+
+    def close(self) -> None:
+        """End the run's threads: the consumers, the strata team's helpers."""
+        self.close_consumers()
+        if self.strata is not None:
+            self.strata.close()
 
     def _interrupted(self) -> TrainingInterrupted:
         st, signum = self.state, self.signal_received or signal.SIGINT

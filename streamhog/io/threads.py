@@ -1,4 +1,4 @@
-"""The two thread patterns of streamhog, each written once.
+"""The thread patterns of streamhog, each written once.
 
 :class:`Workers` — N threads work through the batches of a :class:`~streamhog.io.stream.BatchStream`
 (training consumers, scoring consumers). The calling thread starts them, polls (training
@@ -11,6 +11,12 @@ is left running.
 the caller iterates (gensim's job queue): the producer waits while the buffer is full and
 wakes on room or on close, never polling; its exception is raised in the caller, after the
 items produced before it; closing the iterator stops it.
+
+:class:`StandingThreads` — N threads started once for a run that each call the same
+function once per job (an epoch's consumers of factorization training), so a run of many
+short epochs does not start threads every epoch. The caller starts a job and waits for it
+with a timeout (to answer signals and checkpoint timers meanwhile); the function reports
+its own errors (it must not raise).
 
 Also the default thread counts (one per core).
 """
@@ -176,3 +182,53 @@ class Producer:
             self._cond.notify_all()
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+
+class StandingThreads:
+    """N threads kept for a run; ``start(target, args)`` has each call ``target(*args)``
+    once, ``wait(timeout)`` tells whether all have returned (see the module docstring).
+    ``close`` ends the threads once the job in hand is done."""
+
+    def __init__(self, n: int, *, name: str):
+        self._cond = threading.Condition()
+        self._job: tuple | None = None
+        self._jobs = 0  # jobs started so far: a thread runs each one once
+        self._running = 0
+        self._closed = False
+        self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True) for i in range(n)]
+        for t in self._threads:
+            t.start()
+
+    def start(self, target: Callable, args: tuple) -> None:
+        with self._cond:
+            if self._running:
+                raise RuntimeError("the previous job is still running")
+            self._job, self._jobs, self._running = (target, args), self._jobs + 1, len(self._threads)
+            self._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once every thread has returned from the job (else False after ``timeout`` s)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._running == 0, timeout)
+
+    def _loop(self) -> None:
+        done = 0
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or self._jobs != done)
+                if self._closed:
+                    return
+                done, (target, args) = self._jobs, self._job
+            try:
+                target(*args)
+            finally:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join()

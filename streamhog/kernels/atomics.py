@@ -10,7 +10,12 @@ numba has no locks or atomics in nopython mode. The training kernels need three 
 * ``publish_max_entry``: the same for an entry that is a running maximum (the normalized
   rule's feature scales): the shared value becomes the larger of the two, never a sum;
 * ``gate_wait``: a test hook that holds every block of a call at a rendezvous right after it
-  read the shared values, which makes T blocks overlap deterministically.
+  read the shared values, which makes T blocks overlap deterministically;
+* ``barrier_wait``: a barrier between the rounds of threads that train together inside
+  their nogil calls (factorization/strata.py), with no trip through Python and the GIL:
+  on MovieLens a round lasts about 0.2 ms, and a ``threading.Barrier`` took a large part
+  of that. Waiters spin, then yield the core (sched_yield), so threads that outnumber the
+  cores still make progress.
 """
 from __future__ import annotations
 
@@ -75,6 +80,51 @@ def atomic_load(typingctx, cells, index):
         return builder.load_atomic(ptr, "acquire", width)
 
     return sig, codegen
+
+
+@intrinsic
+def yield_cpu(typingctx):
+    """sched_yield(2): give the core to another runnable thread."""
+    sig = types.int32()
+
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+        return builder.call(fn, [])
+
+    return sig, codegen
+
+
+#: The cells of a barrier_wait barrier (an int32 array): threads arrived in this round, the
+#: round's number, the number of threads, broken (non-zero: every wait returns False).
+BARRIER_ARRIVED, BARRIER_ROUND, BARRIER_THREADS, BARRIER_BROKEN = 0, 1, 2, 3
+#: Loads of the round's number a waiter makes between two sched_yield calls.
+SPINS_BEFORE_YIELD = 64
+
+
+@njit(inline="always", cache=True)
+def barrier_wait(cells):
+    """Wait until ``cells[BARRIER_THREADS]`` threads have called this (a round of the
+    barrier); False (at once, or while waiting) once the barrier is broken. The last to
+    arrive resets the count before it moves the round on, so a thread that leaves and
+    arrives again counts in the next round."""
+    round_ = atomic_load(cells, BARRIER_ROUND)
+    while True:
+        cur = atomic_load(cells, BARRIER_ARRIVED)
+        if _compare_and_swap_int32(cells, BARRIER_ARRIVED, cur, types.int32(cur + 1)) == cur:
+            break
+    if cur + 1 == cells[BARRIER_THREADS]:
+        _compare_and_swap_int32(cells, BARRIER_ARRIVED, types.int32(cur + 1), types.int32(0))
+        _compare_and_swap_int32(cells, BARRIER_ROUND, round_, types.int32(round_ + 1))
+    else:
+        spins = 0
+        while atomic_load(cells, BARRIER_ROUND) == round_:
+            if atomic_load(cells, BARRIER_BROKEN) != 0:
+                return False
+            spins += 1
+            if spins == SPINS_BEFORE_YIELD:
+                spins = 0
+                yield_cpu()
+    return atomic_load(cells, BARRIER_BROKEN) == 0
 
 
 @njit(inline="always", cache=True)
