@@ -171,7 +171,7 @@ def run_kernel(a) -> dict:
         state = (np.zeros((0, a.rank), np.float32),) * 2 + (np.zeros(0, np.float32),) * 2
     kernel = K.TRAIN_KERNELS[K.OPTIMIZER_IDS[cfg.optimizer]]
     empty = np.zeros(0, np.float32)
-    seconds, cpu_seconds, ratings, cuts = 0.0, 0.0, 0, {}
+    seconds, cpu_seconds, ratings, cuts, team = 0.0, 0.0, 0, {}, None
     for epoch in range(a.epochs):
         order = block_order(ds.n_blocks, epoch=epoch, seed=0).tolist()
         rows = {}
@@ -202,23 +202,20 @@ def run_kernel(a) -> dict:
             # The trainer's stratified schedule: the blocks one at a time, each cut into the
             # threads' grid of cells (in the first epoch) and each cell shuffled (timed, unlike
             # the Hogwild! row orders above: they are part of the schedule's cost), trained by
-            # the team round by round. CPU: the process's (the team's threads and this one).
+            # the team (started once, as the trainer's stands for the run), each thread's
+            # rounds in one nogil call. CPU: the process's (the team's threads and this one).
             start, cpu0 = time.perf_counter(), time.process_time()
-            team = S.StrataTeam(a.threads)
+            if team is None:
+                team = S.StrataTeam(a.threads, K.OPTIMIZER_IDS[cfg.optimizer])
             for b in order:
                 x = blocks[b]
                 if b not in cuts:  # cut in the first epoch, kept: as the trainer does for data in memory
                     cuts[b] = (np.empty(x.n_rows, np.int64), np.empty(a.threads ** 2 + 1, np.int64))
                     S.strata_cells(x.users, x.items, np.uint64(0), 0.0, x.row_start, a.threads, *cuts[b])
                 cells, starts = cuts[b]
-                rows_b = np.empty(x.n_rows, np.int64)
-
-                def cell(c, lo, hi, b=b, cells=cells, rows_b=rows_b):
-                    S.shuffle_cell(np.uint64(0), np.uint64(epoch), np.uint64(b), c, cells[lo:hi], rows_b[lo:hi])
-                    return train(b, rows_b[lo:hi])
-
-                team.run(cell, starts)
-            team.close()
+                team.run((cells, starts, np.empty(x.n_rows, np.int64), team.results, np.uint64(epoch), np.uint64(b),
+                          x.users, x.items, x.ratings, empty, False, P, Q, bu, bi, *state, mu, h["lr"], h["lr_bias"],
+                          h["l2"], h["l2_bias"], h["beta"], h["beta_bias"], h["init_scale"], np.uint64(0)))
             seconds += time.perf_counter() - start
             cpu_seconds += time.process_time() - cpu0
             ratings += ds.n_rows
@@ -232,6 +229,8 @@ def run_kernel(a) -> dict:
         seconds += time.perf_counter() - start
         cpu_seconds += sum(cpu)
         ratings += ds.n_rows
+    if team is not None:
+        team.close()
     return {"seconds": seconds, "ratings": ratings, "cpu_seconds": cpu_seconds}
 
 
