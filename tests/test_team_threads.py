@@ -103,6 +103,21 @@ def test_standing_threads_run_each_job_once_per_thread_and_close():
     assert not [t for t in threading.enumerate() if t.name.startswith("test-standing-")]
 
 
+def test_an_error_escaping_a_standing_job_is_raised_by_wait_and_the_threads_stay():
+    def job(fail):
+        if fail and threading.current_thread().name.endswith("-1"):
+            raise KeyError("thread 1")
+
+    pool = StandingThreads(3, name="test-escape")
+    pool.start(job, (True,))
+    with pytest.raises(KeyError, match="thread 1"):
+        pool.wait(10)
+    pool.start(job, (False,))  # every thread still takes the next job
+    assert pool.wait(10)
+    pool.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("test-escape-")]
+
+
 def test_a_failing_strata_thread_neither_hangs_the_team_nor_goes_unreported(monkeypatch):
     def kernel(opt, j, t, barrier, *args):
         if j == 2:

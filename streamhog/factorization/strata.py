@@ -18,6 +18,12 @@ one thread training the cells round 0's first, then round 1's, ... bit for bit, 
 the threads' timing (tests/test_mf_strata.py: 8 threads on 2 cores). The per-cell losses
 are summed in cell order, so the epoch figures are deterministic too.
 
+Each thread's part of a block is one nogil call (train_cells: its cells, round by round,
+shuffles included), and the rounds meet at a barrier inside those calls
+(kernels/atomics.barrier_wait): a MovieLens round lasts about 0.2 ms, and a Python barrier
+and a call per cell took a large part of it (benchmarks/mf_schedule.md, Run E: strata end to
+end 1.21-1.27x faster on MovieLens). The team's threads stand for the whole run.
+
 Blocks are trained one at a time, in the epoch's order (the stream is ordered), so a run
 is deterministic for a seed and a thread count, and a resume after a clean stop is exact.
 A block too small to share (fewer than MIN_CELL_ROWS rows a cell on average) is trained by

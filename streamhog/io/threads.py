@@ -15,8 +15,9 @@ items produced before it; closing the iterator stops it.
 :class:`StandingThreads` — N threads started once for a run that each call the same
 function once per job (an epoch's consumers of factorization training), so a run of many
 short epochs does not start threads every epoch. The caller starts a job and waits for it
-with a timeout (to answer signals and checkpoint timers meanwhile); the function reports
-its own errors (it must not raise).
+with a timeout (to answer signals and checkpoint timers meanwhile). The function should
+report its own errors; one that escapes it is raised by ``wait`` once every thread is done,
+and the thread stays for the next job.
 
 Also the default thread counts (one per core).
 """
@@ -195,6 +196,7 @@ class StandingThreads:
         self._jobs = 0  # jobs started so far: a thread runs each one once
         self._running = 0
         self._closed = False
+        self._error: BaseException | None = None  # the first that escaped the job's function
         self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True) for i in range(n)]
         for t in self._threads:
             t.start()
@@ -207,9 +209,15 @@ class StandingThreads:
             self._cond.notify_all()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """True once every thread has returned from the job (else False after ``timeout`` s)."""
+        """True once every thread has returned from the job (else False after ``timeout`` s);
+        raises what escaped the function in any thread."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._running == 0, timeout)
+            if not self._cond.wait_for(lambda: self._running == 0, timeout):
+                return False
+            error, self._error = self._error, None
+        if error is not None:
+            raise error
+        return True
 
     def _loop(self) -> None:
         done = 0
@@ -219,12 +227,15 @@ class StandingThreads:
                 if self._closed:
                     return
                 done, (target, args) = self._jobs, self._job
+            error = None
             try:
                 target(*args)
-            finally:
-                with self._cond:
-                    self._running -= 1
-                    self._cond.notify_all()
+            except BaseException as e:  # noqa: BLE001 - raised by wait(); the thread stays
+                error = e
+            with self._cond:
+                self._error = self._error or error
+                self._running -= 1
+                self._cond.notify_all()
 
     def close(self) -> None:
         with self._cond:
