@@ -3,11 +3,13 @@
 scikit-surprise's SVD at rank 100 and 20 epochs, the >= 5x target is missed).
 
 For ``train_mf(TRAIN, rank R, epochs E, no holdout, no early stopping, T threads)`` (the
-benchmark's fixed-settings run), medians over ``--repeats`` runs after a warm-up:
+benchmark's fixed-settings run; ``--optimizer``, ``--schedule`` as train_mf's), medians over
+``--repeats`` runs after a warm-up:
 
 - the whole call, and the trainer's epoch clock: the first epoch, the later ones;
 - from a profile of the calling thread (other runs: the profiler slows Python): the
-  checkpoints' msync of the factor files, and starting the consumer threads (once an epoch);
+  checkpoints' msync of the factor files, and starting threads (the consumers and strata's
+  helpers: once a run since a6b10c1, once an epoch before);
 - the kernel alone: the same ratings in memory, one thread, each block's rows shuffled as the
   trainer does, arrays already touched (the steady state), ns per rating;
 - the first touch of a page: the factor pages this data writes, in a fresh sparse ``.npy``
@@ -15,6 +17,7 @@ benchmark's fixed-settings run), medians over ``--repeats`` runs after a warm-up
 - scikit-surprise's ``fit`` on the same ratings (when it is installed), for the budget.
 
     python benchmarks/mf_breakdown.py [TRAIN.parquet] [--rank 100] [--epochs 20] [--threads 2]
+        [--optimizer sgd] [--schedule strata]
 
 TRAIN defaults to benchmarks/factorization.py's MovieLens split. Prints a Markdown table.
 """
@@ -47,10 +50,10 @@ def _profiled_seconds(stats: pstats.Stats, name: str) -> float:
     return sum(v[3] for (file, line, fn), v in stats.stats.items() if name in f"{file}:{fn}")
 
 
-def whole_runs(train: Path, work: Path, rank: int, epochs: int, threads: int, repeats: int) -> dict:
+def whole_runs(train: Path, work: Path, rank: int, epochs: int, threads: int, repeats: int, **hyper) -> dict:
     from streamhog.factorization import train_mf
 
-    opts = dict(rank=rank, epochs=epochs, threads=threads, holdout=0.0, early_stopping=0)
+    opts = dict(rank=rank, epochs=epochs, threads=threads, holdout=0.0, early_stopping=0, **hyper)
     train_mf(train, work / "warm", **{**opts, "epochs": 1})  # numba's cache loaded, files in the page cache
     rows = []
     for r in range(repeats):  # unprofiled: the clocks; then profiled: the parts (the profiler slows Python)
@@ -75,8 +78,9 @@ def whole_runs(train: Path, work: Path, rank: int, epochs: int, threads: int, re
     return {k: statistics.median(x[k] for x in rows) for k in rows[0]}
 
 
-def kernel_alone(train: Path, rank: int, epochs: int) -> float:
-    """Steady-state ns per rating of the default optimizer's kernel, one thread, in memory."""
+def kernel_alone(train: Path, rank: int, epochs: int, optimizer: str | None = None) -> float:
+    """Steady-state ns per rating of the optimizer's kernel (default: the default's), one
+    thread, in memory."""
     from streamhog.factorization import InteractionDataset, MFConfig
     from streamhog.factorization import kernels as K
     from streamhog.factorization.config import kernel_hyper
@@ -85,12 +89,13 @@ def kernel_alone(train: Path, rank: int, epochs: int) -> float:
     reader = ds.open_reader()
     blocks = [reader.read(b) for b in range(ds.n_blocks)]
     reader.close()
-    cfg = MFConfig(rank=rank, holdout=0.0).resolved()
+    cfg = MFConfig(rank=rank, holdout=0.0, **({"optimizer": optimizer} if optimizer else {})).resolved()
     r = np.concatenate([b.ratings for b in blocks]).astype(np.float64)
     h = kernel_hyper(cfg, float(r.std()))
     P, Q = zeros64((ds.n_users, rank)), zeros64((ds.n_items, rank))
     bu, bi = zeros64((ds.n_users,)), zeros64((ds.n_items,))
-    state = (zeros64((ds.n_users, 1)), zeros64((ds.n_items, 1)), zeros64(bu.shape), zeros64(bi.shape))
+    width = rank if cfg.optimizer == "adagrad" else 1  # rowwise-adagrad: one sum per row; sgd reads none
+    state = (zeros64((ds.n_users, width)), zeros64((ds.n_items, width)), zeros64(bu.shape), zeros64(bi.shape))
     kernel = K.TRAIN_KERNELS[K.OPTIMIZER_IDS[cfg.optimizer]]
     empty = np.zeros(0, np.float32)
     empty.flags.writeable = False
@@ -161,20 +166,23 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--optimizer", help="default: the default optimizer")
+    ap.add_argument("--schedule", help="default: the optimizer's default schedule")
     ap.add_argument("--workdir", type=Path, default=HERE / "output")
     a = ap.parse_args(argv)
+    hyper = {k: v for k, v in (("optimizer", a.optimizer), ("schedule", a.schedule)) if v}
     a.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="mf-breakdown-", dir=a.workdir))
     try:
-        w = whole_runs(a.train, work, a.rank, a.epochs, a.threads, a.repeats)
-        k = kernel_alone(a.train, a.rank, a.epochs)
+        w = whole_runs(a.train, work, a.rank, a.epochs, a.threads, a.repeats, **hyper)
+        k = kernel_alone(a.train, a.rank, a.epochs, a.optimizer)
         t = first_touch(a.train, work, a.rank, a.repeats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     s = surprise_fit(a.train, a.rank, a.epochs, min(a.repeats, 3))
     n = w["ratings"] / a.epochs
     print(f"`python benchmarks/mf_breakdown.py {a.train} --rank {a.rank} --epochs {a.epochs} --threads {a.threads} "
-          f"--repeats {a.repeats}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores; "
+          f"--repeats {a.repeats}{''.join(f' --{k} {v}' for k, v in hyper.items())}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores; "
           f"{n:,.0f} ratings an epoch; medians of {a.repeats}\n")
     print("| part | ms | note |\n|---|---:|---|")
     print(f"| the whole train_mf call, {a.threads} threads | {w['total'] * 1e3:.1f} | "
@@ -182,8 +190,8 @@ def main(argv=None) -> int:
     print(f"| its epochs (trainer's clock) | {w['epochs'] * 1e3:.1f} | first {w['first'] * 1e3:.1f}, "
           f"later {w['later'] * 1e3:.2f} each ({w['later'] / n * 1e9:.0f} ns a rating) |")
     print(f"| checkpoints' msync of the factor files | {w['msync'] * 1e3:.1f} | profiled |")
-    print(f"| starting consumer threads (in the epochs' clock) | {w['thread_start'] * 1e3:.1f} | "
-          f"{a.epochs} epochs x {a.threads}, profiled |")
+    print(f"| starting threads (in the epochs' clock) | {w['thread_start'] * 1e3:.1f} | "
+          f"consumers and strata's helpers, once a run; profiled |")
     print(f"| the rest (data, mean pass, files, scoring) | "
           f"{(w['total'] - w['epochs'] - w['msync']) * 1e3:.1f} | |")
     print(f"| kernel alone, 1 thread, in memory, steady state | {k * n * a.epochs / 1e6:.1f} | {k:.0f} ns a rating, "
