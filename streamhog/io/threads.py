@@ -232,9 +232,12 @@ class StandingThreads:
                 target(*args)
             except BaseException as e:  # noqa: BLE001 - raised by wait(); the thread stays
                 error = e
+            target = args = None  # the job's objects (an epoch's stream) are not kept till the next
             with self._cond:
                 self._error = self._error or error
                 self._running -= 1
+                if not self._running:  # every thread has taken and done the job
+                    self._job = None
                 self._cond.notify_all()
 
     def close(self) -> None:
