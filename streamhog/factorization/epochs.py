@@ -9,8 +9,9 @@ thread's watch over them.
   changes no result. Larger data streams through io/stream.py's BatchStream every epoch.
 - **Consumers.** Started once a run (io/threads.py's StandingThreads) and given each
   epoch's work: starting them every epoch cost about a millisecond an epoch (on MovieLens
-  at rank 100, 27 ms of a 208 ms call: benchmarks/mf_breakdown.md). Hogwild!: each consumer trains whole blocks against the shared arrays;
-  strata: one consumer leads strata.py's team.
+  at rank 100, 27 ms of a 208 ms call: benchmarks/mf_breakdown.md). Hogwild!: each
+  consumer trains whole blocks against the shared arrays; strata: one consumer leads
+  strata.py's team.
 - **Control.** MFControl: the counters, the blocks done and the pause/stop protocol
   (training/control.py's RunControl, counting ratings).
 - **Watch.** The main thread waits for the consumers and meanwhile answers signals (stop at
