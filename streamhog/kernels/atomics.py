@@ -82,6 +82,15 @@ def atomic_load(typingctx, cells, index):
     return sig, codegen
 
 
+@njit(inline="always", cache=True)
+def _increment_int32(cells, index):
+    """cells[index] += 1, atomically (a compare-and-swap loop); returns the value before."""
+    while True:
+        cur = atomic_load(cells, index)
+        if _compare_and_swap_int32(cells, index, cur, types.int32(cur + 1)) == cur:
+            return cur
+
+
 @intrinsic
 def yield_cpu(typingctx):
     """sched_yield(2): give the core to another runnable thread."""
@@ -108,10 +117,7 @@ def barrier_wait(cells):
     arrive resets the count before it moves the round on, so a thread that leaves and
     arrives again counts in the next round."""
     round_ = atomic_load(cells, BARRIER_ROUND)
-    while True:
-        cur = atomic_load(cells, BARRIER_ARRIVED)
-        if _compare_and_swap_int32(cells, BARRIER_ARRIVED, cur, types.int32(cur + 1)) == cur:
-            break
+    cur = _increment_int32(cells, BARRIER_ARRIVED)
     if cur + 1 == cells[BARRIER_THREADS]:
         _compare_and_swap_int32(cells, BARRIER_ARRIVED, types.int32(cur + 1), types.int32(0))
         _compare_and_swap_int32(cells, BARRIER_ROUND, round_, types.int32(round_ + 1))
@@ -212,10 +218,7 @@ def gate_wait(cells):
     T have; with the lock cell alone it returns at once."""
     if cells.shape[0] < 3:
         return
-    while True:  # arrive: cells[1] += 1, atomically
-        cur = atomic_load(cells, 1)
-        if _compare_and_swap_int32(cells, 1, cur, types.int32(cur + 1)) == cur:
-            break
+    _increment_int32(cells, 1)  # arrive
     target = cells[2]
     while atomic_load(cells, 1) < target:
         pass
