@@ -312,19 +312,19 @@ def test_training_mean_against_numpy(tmp_path, weighted, holdout):
 def test_small_data_held_in_memory_trains_exactly_as_streamed(synthetic, tmp_path, monkeypatch, optimizer):
     """Small data is read once and its blocks served from memory in later epochs: one thread
     gives bit for bit the model of a run that streams every epoch from disk."""
-    from streamhog.factorization import epochs as trainer  # where the held blocks live
+    from streamhog.factorization import epochs  # where the held blocks live
 
-    runs, default = {}, trainer.HOLD_BYTES
+    runs, default = {}, epochs.HOLD_BYTES
     for hold in (default, 0):
-        monkeypatch.setattr(trainer, "HOLD_BYTES", hold)
+        monkeypatch.setattr(epochs, "HOLD_BYTES", hold)
         seen = []
-        real = trainer._HeldBlocks.__init__
+        real = epochs._HeldBlocks.__init__
 
         def spy(self, held, order, real=real, seen=seen):
             seen.append(len(order))
             real(self, held, order)
 
-        monkeypatch.setattr(trainer._HeldBlocks, "__init__", spy)
+        monkeypatch.setattr(epochs._HeldBlocks, "__init__", spy)
         model = train_mf(synthetic / "train.parquet", tmp_path / f"m{hold}", rank=6, epochs=4, threads=1, holdout=0.2,
                          optimizer=optimizer)
         runs[hold] = (model, seen)
