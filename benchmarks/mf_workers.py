@@ -6,6 +6,7 @@ its timed section (the fit, or streamhog's whole train_mf call), the ratings it 
 and the test RMSE.
 
     python benchmarks/mf_workers.py streamhog TRAIN TEST --rank 100 --epochs 20 --threads 2 --fixed
+    python benchmarks/mf_workers.py estimator TRAIN TEST --rank 100 --epochs 20 --threads 2 --fixed
     python benchmarks/mf_workers.py surprise TRAIN TEST --rank 100 --epochs 20 --seed 0 [--limit N]
     python benchmarks/mf_workers.py libmf TRAIN TEST --rank 100 --epochs 20 --threads 2
     python benchmarks/mf_workers.py kernel TRAIN --rank 32 --epochs 1 --threads 2 [--schedule strata]
@@ -88,6 +89,31 @@ def run_streamhog(a) -> dict:
                 "kernel_seconds": sum(h["seconds"] for h in model.history), "rank": model.rank}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def run_estimator(a) -> dict:
+    """streamhog.sklearn.HogwildRecommender: ``fit`` on arrays in memory (the data loaded
+    first, as Surprise's Trainset is built before its timed fit), its model temporary."""
+    from streamhog.sklearn import HogwildRecommender
+
+    opts = {"threads": a.threads}
+    for name in ("rank", "epochs", "optimizer", "schedule", "seed"):
+        if getattr(a, name):
+            opts[name] = getattr(a, name)
+    if a.fixed:
+        opts.update(holdout=0.0, early_stopping=0)
+    u, i, r = load(a.train)
+    X = np.c_[u, i]
+    rng = np.random.default_rng(0)  # start-up excluded, as run_streamhog's tiny run
+    HogwildRecommender(**{**opts, "epochs": 1}).fit(rng.integers(0, 50, (1000, 2)), rng.integers(1, 6, 1000))
+    start, cpu = time.perf_counter(), time.process_time()
+    est = HogwildRecommender(**opts).fit(X, r)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    ut, it, rt = load(a.test)
+    history = est.history_
+    return {"seconds": seconds, "cpu_seconds": cpu, "ratings": sum(h["examples"] for h in history),
+            "test_rmse": rmse(est.predict(np.c_[ut, it]), rt), "epochs": len(history),
+            "in_memory": str(est.model_path_).startswith("/dev/shm/")}
 
 
 def run_surprise(a) -> dict:
@@ -252,7 +278,7 @@ def run_bigmodel(a) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("kind", choices=("streamhog", "surprise", "libmf", "kernel", "bigmodel"))
+    p.add_argument("kind", choices=("streamhog", "estimator", "surprise", "libmf", "kernel", "bigmodel"))
     p.add_argument("train")
     p.add_argument("test", nargs="?")
     p.add_argument("--rank", type=int, default=0)
@@ -260,7 +286,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--optimizer")
     p.add_argument("--schedule", choices=("hogwild", "strata"), help="streamhog, kernel: how threads share blocks")
-    p.add_argument("--fixed", action="store_true", help="streamhog: no holdout, no early stopping")
+    p.add_argument("--fixed", action="store_true", help="streamhog, estimator: no holdout, no early stopping")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="surprise: the first N training rows only")
     p.add_argument("--n-users", type=int)

@@ -1,4 +1,5 @@
-"""scikit-learn estimators: :class:`HogwildClassifier` and :class:`HogwildRegressor`.
+"""scikit-learn estimators: :class:`HogwildClassifier` and :class:`HogwildRegressor`, and
+:class:`HogwildRecommender` (matrix factorization of (user, item) pairs and ratings).
 
 Lock-free Hogwild! SGD behind scikit-learn's API: ``fit`` (NumPy arrays, scipy.sparse
 matrices, or a Parquet/Zarr dataset path or URL, streamed out of core), ``partial_fit`` (one
@@ -22,6 +23,7 @@ live in ``streamhog/_sklearn/``; docs/api.md has examples. Needs the ``sklearn``
 from __future__ import annotations
 
 from ._sklearn.classifier import HogwildClassifier
+from ._sklearn.recommender import HogwildRecommender
 from ._sklearn.regressor import HogwildRegressor
 
-__all__ = ["HogwildClassifier", "HogwildRegressor"]
+__all__ = ["HogwildClassifier", "HogwildRecommender", "HogwildRegressor"]

@@ -26,7 +26,7 @@ from ..model.inference import predict
 from ..training.config import TrainConfig
 from ..training.incremental import train_pass
 from ..training.job import train
-from .home import CarriedByValue, ModelHome
+from .home import CarriedByValue, ModelHome, new_home
 from .inputs import check_options, is_dataset, sample_weights
 
 #: TrainConfig's fields: the hyper-parameters of the command line, constructor arguments here
@@ -164,14 +164,7 @@ class HogwildEstimator(CarriedByValue, BaseEstimator):
         return InMemoryData(Xv, self._known_targets(yv))
 
     def _new_home(self) -> ModelHome:
-        if self.model_dir is None:
-            return ModelHome.temporary_dir()
-        old = getattr(self, "_home", None)
-        ours = old is not None and old.created and os.path.abspath(old.path) == os.path.abspath(self.model_dir)
-        home = ModelHome.user_dir(self.model_dir, replace=self.overwrite or ours)
-        if ours:  # its files are gone: nothing fitted until the new fit succeeds
-            del self._home, self._model
-        return home
+        return new_home(self)
 
     def _forget_inputs(self, n_features: int) -> None:
         """Fitting a dataset: its dimension is the input's, and it has no column names."""

@@ -8,6 +8,15 @@ estimator: removed when the estimator is garbage-collected, or when the process 
 writes of a temporary model skip fsync/msync (``_fs.atomic.scratch_writes``): a crash loses
 such a directory whatever was synced, and the syncs were most of a small fit's time.
 
+A temporary home whose caller gives its size (the factorization estimator: its arrays'
+full, dense size) goes to memory (:data:`MEMORY_DIR`, a tmpfs) when that size is at most
+:data:`MEMORY_SHARE` of the memory available and of the tmpfs' free space, and ``$TMPDIR``
+is not set: on ext4, a fresh sparse file's first write to a page costs about 7 us (the
+block's allocation), and the pages of 20 MovieLens epochs' factors took a third of the call
+(benchmarks/mf_breakdown.md). Its name carries the process id: a process killed before it
+removed its home leaves it in memory, and the next temporary home made on the machine
+removes those of processes no longer running (never a live one's).
+
 Pickling (``pickle``, ``joblib.dump``, ``copy.deepcopy``, process pools) carries the model's
 arrays, ``model.json`` and the checkpoint record by value — never a memory map or a path —
 up to the estimator's ``pickle_limit`` bytes of arrays (1 GiB by default); unpickling writes them into a new temporary
@@ -19,6 +28,8 @@ it with ``load``.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shutil
 import tempfile
 import weakref
@@ -26,11 +37,70 @@ from pathlib import Path
 
 import numpy as np
 
-from .._fs.atomic import scratch_writes
+from .._fs.atomic import process_alive, scratch_writes
 from ..errors import ModelTooLargeError, OutputExistsError
 from ..io.formats.storage import local_model_dir
 from ..model.directory import META, Model, write_json_atomic
 from ..training.checkpoint import has_checkpoint, read_checkpoint, write_checkpoint
+
+#: Where a small temporary model lives (a tmpfs: RAM, no block allocation, msync a no-op).
+MEMORY_DIR = Path("/dev/shm")
+#: The largest share of the available memory, and of MEMORY_DIR's free space, a temporary
+#: model given its size may take there; a larger one goes to $TMPDIR's disk.
+MEMORY_SHARE = 0.25
+_PREFIX = "streamhog-model-"
+_OURS = re.compile(re.escape(_PREFIX) + r"(\d+)-")
+
+
+def available_memory() -> int:
+    """MemAvailable of /proc/meminfo in bytes (0 where there is none: not Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def memory_home_dir(nbytes: int | None) -> Path | None:
+    """MEMORY_DIR when a temporary model of ``nbytes`` belongs there (see the module
+    docstring), else None ($TMPDIR)."""
+    if nbytes is None or "TMPDIR" in os.environ or not MEMORY_DIR.is_dir():
+        return None
+    try:
+        st = os.statvfs(MEMORY_DIR)
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    if nbytes > MEMORY_SHARE * min(free, available_memory()) or not os.access(MEMORY_DIR, os.W_OK | os.X_OK):
+        return None
+    return MEMORY_DIR
+
+
+def remove_dead_homes(directory: Path) -> list[Path]:
+    """Remove the temporary homes in ``directory`` whose process is no longer running (a
+    kill left them); returns them."""
+    removed = []
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _OURS.match(entry.name)
+        # Only this user's directories of our name: a tmpfs is shared by every user.
+        if m and entry.is_dir() and not entry.is_symlink() and _own(entry) and not process_alive(int(m.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _own(path: Path) -> bool:
+    try:
+        return path.stat().st_uid == os.getuid()
+    except OSError:
+        return False
 
 
 class ModelHome:
@@ -45,8 +115,12 @@ class ModelHome:
                          if temporary_root is not None else None)
 
     @classmethod
-    def temporary_dir(cls) -> "ModelHome":
-        root = Path(tempfile.mkdtemp(prefix="streamhog-model-"))
+    def temporary_dir(cls, nbytes: int | None = None) -> "ModelHome":
+        """A new temporary home; in memory when its model's ``nbytes`` fit there."""
+        where = memory_home_dir(nbytes)
+        if where is not None:
+            remove_dead_homes(where)
+        root = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=where))
         return cls(root / "model", root)
 
     @classmethod
@@ -81,6 +155,20 @@ class ModelHome:
         return (ModelHome, (str(self.path), None), {"created": False})
 
 
+def new_home(est, nbytes: int | None = None) -> ModelHome:
+    """The home of estimator ``est``'s next fit: its ``model_dir`` (replacing a model this
+    estimator made there, or any with ``overwrite``), else a temporary one (``nbytes``: see
+    ModelHome.temporary_dir)."""
+    if est.model_dir is None:
+        return ModelHome.temporary_dir(nbytes)
+    old = getattr(est, "_home", None)
+    ours = old is not None and old.created and os.path.abspath(old.path) == os.path.abspath(est.model_dir)
+    home = ModelHome.user_dir(est.model_dir, replace=est.overwrite or ours)
+    if ours:  # its files are gone: nothing fitted until the new fit succeeds
+        del est._home, est._model
+    return home
+
+
 def pack(model: Model, owner: str, limit: int) -> dict:
     """The model by value, for a pickle, if its arrays take at most ``limit`` bytes."""
     files = model.files()
@@ -94,9 +182,11 @@ def pack(model: Model, owner: str, limit: int) -> dict:
     return {"meta": model.meta, "record": record, "arrays": {f.name: np.load(f) for f in files}}
 
 
-def unpack(payload: dict) -> tuple[ModelHome, Model]:
-    """A new temporary home holding the packed model, and the model opened there."""
-    home = ModelHome.temporary_dir()
+def unpack(payload: dict, model_type=Model, in_memory: bool = False) -> tuple[ModelHome, Model]:
+    """A new temporary home holding the packed model, and the model (``model_type.open``)
+    opened there; ``in_memory``: a home given its size (see the module docstring)."""
+    size = sum(np.asarray(a).nbytes for a in payload["arrays"].values())
+    home = ModelHome.temporary_dir(size if in_memory else None)
     home.path.mkdir()
     with home.writes():
         for name, arr in payload["arrays"].items():
@@ -104,7 +194,7 @@ def unpack(payload: dict) -> tuple[ModelHome, Model]:
         write_json_atomic(home.path / META, payload["meta"])
         if payload["record"] is not None:
             write_checkpoint(home.path, payload["record"])
-    return home, Model.open(home.path)
+    return home, model_type.open(home.path)
 
 
 class CarriedByValue:
@@ -113,6 +203,10 @@ class CarriedByValue:
     #: Most bytes of model arrays a pickle of a fitted estimator carries; above it pickling
     #: raises ModelTooLargeError. Set it on the class or on one estimator.
     pickle_limit = 1 << 30
+    #: What the fitted model is (its class's ``open`` reopens an unpickled copy), and whether
+    #: an unpickled copy's temporary home may go to memory (ModelHome.temporary_dir's size).
+    _model_type = Model
+    _memory_home = False
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # object's is the live __dict__: never change it
@@ -127,4 +221,4 @@ class CarriedByValue:
         packed = state.pop("_packed_model", None)
         super().__setstate__(state)
         if packed is not None:
-            self._home, self._model = unpack(packed)
+            self._home, self._model = unpack(packed, self._model_type, self._memory_home)

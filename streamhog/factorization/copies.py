@@ -29,7 +29,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .._fs.atomic import fsync_directory
+from .._fs.atomic import fsync, fsync_directory
 from .._fs.sparse_files import _zero_range, data_extents
 
 BEST = "best-epoch"
@@ -121,7 +121,7 @@ def fsync_files(directory: Path) -> None:
     for f in directory.iterdir():
         fd = os.open(f, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            fsync(fd)
         finally:
             os.close(fd)
     fsync_directory(directory)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .._fs.access import advise_random_if_sparse
+from .._fs.atomic import durable
 from .._version import __version__
 from ..errors import ConfigError, ModelError
 from ..model.directory import write_json_atomic
@@ -79,6 +80,13 @@ def _shapes(n_users: int, n_items: int, rank: int, optimizer: str) -> dict:
         base = name.removesuffix("_accum")
         shapes[name] = rowwise.get(base, shapes[base])
     return shapes
+
+
+def dense_bytes(n_users: int, n_items: int, rank: int, optimizer: str) -> int:
+    """Bytes of a model's arrays at their full size (the files are sparse: an upper bound of
+    what training writes)."""
+    shapes = _shapes(max(int(n_users), 1), max(int(n_items), 1), rank, optimizer)
+    return sum(4 * int(np.prod(s)) for s in shapes.values())
 
 
 class MFModel:
@@ -201,6 +209,10 @@ class MFModel:
         return (a["user_factors"], a["item_factors"], a["user_bias"], a["item_bias"]) + state
 
     def flush(self) -> None:
+        """msync the arrays, unless inside ``_fs.atomic.scratch_writes`` (a temporary model:
+        the page cache already shows the writes to readers)."""
+        if not durable():
+            return
         for arr in self.arrays.values():
             if isinstance(arr, np.memmap) and arr.flags.writeable:
                 arr.flush()
