@@ -18,6 +18,7 @@ The API (docs/api.md has examples):
     InMemoryData(X, y, sample_weight)      data in memory as a dataset (no file written)
     SparseBatch                            a block of rows, as readers hand them to kernels
     HogwildClassifier, HogwildRegressor    scikit-learn estimators (streamhog.sklearn)
+    HogwildRecommender                     matrix factorization of (user, item) ratings, the same way
     StreamhogError and its kinds           every error raised on purpose (streamhog.errors)
 
 >>> import streamhog
@@ -45,6 +46,7 @@ _LAZY = {
     "InMemoryData": ("io.formats.memory", "InMemoryData"),
     "HogwildClassifier": ("sklearn", "HogwildClassifier"),
     "HogwildRegressor": ("sklearn", "HogwildRegressor"),
+    "HogwildRecommender": ("sklearn", "HogwildRecommender"),
 }
 
 _ERRORS = ["StreamhogError", "ConfigError", "DataFormatError", "DataTypeError", "IncompatibleDataError",
@@ -52,7 +54,8 @@ _ERRORS = ["StreamhogError", "ConfigError", "DataFormatError", "DataTypeError", 
            "DivergenceError", "TrainingInterrupted", "ReaderError", "MissingDependencyError"]
 
 __all__ = ["train", "evaluate", "predict", "convert", "open_dataset", "plot_history", "Model", "TrainConfig",
-           "InMemoryData", "SparseBatch", "HogwildClassifier", "HogwildRegressor", *_ERRORS, "__version__"]
+           "InMemoryData", "SparseBatch", "HogwildClassifier", "HogwildRegressor",
+           "HogwildRecommender", *_ERRORS, "__version__"]
 
 
 def __getattr__(name):

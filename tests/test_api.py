@@ -23,8 +23,8 @@ from streamhog.errors import ConfigError, DataTypeError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PUBLIC = ["train", "evaluate", "predict", "convert", "open_dataset", "plot_history", "Model", "TrainConfig",
-          "InMemoryData", "SparseBatch", "HogwildClassifier", "HogwildRegressor", "StreamhogError", "ConfigError",
-          "DataFormatError", "ModelTooLargeError"]
+          "InMemoryData", "SparseBatch", "HogwildClassifier", "HogwildRegressor", "HogwildRecommender",
+          "StreamhogError", "ConfigError", "DataFormatError", "ModelTooLargeError"]
 
 
 def test_docs_api_examples_run(tmp_path, monkeypatch):
