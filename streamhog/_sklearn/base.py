@@ -26,7 +26,7 @@ from ..model.inference import predict
 from ..training.config import TrainConfig
 from ..training.incremental import train_pass
 from ..training.job import train
-from .home import CarriedByValue, ModelHome, new_home
+from .home import CarriedByValue, FittedModel, ModelHome, new_home
 from .inputs import check_options, is_dataset, sample_weights
 
 #: TrainConfig's fields: the hyper-parameters of the command line, constructor arguments here
@@ -69,7 +69,7 @@ def labels_and_weights(ds) -> tuple[np.ndarray, np.ndarray | None]:
     return labels, np.concatenate([b.weights for b in batches])
 
 
-class HogwildEstimator(CarriedByValue, BaseEstimator):
+class HogwildEstimator(CarriedByValue, FittedModel, BaseEstimator):
     """The shared part of the estimators (see the module docstring)."""
 
     # -- configuration ---------------------------------------------------------------------
@@ -214,37 +214,13 @@ class HogwildEstimator(CarriedByValue, BaseEstimator):
         y, w = labels_and_weights(ds)
         return float(metric(self._as_targets(y), self.predict(ds), sample_weight=w))
 
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "_model")
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.non_deterministic = self.threads != 1  # Hogwild!: threads race on purpose
         return tags
 
-    # -- the fitted model ----------------------------------------------------------------------
-    @property
-    def model_(self) -> Model:
-        """The fitted streamhog.Model (the memory-mapped model directory)."""
-        check_is_fitted(self)
-        return self._model
-
-    @property
-    def model_path_(self):
-        """Where the fitted model lives (a temporary directory unless ``model_dir``)."""
-        return self.model_.path
-
-    @property
-    def history_(self) -> list:
-        """One record per epoch (or partial_fit pass): train loss, holdout/valid metrics."""
-        return list(self.model_.meta.get("history") or [])
-
-    @property
-    def best_epoch_(self):
-        """The epoch whose model early stopping kept (None: no holdout or valid data watched)."""
-        return (self.model_.meta.get("training") or {}).get("best_epoch")
-
+    # -- the fitted model (model_, model_path_, history_, best_epoch_: FittedModel) ---------------
     @property
     def intercept_(self) -> np.ndarray:
         """The intercept: (1,), or (K,) for a softmax classifier."""

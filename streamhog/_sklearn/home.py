@@ -36,6 +36,7 @@ import weakref
 from pathlib import Path
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from .._fs.atomic import process_alive, scratch_writes
 from ..errors import ModelTooLargeError, OutputExistsError
@@ -222,3 +223,31 @@ class CarriedByValue:
         super().__setstate__(state)
         if packed is not None:
             self._home, self._model = unpack(packed, self._model_type, self._memory_home)
+
+
+class FittedModel:
+    """What an estimator whose fitted model is ``_model`` (a model directory) shows of it."""
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "_model")
+
+    @property
+    def model_(self):
+        """The fitted model (the memory-mapped model directory: streamhog.Model, or MFModel)."""
+        check_is_fitted(self)
+        return self._model
+
+    @property
+    def model_path_(self):
+        """Where the fitted model lives (a temporary directory unless ``model_dir``)."""
+        return self.model_.path
+
+    @property
+    def history_(self) -> list:
+        """One record per epoch (or partial_fit pass): train loss, holdout/valid metrics."""
+        return list(self.model_.meta.get("history") or [])
+
+    @property
+    def best_epoch_(self):
+        """The epoch whose model early stopping kept (None: no holdout or valid data watched)."""
+        return (self.model_.meta.get("training") or {}).get("best_epoch")

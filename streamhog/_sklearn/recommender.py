@@ -50,7 +50,7 @@ from ..factorization.recommendations import recommend
 from ..factorization.score import predict as predict_file
 from ..factorization.train import train_mf
 from .base import _jsonable, set_params_from
-from .home import CarriedByValue, ModelHome, new_home
+from .home import CarriedByValue, FittedModel, ModelHome, new_home
 from .inputs import is_dataset, sample_weights
 
 #: MFConfig's fields: the hyper-parameters of ``streamhog train --loss mf``, constructor arguments here.
@@ -122,7 +122,7 @@ def check_own_options(est) -> None:
         raise ConfigError(f"model_dir must be a directory path (or None: a temporary directory), got {est.model_dir!r}")
 
 
-class HogwildRecommender(RegressorMixin, CarriedByValue, BaseEstimator):
+class HogwildRecommender(RegressorMixin, CarriedByValue, FittedModel, BaseEstimator):
     """Biased matrix factorization r̂ = μ + b_u + b_i + p_u·q_i with Hogwild! threads (see the
     module docstring); ``feedback="implicit"``: every pair an interaction, sampled negatives,
     ``predict`` gives preferences in (0, 1)."""
@@ -250,35 +250,12 @@ class HogwildRecommender(RegressorMixin, CarriedByValue, BaseEstimator):
         check_is_fitted(self)
         return recommend(self._model, users, top=top, exclude=exclude, threads=self.threads or None)
 
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "_model")
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.threads != 1  # Hogwild!: threads race on purpose
         return tags
 
-    # -- the fitted model ----------------------------------------------------------------------
-    @property
-    def model_(self) -> MFModel:
-        """The fitted MFModel (the memory-mapped model directory)."""
-        check_is_fitted(self)
-        return self._model
-
-    @property
-    def model_path_(self):
-        return self.model_.path
-
-    @property
-    def history_(self) -> list:
-        """One record per epoch: train RMSE, holdout/valid metrics, time."""
-        return list(self.model_.history)
-
-    @property
-    def best_epoch_(self):
-        """The epoch whose model early stopping kept (None: nothing watched)."""
-        return (self.model_.meta.get("training") or {}).get("best_epoch")
-
+    # -- the fitted model (model_, model_path_, history_, best_epoch_: FittedModel) ---------------
     @property
     def global_mean_(self) -> float:
         return self.model_.mu
