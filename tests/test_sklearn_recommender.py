@@ -25,7 +25,8 @@ from streamhog.factorization import train_mf, write_interactions
 from streamhog.factorization.config import MFConfig
 from streamhog.sklearn import HogwildRecommender, HogwildRegressor
 from streamhog._sklearn import home as H
-from streamhog._sklearn.recommender import HYPER
+from streamhog._sklearn.recommender import HYPER, STRATA_BLOCK_ROWS, block_rows
+from streamhog.factorization.format import DEFAULT_ROWS_PER_GROUP
 
 FIXED = dict(rank=8, epochs=6, holdout=0.0, early_stopping=0, threads=1)
 
@@ -66,6 +67,20 @@ def test_fit_on_arrays_is_train_mf_on_the_same_rows(split, tmp_path):
     Xt = split["test"][0]
     np.testing.assert_array_equal(est.predict(Xt), ref.predict(Xt[:, 0], Xt[:, 1]))
     assert est.n_iter_ == 6 and len(est.history_) == 6
+
+
+def test_strata_fits_larger_blocks_and_equals_train_mf_on_them(split, tmp_path):
+    X, y, _ = split["train"]
+    opts = dict(FIXED, threads=4, optimizer="sgd", schedule="strata")  # more threads than cores
+    est = HogwildRecommender(**opts).fit(X, y)
+    write_interactions(tmp_path / "t.parquet", X[:, 0], X[:, 1], y.astype(np.float32),
+                       rows_per_group=STRATA_BLOCK_ROWS)
+    ref = train_mf(tmp_path / "t.parquet", tmp_path / "m", **opts)
+    for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
+        np.testing.assert_array_equal(getattr(est, name + "_"), ref.arrays[name])
+    assert block_rows(MFConfig(**opts).resolved()) == STRATA_BLOCK_ROWS
+    assert block_rows(MFConfig(**{**opts, "threads": 1}).resolved()) == DEFAULT_ROWS_PER_GROUP
+    assert block_rows(MFConfig(**{**opts, "schedule": "hogwild"}).resolved()) == DEFAULT_ROWS_PER_GROUP
 
 
 def test_predictions_are_the_factor_model(split):
