@@ -175,7 +175,7 @@ def test_the_temporary_model_lives_in_memory_and_goes_with_the_estimator(split, 
     X, y, _ = split["train"]
     est = HogwildRecommender(**FIXED).fit(X, y)
     root = est.model_path_.parent
-    assert root.parent == H.MEMORY_DIR and root.name.startswith(f"streamhog-model-{os.getpid()}-")
+    assert root.parent == H.MEMORY_DIR and root.name.startswith(f"streamhog-model-{H.pid_namespace()}-{os.getpid()}-")
     del est
     gc.collect()
     assert not root.exists()
@@ -191,14 +191,15 @@ def test_the_temporary_model_lives_in_memory_and_goes_with_the_estimator(split, 
 def test_a_killed_processs_homes_are_removed_and_no_one_elses(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
-    pid = int(dead.stdout)
-    gone = tmp_path / f"streamhog-model-{pid}-abc"
-    live = tmp_path / f"streamhog-model-{os.getpid()}-def"
-    other = tmp_path / f"someone-else-{pid}-x"
-    for d in (gone, live, other):
+    pid, ns = int(dead.stdout), H.pid_namespace()
+    gone = tmp_path / f"streamhog-model-{ns}-{pid}-abc"
+    live = tmp_path / f"streamhog-model-{ns}-{os.getpid()}-def"
+    elsewhere = tmp_path / f"streamhog-model-{ns + 1}-{pid}-ghi"  # another pid namespace: its pids are not ours
+    other = tmp_path / f"someone-else-{ns}-{pid}-x"
+    for d in (gone, live, elsewhere, other):
         (d / "model").mkdir(parents=True)
     assert H.remove_dead_homes(tmp_path) == [gone]
-    assert not gone.exists() and live.exists() and other.exists()
+    assert not gone.exists() and live.exists() and elsewhere.exists() and other.exists()
 
 
 def test_pickle_carries_the_model_by_value(split):

@@ -13,9 +13,11 @@ full, dense size) goes to memory (:data:`MEMORY_DIR`, a tmpfs) when that size is
 :data:`MEMORY_SHARE` of the memory available and of the tmpfs' free space, and ``$TMPDIR``
 is not set: on ext4, a fresh sparse file's first write to a page costs about 7 us (the
 block's allocation), and the pages of 20 MovieLens epochs' factors took a third of the call
-(benchmarks/mf_breakdown.md). Its name carries the process id: a process killed before it
-removed its home leaves it in memory, and the next temporary home made on the machine
-removes those of processes no longer running (never a live one's).
+(benchmarks/mf_breakdown.md). Its name carries the process id and its pid namespace: a
+process killed before it removed its home leaves it in memory, and the next temporary home
+made on the machine removes those of this user's processes no longer running in the same
+pid namespace (never a live one's, nor one a process of another namespace, such as another
+container sharing the tmpfs, may still use).
 
 Pickling (``pickle``, ``joblib.dump``, ``copy.deepcopy``, process pools) carries the model's
 arrays, ``model.json`` and the checkpoint record by value — never a memory map or a path —
@@ -50,7 +52,16 @@ MEMORY_DIR = Path("/dev/shm")
 #: model given its size may take there; a larger one goes to $TMPDIR's disk.
 MEMORY_SHARE = 0.25
 _PREFIX = "streamhog-model-"
-_OURS = re.compile(re.escape(_PREFIX) + r"(\d+)-")
+_OURS = re.compile(re.escape(_PREFIX) + r"(\d+)-(\d+)-")
+
+
+def pid_namespace() -> int:
+    """The inode of this process's pid namespace (0 where /proc does not say): process ids
+    are only comparable within one."""
+    try:
+        return int(re.sub(r"\D", "", os.readlink("/proc/self/ns/pid")) or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def available_memory() -> int:
@@ -88,10 +99,12 @@ def remove_dead_homes(directory: Path) -> list[Path]:
         entries = list(directory.iterdir())
     except OSError:
         return removed
+    ns = pid_namespace()
     for entry in entries:
         m = _OURS.match(entry.name)
         # Only this user's directories of our name: a tmpfs is shared by every user.
-        if m and entry.is_dir() and not entry.is_symlink() and _own(entry) and not process_alive(int(m.group(1))):
+        if (m and int(m.group(1)) == ns and entry.is_dir() and not entry.is_symlink() and _own(entry)
+                and not process_alive(int(m.group(2)))):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed
@@ -121,7 +134,7 @@ class ModelHome:
         where = memory_home_dir(nbytes)
         if where is not None:
             remove_dead_homes(where)
-        root = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=where))
+        root = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{pid_namespace()}-{os.getpid()}-", dir=where))
         return cls(root / "model", root)
 
     @classmethod

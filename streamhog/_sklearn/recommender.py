@@ -9,8 +9,8 @@ temporary directory (row groups of 16,384 rows, :data:`STRATA_BLOCK_ROWS` under
 ``schedule="strata"``) and runs :func:`~streamhog.factorization.train_mf` on it, so the
 estimator and ``streamhog train --loss mf`` on the same rows in the same row groups, seed
 and hyper-parameters give the same model (bit for bit with one thread, or with strata's
-threads, which are deterministic for a seed and a thread count). Every hyper-parameter of MFConfig is a
-constructor argument, checked with the command line's messages.
+threads, deterministic for a seed and a thread count). Every hyper-parameter of MFConfig
+is a constructor argument, checked with the command line's messages.
 
 The fitted model is a factorization model directory: ``model_dir=`` names it, else it lives
 in a temporary directory removed with the estimator, in memory when its arrays fit there
