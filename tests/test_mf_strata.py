@@ -29,9 +29,19 @@ from test_mf_kernels import numpy_train
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Blocks of 6,000 rows: with 8 threads, 64 cells of about 90 rows (above MIN_CELL_ROWS),
-    so every block is shared; the last, smaller block (2,000 rows) is trained by one thread."""
+    so every block is shared by the 8; the last, smaller block (2,000 rows) by a team of 5
+    (team_size: 25 cells of 80 rows)."""
     return write_low_rank_split(tmp_path_factory.mktemp("strata"), 700, 500, 4, 20_000, 3_000,
                                 seed=11, rows_per_group=6_000)
+
+
+def test_a_small_block_gets_the_largest_team_whose_cells_fit():
+    m = S.MIN_CELL_ROWS
+    assert S.team_size(m * 64, 8) == 8 and S.team_size(m * 64 - 1, 8) == 7
+    assert S.team_size(2_000, 8) == 5 and S.team_size(m * 4, 16) == 2 and S.team_size(m * 4 - 1, 16) == 1
+    assert S.team_size(0, 4) == 1 and S.team_size(10**6, 1) == 1
+    # 16 threads on a default 16,384-row group less a 10% holdout: 15, not one thread.
+    assert S.team_size(14_746, 16) == 15
 
 
 def hot_ids(rng, n, n_ids):
@@ -88,7 +98,8 @@ def test_cell_shuffle_is_a_seeded_permutation():
 def serial_strata(path, t, epochs, opt="adagrad", train=None, **hyper):
     """The schedule replayed by one thread, from its documented parts: per epoch the blocks
     in block_order, each cut into t x t cells, the cells round by round (cell_schedule),
-    each shuffled then trained; blocks under MIN_CELL_ROWS a cell in shuffled_rows' order.
+    each shuffled then trained; a block too small for t x t cells of MIN_CELL_ROWS rows on the
+    largest grid that fits (team_size), or in shuffled_rows' order when not even 2 x 2 does.
     ``train``: the update rule (default the compiled kernel)."""
     cfg = MFConfig(optimizer=opt, epochs=epochs, holdout=0.0, **hyper).resolved()
     ds = InteractionDataset(path)
@@ -112,13 +123,15 @@ def serial_strata(path, t, epochs, opt="adagrad", train=None, **hyper):
             x = blocks[b]
             out, starts = np.empty(x.n_rows, np.int64), np.empty(t * t + 1, np.int64)
             kept = S.strata_cells(x.users, x.items, seed, 0.0, x.row_start, t, out, starts)
-            if kept < S.MIN_CELL_ROWS * t * t:
+            tb = S.team_size(kept, t)  # a small block: a smaller team's grid
+            kept = S.strata_cells(x.users, x.items, seed, 0.0, x.row_start, tb, out, starts)
+            if tb < 2:
                 held = np.empty(x.n_rows, bool)
                 K.shuffled_rows(seed, np.uint64(epoch), np.uint64(b), 0.0, x.row_start, held, out)
                 pieces = [out[:kept]]
             else:
                 pieces = []
-                for cells in S.cell_schedule(t):
+                for cells in S.cell_schedule(tb):
                     for c in cells:
                         rows = np.empty(starts[c + 1] - starts[c], np.int64)
                         S.shuffle_cell(seed, np.uint64(epoch), np.uint64(b), c, out[starts[c]:starts[c + 1]], rows)

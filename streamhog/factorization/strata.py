@@ -26,8 +26,13 @@ end 1.21-1.27x faster on MovieLens). The team's threads stand for the whole run.
 
 Blocks are trained one at a time, in the epoch's order (the stream is ordered), so a run
 is deterministic for a seed and a thread count, and a resume after a clean stop is exact.
-A block too small to share (fewer than MIN_CELL_ROWS rows a cell on average) is trained by
-one thread in kernels.shuffled_rows' order: T barrier waits would cost more than its work.
+A block too small for T x T cells of MIN_CELL_ROWS rows on average is trained by the
+largest team that fits (team_size: T' threads on T' x T' cells, the others sitting the block
+out), and by one thread in kernels.shuffled_rows' order when not even two fit: barrier waits
+would cost more than its work. Before, any such block went to one thread, and at 16 threads
+that was every block of a file converted with the default 16,384-row groups (a 10% holdout
+leaves 14,746 rows, under 64 x 16 x 16). The team of a block depends on its rows and T only,
+so runs stay deterministic for a seed and a thread count.
 """
 from __future__ import annotations
 
@@ -130,6 +135,14 @@ def shuffle_cell(seed, epoch, block_key, cell, src, dst):
                                + _SALT_CELL))
 
 
+def team_size(kept: int, t: int) -> int:
+    """The threads that train a block of ``kept`` rows with a team of ``t``: the most, up to
+    t, whose t' x t' cells hold MIN_CELL_ROWS rows on average (1: too small to share)."""
+    while t > 1 and kept < MIN_CELL_ROWS * t * t:
+        t -= 1
+    return t
+
+
 def cell_schedule(t: int) -> list[list[int]]:
     """The cells of each round: round r, thread j trains cell (j, (j + r) mod t)."""
     return [[j * t + (j + r) % t for j in range(t)] for r in range(t)]
@@ -200,23 +213,26 @@ class StrataTeam:
         for h in self._helpers:
             h.start()
 
-    def run(self, args: tuple) -> np.ndarray:
-        """Train one block: ``args`` are train_cells' after (opt, j, t, barrier); returns
-        the per-cell results (cell order)."""
+    def run(self, args: tuple, t: int | None = None) -> np.ndarray:
+        """Train one block with the first ``t`` threads (default all; the others sit it out):
+        ``args`` are train_cells' after (opt, j, t, barrier); returns the per-cell results
+        (cell order: the first t x t rows)."""
         if self._error is not None:
             raise self._error
-        self._job = args
+        t = self.t if t is None else t
+        self._job = (args, t)
+        self.barrier[BARRIER_THREADS] = t  # every thread is out of the last block's barriers
         self.wake.wait()  # the helpers start
-        complete = self._call(0, args)
+        complete = self._call(0, args, t)
         if self._error is not None:
             raise self._error
         if not complete:
             raise StrataTeamError("a strata thread stopped before its block was trained")
         return self.results
 
-    def _call(self, j: int, args: tuple) -> bool:
+    def _call(self, j: int, args: tuple, t: int) -> bool:
         try:
-            return train_cells(self.opt, j, self.t, self.barrier, *args)
+            return train_cells(self.opt, j, t, self.barrier, *args)
         except BaseException as e:  # noqa: BLE001 - the leader raises it
             self._error = self._error or e
             self.barrier[BARRIER_BROKEN] = 1  # the others stop waiting for this thread
@@ -230,7 +246,9 @@ class StrataTeam:
                 return
             if (job := self._job) is None:
                 return
-            self._call(j, job)
+            args, t = job
+            if j < t:
+                self._call(j, args, t)
 
     def close(self) -> None:
         """Let the helpers go: those waiting for a block, and any waiting inside a call."""
@@ -264,15 +282,15 @@ class StrataConsumer:
             while (batch := stream.next_batch()) is not None:
                 if not ctl.at_block_boundary():
                     return
-                cells, kept = self._cut(batch, t, starts)
-                if kept < MIN_CELL_ROWS * t * t:  # too small to share: one thread, the Hogwild! path's order
+                cells, kept, tb = self._cut(batch, t, starts)
+                if tb < 2:  # too small to share: one thread, the Hogwild! path's order
                     result = tr._train_rows(batch, tr._block_rows(batch, epoch), lr, epoch)
                 else:
                     tr.held.keep(batch)
                     order = np.empty(kept, np.int64)
                     cells_args = (cells, starts, order, self.team.results, np.uint64(epoch), np.uint64(batch.block))
-                    per_cell = self.team.run(cells_args + tr._kernel_args(batch, lr))
-                    result = tuple(float(x) for x in per_cell.sum(axis=0))  # cell order: deterministic
+                    per_cell = self.team.run(cells_args + tr._kernel_args(batch, lr), tb)
+                    result = tuple(float(x) for x in per_cell[:tb * tb].sum(axis=0))  # cell order: deterministic
                 tr._finish_block(ctl, batch, epoch, lr, kept, result)
         except BaseException as e:  # noqa: BLE001 - reported by the main thread
             exc = e
@@ -285,16 +303,21 @@ class StrataConsumer:
             self.team.close()
             self.team = None
 
-    def _cut(self, batch, t: int, starts: np.ndarray) -> tuple[np.ndarray, int]:
-        """The block's rows in cell order (``starts`` filled with the bounds), and how many."""
+    def _cut(self, batch, t: int, starts: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """The block's rows in cell order (``starts`` filled with the bounds), how many, and
+        its team's size (team_size: the cut is then that team's)."""
         if (cut := self.cuts.get(batch.block)) is not None:
-            starts[:] = cut[1]
-            return cut[0], len(cut[0])
+            starts[:len(cut[1])] = cut[1]
+            return cut[0], len(cut[0]), cut[2]
         tr = self.trainer
         cells = np.empty(batch.n_rows, np.int64)
-        kept = strata_cells(batch.users, batch.items, tr.seed, tr.cfg.holdout, batch.row_start, t, cells, starts)
+        args = (batch.users, batch.items, tr.seed, tr.cfg.holdout, batch.row_start)
+        kept = strata_cells(*args, t, cells, starts)
+        tb = team_size(kept, t)
+        if 1 < tb < t:  # a smaller team's grid (the rows kept do not depend on it)
+            strata_cells(*args, tb, cells, starts)
         cells = cells[:kept]
         cells.flags.writeable = False
         if tr.held.on:
-            self.cuts[batch.block] = (cells, starts.copy())
-        return cells, kept
+            self.cuts[batch.block] = (cells, starts[:tb * tb + 1].copy(), tb)
+        return cells, kept, tb
