@@ -12,8 +12,8 @@ A temporary home whose caller gives its size (the factorization estimator: its a
 full, dense size) goes to memory (:data:`MEMORY_DIR`, a tmpfs) when that size is at most
 :data:`MEMORY_SHARE` of the memory available and of the tmpfs' free space, and ``$TMPDIR``
 is not set: on ext4, a fresh sparse file's first write to a page costs about 7 us (the
-block's allocation), and the pages of 20 MovieLens epochs' factors took a third of the call
-(benchmarks/mf_breakdown.md). Its name carries the process id and its pid namespace: a
+block's allocation), and on MovieLens those first writes and the final msync took about 45
+ms of a 127 ms training call (benchmarks/mf_breakdown.md). Its name carries the process id and its pid namespace: a
 process killed before it removed its home leaves it in memory, and the next temporary home
 made on the machine removes those of this user's processes no longer running in the same
 pid namespace (never a live one's, nor one a process of another namespace, such as another

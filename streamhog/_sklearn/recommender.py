@@ -160,10 +160,10 @@ class HogwildRecommender(RegressorMixin, CarriedByValue, FittedModel, BaseEstima
         hyper = {name: getattr(self, name) for name in HYPER}
         return hyper, MFConfig(**hyper).resolved()
 
-    def _write(self, X, y, sample_weight, path, what: str, rows_per_group: int = DEFAULT_ROWS_PER_GROUP):
-        """Arrays as an interaction file at ``path`` (row groups of ``rows_per_group``: the
-        blocks); returns (path, max user + 1, max item + 1)."""
-        users, items = id_pairs(X, what)
+    def _write(self, pairs, y, sample_weight, path, rows_per_group: int = DEFAULT_ROWS_PER_GROUP):
+        """Checked ``pairs`` (id_pairs') and their ratings as an interaction file at ``path``
+        (row groups of ``rows_per_group``: the blocks); returns (path, max user + 1, max item + 1)."""
+        users, items = pairs
         implicit = self.feedback == "implicit"
         if implicit and y is not None:
             raise ValueError("implicit feedback: every (user, item) pair is an interaction; pass y=None")
@@ -189,9 +189,10 @@ class HogwildRecommender(RegressorMixin, CarriedByValue, FittedModel, BaseEstima
                 data, ds = X, InteractionDataset(X)
                 n_users, n_items = ds.n_users, ds.n_items
             else:
-                scratch = ModelHome.temporary_dir(np.asarray(X).nbytes * 2)
+                pairs = id_pairs(X, "X")
+                scratch = ModelHome.temporary_dir(4 * pairs[0].nbytes)  # the file: ids, ratings, weights
                 scratch.path.mkdir()
-                data, n_users, n_items = self._write(X, y, sample_weight, scratch.path / "train.parquet", "X",
+                data, n_users, n_items = self._write(pairs, y, sample_weight, scratch.path / "train.parquet",
                                                      block_rows(cfg))
             valid_data = self._valid(valid, scratch)
             n_users, n_items = max(n_users, self.n_users or 0), max(n_items, self.n_items or 0)
@@ -217,7 +218,7 @@ class HogwildRecommender(RegressorMixin, CarriedByValue, FittedModel, BaseEstima
             raise ConfigError("valid= takes an interaction file or an (X, y) pair like the training arrays")
         if scratch is None:
             raise ConfigError("valid= as arrays goes with training arrays; with a training file, give a file")
-        return self._write(valid[0], valid[1], None, scratch.path / "valid.parquet", "valid X")[0]
+        return self._write(id_pairs(valid[0], "valid X"), valid[1], None, scratch.path / "valid.parquet")[0]
 
     def _adopt(self, home: ModelHome, model: MFModel, *, record: bool = True) -> None:
         old = getattr(self, "_home", None)
