@@ -41,7 +41,6 @@ from dataclasses import fields
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import ConfigError, ModelError
@@ -49,8 +48,8 @@ from ..factorization.config import MFConfig
 from ..factorization.format import DEFAULT_ROWS_PER_GROUP, MAX_ID, InteractionDataset, write_interactions
 from ..factorization.model import MFModel, dense_bytes
 from ..factorization.recommendations import recommend
-from ..factorization.score import predict as predict_file
-from ..factorization.train import train_mf
+from ..factorization.score import evaluate, predict as predict_file
+from ..factorization.train import train_mf, training_mean
 from .base import _jsonable, set_params_from
 from .home import CarriedByValue, FittedModel, ModelHome, new_home
 from .inputs import is_dataset, sample_weights
@@ -255,12 +254,15 @@ class HogwildRecommender(RegressorMixin, CarriedByValue, FittedModel, BaseEstima
         if y is not None or sample_weight is not None:
             raise ConfigError("a file is scored against its own ratings and weights: pass y and sample_weight "
                               "with arrays only")
+        # Streamed, as fit streams a file: R² = 1 - (weighted MSE) / (weighted variance of the
+        # ratings), from evaluate's sums and the spread training_mean computes, never the
+        # file's ratings and predictions in memory at once.
         ds = InteractionDataset(X)
-        parts = sorted(ds.iter_ratings(), key=lambda part: part[0])
-        r = np.concatenate([p[1] for p in parts])
-        w = (np.concatenate([p[2] if p[2] is not None else np.ones(len(p[1]), np.float32) for p in parts])
-             if ds.has_weights else None)
-        return float(r2_score(r, self.predict(X), sample_weight=w))
+        _, spread, _, _ = training_mean(ds, 0.0, 0)
+        mse = evaluate(self._model, ds, threads=self.threads or None, clip=self.clip)["rmse"] ** 2
+        if spread == 0.0:  # constant ratings: as r2_score (1 for a perfect fit, else 0)
+            return 1.0 if mse == 0.0 else 0.0
+        return 1.0 - mse / spread ** 2
 
     def recommend(self, users=None, *, top: int = 10, exclude=()) -> dict:
         """Each user's ``top`` best items (:func:`streamhog.factorization.recommend`): columns
